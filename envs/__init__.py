@@ -1,0 +1,5 @@
+"""Registered environment families, one module each (``world_gym.envs``)."""
+
+from world_gym.envs import pusht
+
+__all__ = ["pusht"]

@@ -1,0 +1,131 @@
+"""Push-T: the world-model twin of ``gym_pusht/PushT-v0`` (pymunk), registered as ``IRASim-PushT-v0``.
+
+Conventions copy the ground-truth env so that one policy runs unchanged in both: actions are
+absolute agent targets in ``[0, 512]^2`` (float32), observations 96x96x3 uint8 frames at 10 Hz,
+episodes at most 300 frames, success when the reward head's coverage exceeds 0.95.
+
+The initial-state source holds the first frames of ``gym_pusht/PushT-v0`` reset with seeds
+``0..N-1`` (shipped in the package, so ``reset`` needs neither gym-pusht nor a dataset); with
+gym-pusht installed, any other seed is rendered on demand: ``options={"episode": seed}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from world_gym.action_spec import ActionSpec
+from world_gym.assets import ASSETS_DIR, bundled_model_path
+from world_gym.diffusion import SamplerConfig
+from world_gym.initial_states import FrameBank, InitialState
+from world_gym.models.codec import tiny_vae_config
+from world_gym.models.irasim import IRASimConfig
+from world_gym.registration import EnvFamily, register_family
+from world_gym.world_model import WorldModel, WorldModelConfig
+
+ENV_ID = "IRASim-PushT-v0"
+GROUND_TRUTH_ID = "gym_pusht/PushT-v0"
+FRAME_SIZE = (96, 96)
+FPS = 10
+MAX_EPISODE_FRAMES = 300
+TASK = "Push the T-shaped block onto the T-shaped target."
+INITIAL_STATES_FILE = "pusht_initial_states.npz"
+DEFAULT_MODEL = "tiny-pusht"
+
+PUSHT_ACTIONS = ActionSpec(dim=2, low=[0.0, 0.0], high=[512.0, 512.0], scale=1 / 256, offset=256.0, names=["x", "y"])
+
+
+def render_reset_frames(seeds: list[int]) -> np.ndarray:
+    """First frames of ``gym_pusht/PushT-v0`` (pixels, 96x96) reset with each seed (needs gym-pusht)."""
+    import gymnasium as gym
+    import gym_pusht  # noqa: F401  (registers the env)
+
+    env = gym.make(GROUND_TRUTH_ID, obs_type="pixels", observation_width=FRAME_SIZE[1], observation_height=FRAME_SIZE[0])
+    try:
+        return np.stack([env.reset(seed=int(seed))[0] for seed in seeds]).astype(np.uint8)
+    finally:
+        env.close()
+
+
+class PushTInitialStates(FrameBank):
+    """Shipped first frames of gym-pusht seeds ``0..N-1``; other seeds rendered with gym-pusht."""
+
+    def get(self, episode: int) -> InitialState:
+        if 0 <= episode < len(self):
+            return super().get(episode)
+        if episode < 0:
+            raise IndexError(f"episode (gym-pusht seed) must be >= 0, got {episode}")
+        try:
+            frame = render_reset_frames([episode])[0]
+        except ImportError as err:
+            raise IndexError(
+                f"episode {episode} is not among the {len(self)} shipped start frames; install gym-pusht "
+                "(pip install 'world-gym[pusht]') to start from any seed"
+            ) from err
+        return InitialState(frame, {"seed": episode})
+
+
+def load_initial_states() -> PushTInitialStates:
+    bank = FrameBank.from_npz(ASSETS_DIR / INITIAL_STATES_FILE)
+    return PushTInitialStates(bank.frames, bank.extras)
+
+
+def write_initial_states(num: int = 64) -> None:
+    """Regenerate the shipped start frames from gym-pusht seeds ``0..num-1``."""
+    seeds = list(range(num))
+    FrameBank(render_reset_frames(seeds), {"seed": np.asarray(seeds)}).save_npz(ASSETS_DIR / INITIAL_STATES_FILE)
+
+
+def tiny_model_config() -> WorldModelConfig:
+    """A tiny random-weight Push-T world model (tests, CPU demos): 24x24x4 latents, 2-block DiT."""
+    vae = tiny_vae_config(latent_channels=4, block_out_channels=(32, 32, 64))
+    backbone = IRASimConfig.preset("tiny", latent_size=(24, 24), num_frames=9, action_dim=2)
+    return WorldModelConfig(
+        backbone_config=backbone.to_dict(),
+        codec={"vae": vae, "scaling_factor": 1.0},
+        action=PUSHT_ACTIONS,
+        frame_size=FRAME_SIZE,
+        fps=FPS,
+        chunk_size=8,
+        history=1,
+        sampler=SamplerConfig(name="ddim", num_inference_steps=10),
+        metadata={"family": "pusht", "trained": False, "description": "random weights, for tests and demos"},
+    )
+
+
+def make_tiny_model(seed: int = 0) -> WorldModel:
+    """Build the tiny model with deterministic random weights (what ships as ``tiny-pusht``)."""
+    torch.manual_seed(seed)
+    model = WorldModel(tiny_model_config())
+    # adaLN-Zero leaves an untrained DiT predicting exactly zero noise; small random modulation
+    # weights make the bundled demo model produce (meaningless) motion instead of a frozen picture.
+    for name, param in model.backbone.named_parameters():
+        if "adaLN_modulation" in name or "final_layer.linear" in name:
+            torch.nn.init.normal_(param, std=0.02)
+    return model.eval()
+
+
+def make_model(
+    device: str | torch.device = "cpu", dtype: torch.dtype | None = None, model_name: str = DEFAULT_MODEL, **kwargs: Any
+) -> WorldModel:
+    """Load a shipped Push-T world model by name."""
+    if kwargs:
+        raise TypeError(f"unexpected arguments for {ENV_ID}: {sorted(kwargs)}")
+    return WorldModel.from_pretrained(bundled_model_path(model_name), device=device, dtype=dtype)
+
+
+FAMILY = EnvFamily(
+    name="pusht",
+    env_id=ENV_ID,
+    make_model=make_model,
+    reward_model="zero",
+    initial_states=load_initial_states,
+    max_episode_frames=MAX_EPISODE_FRAMES,
+    chunk_size=1,
+    ground_truth_id=GROUND_TRUTH_ID,
+    task=TASK,
+    description="Push-T world model; drop-in for gym_pusht/PushT-v0 (pixels).",
+)
+register_family(FAMILY)

@@ -1,0 +1,64 @@
+"""Shared fixtures: micro random-weight world models that run in milliseconds on CPU."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+from world_gym.action_spec import ActionSpec  # noqa: E402
+from world_gym.diffusion import SamplerConfig  # noqa: E402
+from world_gym.initial_states import FrameBank  # noqa: E402
+from world_gym.models.codec import tiny_vae_config  # noqa: E402
+from world_gym.models.irasim import IRASimConfig  # noqa: E402
+from world_gym.world_model import WorldModel, WorldModelConfig  # noqa: E402
+
+FRAME = (32, 32)
+
+
+def micro_config(history: int = 1, num_frames: int = 5, conditioning: str = "frame_ada", **backbone: object) -> WorldModelConfig:
+    """32x32 frames, 16x16x4 latents, a 2-block DiT of width 32 with 4x4 patches."""
+    vae = tiny_vae_config(latent_channels=4, block_out_channels=(16, 16))
+    bb = IRASimConfig(
+        latent_size=(16, 16), patch_size=4, hidden_size=32, depth=2, num_heads=2, num_frames=num_frames,
+        action_dim=2, conditioning=conditioning, **backbone,
+    )
+    return WorldModelConfig(
+        backbone_config=bb.to_dict(),
+        codec={"vae": vae, "scaling_factor": 1.0},
+        action=ActionSpec(dim=2, low=[0, 0], high=[512, 512], scale=1 / 256, offset=256.0),
+        frame_size=FRAME,
+        chunk_size=4,
+        history=history,
+        sampler=SamplerConfig(name="ddim", num_inference_steps=2),
+    )
+
+
+def randomize(model: WorldModel, seed: int = 0) -> WorldModel:
+    """Give the zero-initialised adaLN/output layers random weights so outputs depend on inputs."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.backbone.named_parameters():
+            if "adaLN_modulation" in name or "final_layer" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    return model.eval()
+
+
+@pytest.fixture
+def micro_model() -> WorldModel:
+    torch.manual_seed(0)
+    return randomize(WorldModel(micro_config()))
+
+
+@pytest.fixture
+def micro_frames() -> FrameBank:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(6, *FRAME, 3), dtype=np.uint8)
+    return FrameBank(frames, {"seed": np.arange(6)})

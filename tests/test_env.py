@@ -1,0 +1,149 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import world_gym  # noqa: F401
+from world_gym.env import WorldModelEnv
+from world_gym.reward_models import RewardHead, RewardOutput
+
+
+class SucceedAtFrame(RewardHead):
+    """Reward 1 per frame, success from the ``at``-th frame of every step on."""
+
+    name = "test_success"
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def __call__(self, frames, context):
+        b, t = frames.shape[:2]
+        success = np.zeros((b, t), bool)
+        success[:, self.at :] = True
+        return RewardOutput(np.ones((b, t), np.float32), success, {"score": np.arange(t)[None].repeat(b, 0) * 1.0})
+
+
+def _env(micro_model, micro_frames, **kw) -> WorldModelEnv:
+    return WorldModelEnv(model=micro_model, initial_states=micro_frames, device="cpu", **kw)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3])
+def test_gymnasium_check_env(micro_model, micro_frames, chunk_size):
+    env = _env(micro_model, micro_frames, chunk_size=chunk_size, render_mode="rgb_array")
+    check_env(env, skip_render_check=False)
+    expected = (chunk_size, 2) if chunk_size > 1 else (2,)
+    assert env.action_space.shape == expected and env.observation_space.shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3])
+def test_sb3_check_env(micro_model, micro_frames, chunk_size):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    sb3_check_env(_env(micro_model, micro_frames, chunk_size=chunk_size), warn=True)
+
+
+def test_step_returns_every_frame_of_the_chunk(micro_model, micro_frames):
+    env = _env(micro_model, micro_frames, chunk_size=6, report_timing=True)  # longer than one clip (4): two passes
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(np.full((6, 2), 300.0, np.float32))
+    assert info["frames"].shape == (6, 32, 32, 3) and info["rewards"].shape == (6,)
+    np.testing.assert_array_equal(obs, info["frames"][-1])
+    assert set(info["timing"]) == {"model_s", "decode_s", "reward_s"} and info["episode_frames"] == 6
+
+
+def test_same_seed_same_frames_and_different_seed_differs(micro_model, micro_frames):
+    def run(seed):
+        env = _env(micro_model, micro_frames, chunk_size=2)
+        env.reset(seed=seed)
+        return [env.step(np.array([[10, 20], [30, 40]], np.float32))[4]["frames"] for _ in range(3)]
+
+    a, b = run(3), run(3)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, y) for x, y in zip(a, run(4)))
+
+
+def test_reset_options(micro_model, micro_frames):
+    env = _env(micro_model, micro_frames)
+    frame = np.full((32, 32, 3), 7, np.uint8)
+    obs, info = env.reset(options={"initial_frame": frame})
+    np.testing.assert_array_equal(obs, frame)
+    obs, info = env.reset(options={"episode": 4})
+    np.testing.assert_array_equal(obs, micro_frames.frames[4])
+    assert info["episode"] == 4 and info["seed"] == 4 and info["is_success"] is False
+    with pytest.raises(ValueError, match="unknown reset options"):
+        env.reset(options={"start": 1})
+    with pytest.raises(ValueError, match="initial_frame"):
+        env.reset(options={"initial_frame": np.zeros((16, 16, 3), np.uint8)})
+    with pytest.raises(ValueError, match="goal_image"):
+        env.reset(options={"goal_image": np.zeros((32, 32, 3), np.float32)})
+    no_source = WorldModelEnv(model=micro_model, device="cpu")
+    with pytest.raises(ValueError, match="initial-state source"):
+        no_source.reset()
+
+
+@pytest.mark.parametrize(
+    "action, match",
+    [
+        (np.zeros((3,), np.float32), "shape"),
+        (np.zeros((2, 2), np.float32), "shape"),
+        (np.array([np.nan, 1.0]), "finite"),
+        (np.array([600.0, 1.0]), "within"),
+        (np.array(["a", "b"]), "dtype"),
+        (np.array([True, False]), "dtype"),
+    ],
+)
+def test_bad_actions_raise_clear_errors(micro_model, micro_frames, action, match):
+    env = _env(micro_model, micro_frames, chunk_size=1)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        env.step(action)
+
+
+def test_step_before_reset_raises(micro_model, micro_frames):
+    with pytest.raises(RuntimeError, match="reset"):
+        _env(micro_model, micro_frames, chunk_size=1).step(np.zeros(2, np.float32))
+
+
+def test_success_cuts_the_chunk_and_terminates(micro_model, micro_frames):
+    env = _env(micro_model, micro_frames, chunk_size=4, reward_model=SucceedAtFrame(at=1))
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(np.full((4, 2), 256.0))
+    assert terminated and not truncated and info["is_success"]
+    assert info["frames"].shape[0] == 2 and reward == 2.0
+    np.testing.assert_array_equal(info["score"], [0.0, 1.0])
+
+
+def test_frame_limit_truncates_independently_of_chunk_size(micro_model, micro_frames):
+    env = _env(micro_model, micro_frames, chunk_size=4, max_episode_frames=10)
+    env.reset(seed=0)
+    lengths, truncated = [], False
+    while not truncated:
+        _, _, _, truncated, info = env.step(np.full((4, 2), 256.0))
+        lengths.append(len(info["frames"]))
+    assert lengths == [4, 4, 2] and info["episode_frames"] == 10
+
+
+def test_memory_stays_flat(micro_model, micro_frames):
+    env = _env(micro_model, micro_frames, chunk_size=4)
+    env.reset(seed=0)
+    shapes = None
+    for _ in range(25):
+        env.step(np.full((4, 2), 256.0))
+        state = env._episodes
+        now = (state.context.shape, state.context_actions.shape, state.last_frames.shape)
+        assert shapes in (None, now)
+        shapes = now
+    assert state.elapsed[0] == 100 and state.context.shape[1] == micro_model.history
+
+
+def test_gym_make_pusht_uses_bundled_model_and_start_frames():
+    env = gym.make("IRASim-PushT-v0", chunk_size=2, num_inference_steps=1, device="cpu")
+    assert env.observation_space.shape == (96, 96, 3) and env.action_space.shape == (2, 2)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (96, 96, 3) and 0 <= info["episode"] < 64
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    assert info["frames"].shape == (2, 96, 96, 3) and info["is_success"] is False
+    single = gym.make("world_gym:IRASim-PushT-v0", num_inference_steps=1, device="cpu")
+    assert single.action_space.shape == (2,)
+    assert single.unwrapped.model.config.frame_size == (96, 96)

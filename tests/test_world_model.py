@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from conftest import micro_config, randomize
+from world_gym.world_model import WorldModel
+
+
+def _frames(b=2, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (b, 32, 32, 3), dtype=np.uint8)
+
+
+def test_rollout_any_length_chains_clips(micro_model):
+    actions = np.random.default_rng(0).uniform(0, 512, (2, 11, 2))  # 11 actions, 4 per clip
+    out = micro_model.rollout(_frames(), actions, generator=torch.Generator().manual_seed(0))
+    assert out.latents.shape == (2, 11, 4, 16, 16) and out.frames.shape == (2, 11, 32, 32, 3)
+
+
+def test_chained_rollout_equals_stepwise_chunks(micro_model):
+    actions = np.random.default_rng(1).uniform(0, 512, (1, 8, 2))
+    whole = micro_model.rollout(_frames(1), actions, generator=torch.Generator().manual_seed(3), decode=False)
+    gen = torch.Generator().manual_seed(3)
+    first = micro_model.rollout(_frames(1), actions[:, :4], generator=gen, decode=False)
+    second = micro_model.rollout(first.latents[:, -1:], actions[:, 4:], generator=gen, decode=False)
+    torch.testing.assert_close(torch.cat([first.latents, second.latents], 1), whole.latents)
+
+
+def test_actions_change_the_rollout(micro_model):
+    frames = _frames(1)
+    a = micro_model.rollout(frames, np.full((1, 4, 2), 100.0), generator=torch.Generator().manual_seed(0))
+    b = micro_model.rollout(frames, np.full((1, 4, 2), 400.0), generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(a.latents, b.latents)
+
+
+def test_save_load_round_trip_is_identical(tmp_path, micro_model):
+    micro_model.save_pretrained(tmp_path / "wm")
+    assert json.loads((tmp_path / "wm" / "config.json").read_text())["backbone"] == "IRASim"
+    loaded = WorldModel.from_pretrained(tmp_path / "wm")
+    actions = np.random.default_rng(2).uniform(0, 512, (2, 6, 2))
+    a = micro_model.rollout(_frames(), actions, generator=torch.Generator().manual_seed(7))
+    b = loaded.rollout(_frames(), actions, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(a.latents, b.latents, rtol=0, atol=0)
+    np.testing.assert_array_equal(a.frames, b.frames)
+
+
+def test_strict_loading_names_bad_keys(tmp_path, micro_model):
+    micro_model.save_pretrained(tmp_path / "wm")
+    weights = tmp_path / "wm" / "model.safetensors"
+    state = load_file(str(weights))
+    state.pop("backbone.mask_emb_fn.weight")
+    state["backbone.extra.weight"] = torch.zeros(1)
+    state["backbone.final_layer.linear.bias"] = torch.zeros(3)
+    save_file(state, str(weights))
+    with pytest.raises(ValueError) as err:
+        WorldModel.from_pretrained(tmp_path / "wm")
+    msg = str(err.value)
+    assert "backbone.mask_emb_fn.weight" in msg and "backbone.extra.weight" in msg
+    assert "backbone.final_layer.linear.bias" in msg
+
+
+def test_history_of_several_frames():
+    torch.manual_seed(0)
+    model = randomize(WorldModel(micro_config(history=2, num_frames=5)))
+    assert model.max_new_frames == 3
+    history = np.stack([_frames(2, 0), _frames(2, 1)], axis=1)  # (B, 2, H, W, 3)
+    out = model.rollout(history, np.full((2, 7, 2), 256.0), generator=torch.Generator().manual_seed(0))
+    assert out.frames.shape == (2, 7, 32, 32, 3)
+    single = model.rollout(_frames(2, 1), np.full((2, 7, 2), 256.0), generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(out.latents, single.latents), "the older history frame must matter"
+
+
+def test_bad_inputs(micro_model, tmp_path):
+    with pytest.raises(ValueError, match="actions must have shape"):
+        micro_model.rollout(_frames(2), np.zeros((2, 3, 5)))
+    with pytest.raises(ValueError, match="frames must have shape"):
+        micro_model.rollout(np.zeros((2, 16, 16, 3), np.uint8), np.zeros((2, 3, 2)))
+    with pytest.raises(FileNotFoundError):
+        WorldModel.from_pretrained(tmp_path / "missing" / "dir")

@@ -1,0 +1,1 @@
+"""Subcommands of the ``world-gym`` CLI that belong to no other module."""

@@ -1,0 +1,337 @@
+"""WorldModel: codec + dynamics backbone + sampler + action spec, saved as JSON + safetensors."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from world_gym.action_spec import ActionSpec
+from world_gym.diffusion import NoiseSchedule, SamplerConfig, make_scheduler, sample_clip
+from world_gym.models.codec import LatentCodec
+from world_gym.models.irasim import IRASim, IRASimConfig
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+BackboneFactory = Callable[[dict[str, Any]], nn.Module]
+BACKBONES: dict[str, BackboneFactory] = {"IRASim": lambda cfg: IRASim(IRASimConfig.from_dict(cfg))}
+
+
+def register_backbone(name: str, factory: BackboneFactory) -> None:
+    """Make a dynamics backbone class loadable by name from a world-model config.
+
+    The backbone is called as ``backbone(x, t, actions, action_mask) -> epsilon`` over whole clips
+    and must expose ``config.num_frames``.
+    """
+    BACKBONES[name] = factory
+
+
+@dataclass
+class WorldModelConfig:
+    """Everything needed to rebuild a world model, stored as ``config.json``.
+
+    Attributes:
+        backbone, backbone_config: registered backbone name and its hyper-parameters.
+        codec: ``{"vae": AutoencoderKL config, "scaling_factor": float}``.
+        action: the :class:`ActionSpec` (env units and scaling).
+        frame_size: ``(H, W)`` of the RGB frames the model reads and writes.
+        fps: frames per second of the data it was trained on.
+        chunk_size: default number of actions per env step.
+        history: clean conditioning frames per clip.
+        schedule, sampler: training noise schedule and default sampler.
+        metadata: free-form (training data, card, env family).
+    """
+
+    backbone_config: dict[str, Any]
+    codec: dict[str, Any]
+    action: ActionSpec
+    frame_size: tuple[int, int]
+    backbone: str = "IRASim"
+    fps: float = 10.0
+    chunk_size: int = 1
+    history: int = 1
+    schedule: NoiseSchedule = field(default_factory=NoiseSchedule)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.frame_size = tuple(self.frame_size)  # type: ignore[assignment]
+        if self.history < 1:
+            raise ValueError(f"history must be >= 1, got {self.history}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backbone": self.backbone,
+            "backbone_config": self.backbone_config,
+            "codec": self.codec,
+            "action": self.action.to_dict(),
+            "frame_size": list(self.frame_size),
+            "fps": self.fps,
+            "chunk_size": self.chunk_size,
+            "history": self.history,
+            "schedule": self.schedule.to_dict(),
+            "sampler": self.sampler.to_dict(),
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "WorldModelConfig":
+        d = dict(d)
+        d["action"] = ActionSpec.from_dict(d["action"])
+        d["schedule"] = NoiseSchedule(**d.get("schedule", {}))
+        d["sampler"] = SamplerConfig(**d.get("sampler", {}))
+        return cls(**d)
+
+
+@dataclass
+class RolloutOutput:
+    """Result of :meth:`WorldModel.rollout`: ``latents (B, L, C, h, w)`` and, if decoded, ``frames (B, L, H, W, 3)``."""
+
+    latents: torch.Tensor
+    frames: np.ndarray | None = None
+
+
+class WorldModel(nn.Module):
+    """An action-conditioned video world model in latent space.
+
+    >>> from world_gym.assets import bundled_model_path
+    >>> wm = WorldModel.from_pretrained(bundled_model_path("tiny-pusht"))
+    >>> start = np.zeros((2, 96, 96, 3), dtype=np.uint8)
+    >>> out = wm.rollout(start, np.full((2, 5, 2), 256.0), num_inference_steps=2)
+    >>> out.frames.shape
+    (2, 5, 96, 96, 3)
+    """
+
+    def __init__(self, config: WorldModelConfig, backbone: nn.Module | None = None, codec: LatentCodec | None = None):
+        super().__init__()
+        if config.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {config.backbone!r}; registered: {sorted(BACKBONES)}")
+        self.config = config
+        self.backbone = backbone if backbone is not None else BACKBONES[config.backbone](config.backbone_config)
+        self.codec = codec if codec is not None else LatentCodec.from_config(
+            config.codec["vae"], config.codec.get("scaling_factor")
+        )
+        if self.max_new_frames < 1:
+            raise ValueError(
+                f"backbone num_frames={self.backbone.config.num_frames} leaves no frame after history={config.history}"
+            )
+
+    @property
+    def action_spec(self) -> ActionSpec:
+        return self.config.action
+
+    @property
+    def history(self) -> int:
+        return self.config.history
+
+    @property
+    def max_new_frames(self) -> int:
+        """Frames generated by one diffusion pass (clip length minus history)."""
+        return self.backbone.config.num_frames - self.config.history
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.backbone.parameters()).dtype
+
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 ``(N, H, W, 3)`` -> latents ``(N, C, h, w)`` in the backbone's dtype."""
+        expected = (*self.config.frame_size, 3)
+        if frames.ndim != 4 or frames.shape[1:] != expected:
+            raise ValueError(f"frames must have shape (N, {expected[0]}, {expected[1]}, 3), got {frames.shape}")
+        return self.codec.encode(frames).to(self.dtype)
+
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """Latents ``(N, C, h, w)`` -> uint8 frames ``(N, H, W, 3)``."""
+        return self.codec.decode(latents)
+
+    def normalize_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Env-unit actions -> backbone units, as a tensor on the model's device."""
+        arr = actions.detach().cpu().numpy() if isinstance(actions, torch.Tensor) else np.asarray(actions)
+        return torch.from_numpy(self.action_spec.normalize(arr)).to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def rollout_latents(
+        self,
+        context: torch.Tensor,
+        context_actions: torch.Tensor,
+        context_mask: torch.Tensor,
+        actions: torch.Tensor,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int | None = None,
+        sampler: str | None = None,
+    ) -> torch.Tensor:
+        """Generate one latent frame per action, chaining clips in latent space.
+
+        Args:
+            context: ``(B, h, C, h_l, w_l)`` conditioning latents, ``h = config.history``.
+            context_actions: ``(B, h, A)`` normalised actions that produced the context frames.
+            context_mask: ``(B, h)`` bool, which context frames have a known action (the first
+                frame of every clip is treated as having none, as in training).
+            actions: ``(B, L, A)`` normalised actions, any ``L >= 1``.
+            generator: CPU generator for the noise, or one per batch element.
+            num_inference_steps, sampler: override the config's default sampler.
+
+        Returns:
+            ``(B, L, C, h_l, w_l)`` latents of the frames the actions produce.
+        """
+        steps = num_inference_steps or self.config.sampler.num_inference_steps
+        name = sampler or self.config.sampler.name
+        options = self.config.sampler.options if name == self.config.sampler.name else None
+        h = self.history
+        b, n_actions = actions.shape[:2]
+        ones = torch.ones(b, 1, dtype=torch.bool, device=self.device)
+        outputs = []
+        for start in range(0, n_actions, self.max_new_frames):
+            chunk = actions[:, start : start + self.max_new_frames]
+            clip_actions = torch.cat([context_actions, chunk], dim=1)
+            clip_mask = torch.cat([context_mask, ones.expand(b, chunk.shape[1])], dim=1)
+            clip_mask[:, 0] = False
+            new = sample_clip(
+                self.backbone, context, clip_actions, clip_mask, make_scheduler(self.config.schedule, name, options),
+                steps, generator,
+            )
+            outputs.append(new)
+            context = torch.cat([context, new], dim=1)[:, -h:]
+            context_actions = clip_actions[:, -h:]
+            context_mask = clip_mask[:, -h:]
+        return torch.cat(outputs, dim=1)
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        initial: np.ndarray | torch.Tensor,
+        actions: np.ndarray | torch.Tensor,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int | None = None,
+        sampler: str | None = None,
+        decode: bool = True,
+    ) -> RolloutOutput:
+        """Imagine the frames that a batch of action sequences produces from given start frames.
+
+        Args:
+            initial: uint8 frames ``(B, H, W, 3)`` or a history ``(B, h, H, W, 3)``, or latents
+                ``(B, C, h_l, w_l)`` / ``(B, h, C, h_l, w_l)`` as a tensor. A shorter history than
+                the model's is padded by repeating its first frame.
+            actions: ``(B, L, A)`` in env units.
+            generator, num_inference_steps, sampler: see :meth:`rollout_latents`.
+            decode: also decode the latents to frames.
+        """
+        context = self._context_latents(initial)
+        b, h = context.shape[:2]
+        acts = self.normalize_actions(actions)
+        if acts.dim() != 3 or acts.shape[0] != b or acts.shape[2] != self.action_spec.dim:
+            raise ValueError(f"actions must have shape ({b}, L, {self.action_spec.dim}), got {tuple(acts.shape)}")
+        context_actions = torch.zeros(b, h, self.action_spec.dim, device=self.device, dtype=self.dtype)
+        context_mask = torch.zeros(b, h, dtype=torch.bool, device=self.device)
+        latents = self.rollout_latents(
+            context, context_actions, context_mask, acts, generator, num_inference_steps, sampler
+        )
+        frames = None
+        if decode:
+            frames = self.decode(latents.flatten(0, 1)).reshape(b, latents.shape[1], *self.config.frame_size, 3)
+        return RolloutOutput(latents=latents, frames=frames)
+
+    def _context_latents(self, initial: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(initial, torch.Tensor) and initial.dtype != torch.uint8:
+            latents = initial.to(self.device, self.dtype)
+            if latents.dim() == 4:
+                latents = latents[:, None]
+        else:
+            frames = initial.cpu().numpy() if isinstance(initial, torch.Tensor) else np.asarray(initial)
+            if frames.ndim == 4:
+                frames = frames[:, None]
+            if frames.ndim != 5:
+                raise ValueError(f"initial frames must be (B, H, W, 3) or (B, h, H, W, 3), got {frames.shape}")
+            b, n = frames.shape[:2]
+            latents = self.encode(frames.reshape(b * n, *frames.shape[2:])).reshape(b, n, -1, *self._latent_hw)
+        if latents.shape[1] > self.history:
+            latents = latents[:, -self.history :]
+        pad = self.history - latents.shape[1]
+        return torch.cat([latents[:, :1].expand(-1, pad, -1, -1, -1), latents], dim=1) if pad else latents
+
+    @property
+    def _latent_hw(self) -> tuple[int, int]:
+        return tuple(self.backbone.config.latent_size)  # type: ignore[return-value]
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (no pickle) into ``directory``."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(path / WEIGHTS_NAME), metadata={"format": "pt", "library": "world_gym"})
+        return path
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+    ) -> "WorldModel":
+        """Load a world-model directory (or a Hugging Face Hub repo id holding one).
+
+        Loading is strict: a missing, unexpected or mis-shaped tensor raises an error naming it.
+
+        Args:
+            name_or_path: local directory, or ``"org/name"`` on the Hub (needs network).
+            device: where to put the model.
+            dtype: backbone dtype (e.g. ``torch.float16`` on GPU); the codec stays float32.
+        """
+        path = resolve_model_dir(name_or_path)
+        config = WorldModelConfig.from_dict(json.loads((path / CONFIG_NAME).read_text()))
+        model = cls(config)
+        load_state_dict_strict(model, load_file(str(path / WEIGHTS_NAME)), source=str(path / WEIGHTS_NAME))
+        model.eval().to(device)
+        if dtype is not None:
+            model.backbone.to(dtype)
+        return model
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
+    """A local directory as it is; otherwise a Hub repo id downloaded with ``huggingface_hub``."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        if not (path / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"{path} is not a world-model directory: no {CONFIG_NAME}")
+        return path
+    name = str(name_or_path)
+    if name.count("/") == 1 and not path.exists():
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id=name, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
+    raise FileNotFoundError(f"no world-model directory at {name_or_path!r}")
+
+
+def load_state_dict_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict`` that names every missing, unexpected and mis-shaped key in its error."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: expected {tuple(own[k].shape)}, got {tuple(state[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if own[k].shape != state[k].shape
+    ]
+    if missing or unexpected or shapes:
+        lines = [f"weights in {source} do not match the model:"]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing[:20])}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
+        if shapes:
+            lines.append(f"  mis-shaped ({len(shapes)}): {'; '.join(shapes[:20])}")
+        raise ValueError("\n".join(lines))
+    module.load_state_dict(state, strict=True)
