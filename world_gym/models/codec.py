@@ -84,7 +84,8 @@ class LatentCodec(nn.Module):
         return frame_hw[0] // self.downsample, frame_hw[1] // self.downsample
 
     def config_dict(self) -> dict[str, Any]:
-        return {"vae": dict(self.vae.config), "scaling_factor": self.scaling_factor}
+        vae = {k: v for k, v in self.vae.config.items() if not k.startswith("_")}
+        return {"vae": vae, "scaling_factor": self.scaling_factor}
 
     @property
     def device(self) -> torch.device:
@@ -96,7 +97,7 @@ class LatentCodec(nn.Module):
 
     def frames_to_tensor(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``(N, H, W, 3)`` frames -> float ``(N, 3, H, W)`` in ``[-1, 1]`` on the codec's device."""
-        frames_t = torch.as_tensor(np.asarray(frames) if not isinstance(frames, torch.Tensor) else frames)
+        frames_t = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.array(frames, copy=True))
         if frames_t.dtype != torch.uint8 or frames_t.dim() != 4 or frames_t.shape[-1] != 3:
             raise ValueError(
                 f"frames must be uint8 of shape (N, H, W, 3), got {tuple(frames_t.shape)} {frames_t.dtype}"

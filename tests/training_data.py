@@ -1,0 +1,46 @@
+"""A tiny dataset in the LeRobotDataset on-disk layout (parquet with PNG image cells), for tests."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+
+def write_tiny_dataset(root: Path, episodes: int = 3, length: int = 12, size: int = 32, seed: int = 0) -> Path:
+    """Episodes of a dot moving toward its action target on a white board, written like LeRobot."""
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list] = {"observation.image": [], "action": [], "episode_index": [], "frame_index": [],
+                             "observation.coverage": []}
+    for ep in range(episodes):
+        pos = rng.uniform(100, 400, 2)
+        for t in range(length):
+            target = rng.uniform(0, 512, 2)
+            frame = np.full((size, size, 3), 255, np.uint8)
+            px = (pos / 512 * size).astype(int).clip(1, size - 2)
+            frame[px[1] - 1 : px[1] + 2, px[0] - 1 : px[0] + 2] = (0, 0, 255)
+            buf = io.BytesIO()
+            Image.fromarray(frame).save(buf, format="PNG")
+            rows["observation.image"].append({"bytes": buf.getvalue(), "path": None})
+            rows["action"].append(target.astype(np.float32).tolist())
+            rows["episode_index"].append(ep)
+            rows["frame_index"].append(t)
+            rows["observation.coverage"].append([float(t) / length])
+            pos = pos + 0.3 * (target - pos)
+    path = root / "data" / "chunk-000" / "file-000.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    table = pa.table({
+        "observation.image": pa.array(rows["observation.image"], type=image_type),
+        "action": pa.array(rows["action"], type=pa.list_(pa.float32(), 2)),
+        "episode_index": pa.array(rows["episode_index"], type=pa.int64()),
+        "frame_index": pa.array(rows["frame_index"], type=pa.int64()),
+        "observation.coverage": pa.array(rows["observation.coverage"], type=pa.list_(pa.float32(), 1)),
+    })
+    # shuffled rows: the reader must restore episode / frame order
+    pq.write_table(table.take(np.random.default_rng(1).permutation(len(table))), path)
+    return root

@@ -1,0 +1,31 @@
+"""``world-gym train {codec,encode,dynamics,export} [hydra overrides]``: the training pipeline."""
+
+from __future__ import annotations
+
+import argparse
+
+STAGES = {
+    "codec": "world_gym.training.train_codec:main_codec",
+    "encode": "world_gym.training.train_codec:main_encode",
+    "dynamics": "world_gym.training.train_dynamics:main",
+    "export": "world_gym.training.train_dynamics:main_export",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a world model: codec, encode (pre-encode latents), dynamics, export",
+        description="Stages run with the Hydra configs in configs/ (train_codec.yaml, train_dynamics.yaml); "
+        "pass overrides such as trainer.steps=100 data.train_root=data/pusht/train. export takes export_to=DIR.",
+    )
+    p.add_argument("stage", choices=sorted(STAGES))
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import importlib
+
+    module, func = STAGES[args.stage].split(":")
+    return int(getattr(importlib.import_module(module), func)(args.overrides) or 0)

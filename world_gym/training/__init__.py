@@ -1,0 +1,1 @@
+"""Training entry points for world models: codec, latent pre-encoding, dynamics, export."""

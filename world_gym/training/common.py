@@ -1,0 +1,85 @@
+"""Pieces every training entry point shares: Hydra config composition, checkpoints, CSV logs, EMA."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+
+def configs_dir() -> Path:
+    """The Hydra config folder: ``$WORLD_GYM_CONFIGS`` or ``configs/`` of the source checkout."""
+    env = os.environ.get("WORLD_GYM_CONFIGS")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    if not (path / "train_dynamics.yaml").is_file():
+        raise FileNotFoundError(f"no Hydra configs at {path}; set WORLD_GYM_CONFIGS to the repo's configs/ folder")
+    return path
+
+
+def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+    """Compose ``configs/<config_name>.yaml`` with Hydra overrides such as ``trainer.steps=100``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+
+
+class EMA:
+    """Exponential moving average of a module's parameters (buffers copied as they are)."""
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        for ema_p, p in zip(self.module.parameters(), module.parameters()):
+            ema_p.lerp_(p.detach(), 1.0 - self.decay)
+        for ema_b, b in zip(self.module.buffers(), module.buffers()):
+            ema_b.copy_(b)
+
+
+class CsvLog:
+    """Appends rows of metrics to ``path`` (header written once), so a resumed run continues the file."""
+
+    def __init__(self, path: str | Path, fields: list[str]) -> None:
+        self.path = Path(path)
+        self.fields = fields
+        self.start = time.perf_counter()
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(fields)
+
+    def write(self, **row: Any) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([row.get(k, "") for k in self.fields])
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Atomically write a training checkpoint (tensors and plain values only)."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only``: no arbitrary unpickling)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_config(cfg: DictConfig, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(OmegaConf.to_yaml(cfg, resolve=True))

@@ -1,0 +1,113 @@
+"""Frames and actions of a local LeRobotDataset as in-memory arrays, cached as ``.npy`` files.
+
+The image column of a LeRobotDataset with image features holds PNG bytes in parquet; decoding
+every frame on each epoch would dominate CPU training, so the decoded arrays are cached once per
+dataset version (keyed by the parquet files' names, sizes and modification times).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+from tqdm import tqdm
+
+IMAGE_KEY = "observation.image"
+CACHE_DIR = "world_gym_cache"
+
+
+@dataclass
+class EpisodeArrays:
+    """Rows of a dataset sorted by episode then frame.
+
+    Attributes:
+        frames: ``(N, H, W, 3)`` uint8.
+        actions: ``(N, A)`` float32; row ``t``'s action leads from frame ``t`` to frame ``t + 1``.
+        episode_index: ``(N,)`` int64.
+        extras: other requested columns, ``(N, ...)``.
+    """
+
+    frames: np.ndarray
+    actions: np.ndarray
+    episode_index: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(np.unique(self.episode_index))
+
+    def clip_starts(self, length: int) -> np.ndarray:
+        """Rows ``t`` such that rows ``t .. t + length - 1`` belong to one episode."""
+        if length > len(self):
+            return np.zeros(0, np.int64)
+        same = self.episode_index[: len(self) - length + 1] == self.episode_index[length - 1 :]
+        return np.flatnonzero(same)
+
+    def episode_rows(self) -> list[np.ndarray]:
+        """Row indices of each episode, in order."""
+        bounds = np.flatnonzero(np.diff(self.episode_index)) + 1
+        return np.split(np.arange(len(self)), bounds)
+
+
+def _parquet_files(root: Path) -> list[Path]:
+    files = sorted((root / "data").glob("*/*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no parquet files under {root / 'data'}: not a LeRobotDataset root")
+    return files
+
+
+def _cache_key(files: list[Path], columns: tuple[str, ...]) -> str:
+    stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return hashlib.sha1(json.dumps([stamp, columns]).encode()).hexdigest()[:16]
+
+
+def _decode(cell: dict | bytes) -> np.ndarray:
+    data = cell["bytes"] if isinstance(cell, dict) else cell
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
+
+
+def load_episodes(
+    root: str | Path, extra_columns: tuple[str, ...] = (), cache: bool = True, progress: bool = True
+) -> EpisodeArrays:
+    """Read frames, actions and ``extra_columns`` of the dataset at ``root`` (a local LeRobotDataset)."""
+    root = Path(root)
+    files = _parquet_files(root)
+    columns = ("episode_index", "frame_index", "action", *extra_columns)
+    cache_dir = root / CACHE_DIR / _cache_key(files, columns)
+    if cache and (cache_dir / "done").is_file():
+        arrays = {p.stem: np.load(p, mmap_mode="r") for p in cache_dir.glob("*.npy")}
+        return _assemble(arrays, extra_columns)
+
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*columns, IMAGE_KEY)}
+    for path in tqdm(files, desc=f"decoding {root.name}", disable=not progress):
+        table = pq.read_table(path, columns=[*columns, IMAGE_KEY])
+        for key in columns:
+            parts[key].append(np.asarray(table.column(key).to_pylist()))
+        parts[IMAGE_KEY].append(np.stack([_decode(c) for c in table.column(IMAGE_KEY).to_pylist()]))
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    order = np.lexsort((arrays["frame_index"].reshape(-1), arrays["episode_index"].reshape(-1)))
+    arrays = {k: v[order] for k, v in arrays.items()}
+    if cache:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for key, value in arrays.items():
+            np.save(cache_dir / f"{key}.npy", value)
+        (cache_dir / "done").write_text("ok\n")
+    return _assemble(arrays, extra_columns)
+
+
+def _assemble(arrays: dict[str, np.ndarray], extra_columns: tuple[str, ...]) -> EpisodeArrays:
+    return EpisodeArrays(
+        frames=np.asarray(arrays[IMAGE_KEY]),
+        actions=np.asarray(arrays["action"], np.float32),
+        episode_index=np.asarray(arrays["episode_index"]).reshape(-1).astype(np.int64),
+        extras={k: np.asarray(arrays[k]) for k in extra_columns},
+    )

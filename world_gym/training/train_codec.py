@@ -1,0 +1,172 @@
+"""Train the latent codec (a small ``AutoencoderKL``) on dataset frames, then pre-encode latents.
+
+    world-gym train codec data=pusht codec=pusht_f8 trainer=codec_cpu
+    world-gym train encode data=pusht            # latents of every training frame, for dynamics
+
+Outputs under ``out_dir``: ``vae/`` (diffusers format, safetensors), ``codec.json`` (scaling
+factor: 1 / std of the latents, as Stable Diffusion sets it), ``ckpt.pt`` (resume), ``log.csv``,
+and after ``encode`` ``latents.npy`` with ``actions.npy`` / ``episode_index.npy`` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from world_gym.models.codec import LatentCodec
+from world_gym.training.common import CsvLog, load_checkpoint, save_checkpoint, save_config
+from world_gym.training.episodes import load_episodes
+
+
+def vae_config(cfg: DictConfig) -> dict:
+    """``AutoencoderKL`` kwargs from a ``codec`` config group entry."""
+    blocks = list(cfg.codec.block_out_channels)
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * len(blocks),
+        "up_block_types": ["UpDecoderBlock2D"] * len(blocks),
+        "block_out_channels": blocks,
+        "layers_per_block": int(cfg.codec.layers_per_block),
+        "latent_channels": int(cfg.codec.latent_channels),
+        "norm_num_groups": int(cfg.codec.norm_num_groups),
+        "sample_size": int(cfg.data.frame_size[0]),
+        "scaling_factor": 1.0,
+    }
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def reconstruction_loss(x: torch.Tensor, recon: torch.Tensor, object_weight: float) -> torch.Tensor:
+    """L1 + MSE, with pixels that are not near-white (the block, agent, goal) weighted up.
+
+    Push-T frames are mostly white board; unweighted, the loss barely notices a blurred agent.
+    """
+    weight = 1.0 + object_weight * (x.min(dim=1, keepdim=True).values < 0.9).float()
+    err = recon - x
+    return (weight * (err.abs() + err.pow(2))).mean()
+
+
+def psnr(x: torch.Tensor, recon: torch.Tensor) -> float:
+    """PSNR in dB of images in ``[-1, 1]`` (data range 255 after quantisation)."""
+    a = ((x.clamp(-1, 1) + 1) * 127.5).round()
+    b = ((recon.clamp(-1, 1) + 1) * 127.5).round()
+    mse = (a - b).pow(2).mean().item()
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def train_codec(cfg: DictConfig) -> Path:
+    """Train (or resume) the codec described by ``cfg``; returns the output directory."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    torch.manual_seed(int(cfg.trainer.seed))
+    torch.set_num_threads(int(cfg.trainer.threads))
+    train = load_episodes(cfg.data.train_root)
+    heldout = load_episodes(cfg.data.heldout_root)
+    eval_frames = to_tensor(heldout.frames[np.linspace(0, len(heldout) - 1, 64).astype(int)])
+
+    vae = AutoencoderKL.from_config(vae_config(cfg))
+    opt = torch.optim.AdamW(vae.parameters(), lr=float(cfg.trainer.lr), weight_decay=0.0)
+    step = 0
+    state = load_checkpoint(out / "ckpt.pt")
+    if state is not None:
+        vae.load_state_dict(state["vae"])
+        opt.load_state_dict(state["opt"])
+        step = int(state["step"])
+    log = CsvLog(out / "log.csv", ["step", "loss", "kl", "heldout_psnr", "seconds"])
+    rng = np.random.default_rng(int(cfg.trainer.seed) + step)
+    total = int(cfg.trainer.steps)
+    bar = tqdm(total=total, initial=step, desc="codec", unit="step")
+    start = time.perf_counter()
+    while step < total:
+        vae.train()
+        x = to_tensor(train.frames[rng.integers(len(train), size=int(cfg.trainer.batch_size))])
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        kl = posterior.kl().mean() / x[0].numel()
+        loss = reconstruction_loss(x, recon, float(cfg.trainer.object_weight)) + float(cfg.trainer.kl_weight) * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), float(cfg.trainer.grad_clip))
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        last = step == total
+        if step % int(cfg.trainer.eval_every) == 0 or last:
+            vae.eval()
+            with torch.no_grad():
+                rec = vae.decode(vae.encode(eval_frames).latent_dist.mode()).sample
+            score = psnr(eval_frames, rec)
+            log.write(step=step, loss=f"{loss.item():.5f}", kl=f"{kl.item():.5f}", heldout_psnr=f"{score:.2f}",
+                      seconds=f"{time.perf_counter() - start:.0f}")
+            bar.write(f"step {step}: held-out reconstruction PSNR {score:.2f} dB")
+        if step % int(cfg.trainer.ckpt_every) == 0 or last:
+            save_checkpoint(out / "ckpt.pt", {"vae": vae.state_dict(), "opt": opt.state_dict(), "step": step})
+    bar.close()
+    vae.eval()
+    vae.save_pretrained(out / "vae")
+    scale = latent_scaling_factor(vae, train.frames, rng)
+    (out / "codec.json").write_text(json.dumps({"scaling_factor": scale, "steps": step}, indent=2) + "\n")
+    return out
+
+
+@torch.no_grad()
+def latent_scaling_factor(vae: AutoencoderKL, frames: np.ndarray, rng: np.random.Generator, n: int = 512) -> float:
+    """1 / std of the latents of ``n`` random frames, so scaled latents have unit variance."""
+    idx = rng.choice(len(frames), size=min(n, len(frames)), replace=False)
+    latents = torch.cat([vae.encode(to_tensor(frames[idx[i : i + 64]])).latent_dist.mode()
+                         for i in range(0, len(idx), 64)])
+    return float(1.0 / latents.std())
+
+
+def load_codec(codec_dir: str | Path) -> LatentCodec:
+    """The trained codec of a ``train codec`` output directory."""
+    codec_dir = Path(codec_dir)
+    meta = json.loads((codec_dir / "codec.json").read_text())
+    return LatentCodec(AutoencoderKL.from_pretrained(codec_dir / "vae").eval(), meta["scaling_factor"])
+
+
+@torch.no_grad()
+def encode_dataset(cfg: DictConfig) -> Path:
+    """Write scaled latents of every training frame to ``<codec out_dir>/latents.npy`` (float16)."""
+    out = Path(cfg.out_dir)
+    torch.set_num_threads(int(cfg.trainer.threads))
+    codec = load_codec(out)
+    train = load_episodes(cfg.data.train_root)
+    batch = 128
+    latents = [
+        codec.encode(train.frames[i : i + batch]).to(torch.float16).numpy()
+        for i in tqdm(range(0, len(train), batch), desc="encoding", unit="batch")
+    ]
+    np.save(out / "latents.npy", np.concatenate(latents))
+    np.save(out / "actions.npy", train.actions)
+    np.save(out / "episode_index.npy", train.episode_index)
+    return out
+
+
+def main_codec(overrides: list[str]) -> int:
+    from world_gym.training.common import compose
+
+    cfg = compose("train_codec", overrides)
+    print(OmegaConf.to_yaml(cfg))
+    train_codec(cfg)
+    return 0
+
+
+def main_encode(overrides: list[str]) -> int:
+    from world_gym.training.common import compose
+
+    encode_dataset(compose("train_codec", overrides))
+    return 0

@@ -1,0 +1,205 @@
+"""Train the IRASim dynamics on pre-encoded latent clips; export a world-model directory.
+
+    world-gym train dynamics dynamics=pusht_frame_ada trainer=dynamics_cpu
+    torchrun --nproc_per_node 2 -m world_gym.training.train_dynamics trainer.threads=1   # DDP (gloo on CPU)
+    world-gym train export export_to=world_gym/assets/pusht        # codec + EMA backbone -> WorldModel
+
+AdamW, EMA and gradient clipping as in IRASim. Clips are ``history`` clean frames followed by
+generated ones; a share of batches uses shorter clips (so small action chunks work at inference)
+and a share pads the history by repeating its first frame without actions (as an env does right
+after ``reset``). Checkpoints every ``ckpt_every`` steps; re-running resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from diffusers import DDPMScheduler
+from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from world_gym.action_spec import ActionSpec
+from world_gym.diffusion import NoiseSchedule, SamplerConfig, diffusion_loss
+from world_gym.models.irasim import IRASim, IRASimConfig
+from world_gym.training.common import EMA, CsvLog, compose, load_checkpoint, save_checkpoint, save_config
+from world_gym.training.train_codec import load_codec
+from world_gym.world_model import WorldModel, WorldModelConfig
+
+
+def action_spec(cfg: DictConfig) -> ActionSpec:
+    return ActionSpec(**OmegaConf.to_container(cfg.data.action, resolve=True))  # type: ignore[arg-type]
+
+
+def backbone_config(cfg: DictConfig, latent_channels: int, latent_size: tuple[int, int]) -> IRASimConfig:
+    d = cfg.dynamics
+    return IRASimConfig.preset(
+        d.size,
+        latent_channels=latent_channels,
+        latent_size=latent_size,
+        patch_size=int(d.patch_size),
+        num_frames=int(d.num_frames),
+        action_dim=int(cfg.data.action.dim),
+        conditioning=d.conditioning,
+        action_embedder=d.action_embedder,
+        action_hidden_mult=int(d.action_hidden_mult),
+    )
+
+
+class ClipSampler:
+    """Random latent clips with their normalised actions and action masks."""
+
+    def __init__(self, latents: np.ndarray, actions: np.ndarray, episodes: np.ndarray, cfg: DictConfig, seed: int):
+        self.latents, self.actions, self.episodes = latents, actions, episodes
+        self.history = int(cfg.dynamics.history)
+        self.num_frames = int(cfg.dynamics.num_frames)
+        self.short_clip_prob = float(cfg.trainer.short_clip_prob)
+        self.pad_history_prob = float(cfg.trainer.pad_history_prob)
+        self.rng = np.random.default_rng(seed)
+        same = episodes[: len(episodes) - self.num_frames + 1] == episodes[self.num_frames - 1 :]
+        self.starts = np.flatnonzero(same)
+        if len(self.starts) == 0:
+            raise ValueError(f"no episode is {self.num_frames} frames long")
+
+    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        length = self.num_frames
+        if self.rng.random() < self.short_clip_prob:
+            length = int(self.rng.integers(self.history + 1, self.num_frames))
+        starts = self.rng.choice(self.starts, size=batch)
+        rows = starts[:, None] + np.arange(length)[None]
+        x = torch.from_numpy(self.latents[rows].astype(np.float32))
+        # the action of row t leads to frame t + 1: frame i of the clip gets the action of row i - 1
+        a = np.zeros((batch, length, self.actions.shape[1]), np.float32)
+        a[:, 1:] = self.actions[rows[:, :-1]]
+        mask = np.ones((batch, length), bool)
+        mask[:, 0] = False
+        if self.history > 1 and self.rng.random() < self.pad_history_prob:
+            pad = int(self.rng.integers(1, self.history))
+            x[:, :pad] = x[:, pad : pad + 1]
+            mask[:, : pad + 1] = False
+        return x, torch.from_numpy(a), torch.from_numpy(mask)
+
+
+def _setup_distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return (dist.get_rank() if world > 1 else 0), world
+
+
+def train_dynamics(cfg: DictConfig) -> Path:
+    """Train (or resume) the dynamics backbone; rank 0 writes ``ckpt.pt``, ``log.csv``, ``ema.safetensors``."""
+    rank, world = _setup_distributed()
+    out = Path(cfg.out_dir)
+    torch.manual_seed(int(cfg.trainer.seed) + rank)
+    torch.set_num_threads(int(cfg.trainer.threads))
+    codec_dir = Path(cfg.codec_dir)
+    latents = np.load(codec_dir / "latents.npy", mmap_mode="r")
+    spec = action_spec(cfg)
+    actions = spec.normalize(np.load(codec_dir / "actions.npy"))
+    episodes = np.load(codec_dir / "episode_index.npy")
+    bb_cfg = backbone_config(cfg, latents.shape[1], tuple(latents.shape[2:]))
+    model = IRASim(bb_cfg)
+    ema = EMA(model, float(cfg.trainer.ema_decay))
+    opt = torch.optim.AdamW(model.parameters(), lr=float(cfg.trainer.lr), weight_decay=float(cfg.trainer.weight_decay))
+    step = 0
+    state = load_checkpoint(out / "ckpt.pt")
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.module.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step = int(state["step"])
+        torch.manual_seed(int(cfg.trainer.seed) + rank + 7919 * step)  # fresh noise after a resume
+    net = DistributedDataParallel(model) if world > 1 else model
+    sampler = ClipSampler(np.asarray(latents), actions, episodes, cfg, int(cfg.trainer.seed) * 1000 + rank + step)
+    schedule = NoiseSchedule(**OmegaConf.to_container(cfg.dynamics.schedule, resolve=True))  # type: ignore[arg-type]
+    train_scheduler = DDPMScheduler(**schedule.to_dict())
+    total, warmup = int(cfg.trainer.steps), int(cfg.trainer.warmup_steps)
+    per_rank_batch = int(cfg.trainer.batch_size) // world
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        print(f"backbone {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+              f"{len(sampler.starts)} clip starts, {world} process(es), batch {per_rank_batch} per process")
+    log = CsvLog(out / "log.csv", ["step", "loss", "lr", "seconds"]) if rank == 0 else None
+    bar = tqdm(total=total, initial=step, desc="dynamics", unit="step", disable=rank != 0)
+    start, running = time.perf_counter(), []
+    while step < total:
+        lr = float(cfg.trainer.lr) * min(1.0, (step + 1) / max(1, warmup))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x, a, mask = sampler.sample(per_rank_batch)
+        loss = diffusion_loss(net, train_scheduler, x, a, mask, int(cfg.dynamics.history),
+                              float(cfg.trainer.action_dropout))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.trainer.grad_clip))
+        opt.step()
+        ema.update(model)
+        step += 1
+        running.append(loss.item())
+        bar.update(1)
+        if rank == 0 and (step % int(cfg.trainer.log_every) == 0 or step == total):
+            bar.set_postfix(loss=f"{np.mean(running):.4f}")
+            log.write(step=step, loss=f"{np.mean(running):.5f}", lr=f"{lr:.2e}",  # type: ignore[union-attr]
+                      seconds=f"{time.perf_counter() - start:.0f}")
+            running = []
+        if rank == 0 and (step % int(cfg.trainer.ckpt_every) == 0 or step == total):
+            save_checkpoint(out / "ckpt.pt", {"model": model.state_dict(), "ema": ema.module.state_dict(),
+                                              "opt": opt.state_dict(), "step": step})
+    bar.close()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return out
+
+
+def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
+    """Assemble codec + EMA backbone of a finished run into a world-model directory at ``target``."""
+    state = load_checkpoint(Path(cfg.out_dir) / "ckpt.pt")
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {cfg.out_dir}: train first")
+    codec = load_codec(cfg.codec_dir)
+    latents = np.load(Path(cfg.codec_dir) / "latents.npy", mmap_mode="r")
+    bb_cfg = backbone_config(cfg, latents.shape[1], tuple(latents.shape[2:]))
+    backbone = IRASim(bb_cfg)
+    backbone.load_state_dict(state["ema"])
+    config = WorldModelConfig(
+        backbone_config=bb_cfg.to_dict(),
+        codec=codec.config_dict(),
+        action=action_spec(cfg),
+        frame_size=tuple(cfg.data.frame_size),
+        fps=float(cfg.data.fps),
+        chunk_size=int(cfg.dynamics.num_frames) - int(cfg.dynamics.history),
+        history=int(cfg.dynamics.history),
+        schedule=NoiseSchedule(**OmegaConf.to_container(cfg.dynamics.schedule, resolve=True)),  # type: ignore[arg-type]
+        sampler=SamplerConfig(**OmegaConf.to_container(cfg.dynamics.sampler, resolve=True)),  # type: ignore[arg-type]
+        metadata={"family": cfg.data.family, "trained": True, "steps": int(state["step"]),
+                  "conditioning": bb_cfg.conditioning, "train_config": OmegaConf.to_container(cfg, resolve=True)},
+    )
+    model = WorldModel(config, backbone=backbone, codec=codec)
+    return model.save_pretrained(target)
+
+
+def main(overrides: list[str] | None = None) -> int:
+    overrides = list(sys.argv[1:] if overrides is None else overrides)
+    train_dynamics(compose("train_dynamics", overrides))
+    return 0
+
+
+def main_export(overrides: list[str]) -> int:
+    target = [o.split("=", 1)[1] for o in overrides if o.startswith("export_to=")]
+    cfg = compose("train_dynamics", [o for o in overrides if not o.startswith("export_to=")])
+    path = export_world_model(cfg, target[0] if target else Path(cfg.out_dir) / "world_model")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
