@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,10 +60,21 @@ class EpisodeArrays:
 
 
 def _parquet_files(root: Path) -> list[Path]:
+    """Finished parquet files of the dataset; a file still being written (no footer yet) is skipped,
+    so training can start on a dataset that a collector is still growing."""
     files = sorted((root / "data").glob("*/*.parquet"))
     if not files:
         raise FileNotFoundError(f"no parquet files under {root / 'data'}: not a LeRobotDataset root")
-    return files
+    readable = []
+    for path in files:
+        try:
+            pq.read_metadata(path)
+            readable.append(path)
+        except Exception as err:  # pyarrow raises ArrowInvalid for a file without its footer
+            warnings.warn(f"skipping unfinished parquet file {path}: {err}", stacklevel=3)
+    if not readable:
+        raise FileNotFoundError(f"no finished parquet file under {root / 'data'} yet")
+    return readable
 
 
 def _cache_key(files: list[Path], columns: tuple[str, ...]) -> str:

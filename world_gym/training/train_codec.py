@@ -38,6 +38,7 @@ def vae_config(cfg: DictConfig) -> dict:
         "layers_per_block": int(cfg.codec.layers_per_block),
         "latent_channels": int(cfg.codec.latent_channels),
         "norm_num_groups": int(cfg.codec.norm_num_groups),
+        "mid_block_add_attention": bool(cfg.codec.mid_block_attention),
         "sample_size": int(cfg.data.frame_size[0]),
         "scaling_factor": 1.0,
     }
@@ -45,6 +46,20 @@ def vae_config(cfg: DictConfig) -> dict:
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def random_crops(frames: np.ndarray, idx: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` x ``size`` crops of ``frames[idx]`` at random positions (all of it when ``size`` is 0).
+
+    The codec is fully convolutional, so training on crops costs a fraction of full frames and the
+    result still runs on whole frames.
+    """
+    if size <= 0:
+        return frames[idx]
+    h, w = frames.shape[1:3]
+    ys = rng.integers(0, h - size + 1, len(idx))
+    xs = rng.integers(0, w - size + 1, len(idx))
+    return np.stack([frames[i, y : y + size, x : x + size] for i, y, x in zip(idx, ys, xs)])
 
 
 def reconstruction_loss(x: torch.Tensor, recon: torch.Tensor, object_weight: float) -> torch.Tensor:
@@ -91,7 +106,8 @@ def train_codec(cfg: DictConfig) -> Path:
     start = time.perf_counter()
     while step < total:
         vae.train()
-        x = to_tensor(train.frames[rng.integers(len(train), size=int(cfg.trainer.batch_size))])
+        idx = rng.integers(len(train), size=int(cfg.trainer.batch_size))
+        x = to_tensor(random_crops(train.frames, idx, int(cfg.trainer.crop), rng))
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
         kl = posterior.kl().mean() / x[0].numel()
