@@ -128,13 +128,13 @@ def test_memory_stays_flat(micro_model, micro_frames):
     env = _env(micro_model, micro_frames, chunk_size=4)
     env.reset(seed=0)
     shapes = None
-    for _ in range(25):
+    for _ in range(12):
         env.step(np.full((4, 2), 256.0))
         state = env._episodes
         now = (state.context.shape, state.context_actions.shape, state.last_frames.shape)
         assert shapes in (None, now)
         shapes = now
-    assert state.elapsed[0] == 100 and state.context.shape[1] == micro_model.history
+    assert state.elapsed[0] == 48 and state.context.shape[1] == micro_model.history
 
 
 def test_gym_make_pusht_uses_bundled_model_and_start_frames():

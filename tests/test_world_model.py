@@ -79,3 +79,25 @@ def test_bad_inputs(micro_model, tmp_path):
         micro_model.rollout(np.zeros((2, 16, 16, 3), np.uint8), np.zeros((2, 3, 2)))
     with pytest.raises(FileNotFoundError):
         WorldModel.from_pretrained(tmp_path / "missing" / "dir")
+
+
+def test_fixed_length_clips_pad_short_chunks():
+    torch.manual_seed(0)
+    config = micro_config()
+    config.clip_padding = "zeros"
+    model = randomize(WorldModel(config))
+    calls = []
+    forward = model.backbone.forward
+    model.backbone.forward = lambda x, *a: calls.append(x.shape[1]) or forward(x, *a)
+    out = model.rollout(_frames(1), np.full((1, 6, 2), 256.0), generator=torch.Generator().manual_seed(0))
+    assert out.latents.shape[1] == 6 and set(calls) == {5}, "every pass runs the whole 5-frame clip"
+    with pytest.raises(ValueError, match="clip_padding"):
+        micro_config().__class__.from_dict({**micro_config().to_dict(), "clip_padding": "noise"})
+
+
+def test_pndm_warm_up_needs_four_steps(micro_model):
+    micro_model.config.sampler.options = {"skip_prk_steps": False}
+    micro_model.config.sampler.name = "pndm"
+    with pytest.raises(ValueError, match="num_inference_steps >= 4"):
+        micro_model.rollout(_frames(1), np.full((1, 2, 2), 256.0), num_inference_steps=2)
+    assert micro_model.rollout(_frames(1), np.full((1, 2, 2), 256.0), num_inference_steps=4).frames.shape[1] == 2

@@ -118,6 +118,11 @@ def sample_clip(
     """
     b, h = context.shape[:2]
     n_new = actions.shape[1] - h
+    if isinstance(scheduler, PNDMScheduler) and not scheduler.config.skip_prk_steps and num_inference_steps < 4:
+        raise ValueError(
+            f"PNDM with Runge-Kutta warm-up (skip_prk_steps=False) needs num_inference_steps >= 4, "
+            f"got {num_inference_steps}; use more steps or another sampler (ddim, dpm_solver, unipc)"
+        )
     if n_new < 1:
         raise ValueError(f"the clip has {actions.shape[1]} frames but {h} of them are context")
     shape = (n_new, *context.shape[2:])

@@ -47,6 +47,9 @@ class WorldModelConfig:
         chunk_size: default number of actions per env step.
         history: clean conditioning frames per clip.
         schedule, sampler: training noise schedule and default sampler.
+        clip_padding: None (a short chunk runs a short clip: models trained on variable clip
+            lengths) or ``"zeros"`` / ``"repeat_last"`` (every pass runs a whole clip, the chunk padded
+            with zero (normalised) actions or its last action; models trained on full clips only).
         metadata: free-form (training data, card, env family).
     """
 
@@ -60,12 +63,15 @@ class WorldModelConfig:
     history: int = 1
     schedule: NoiseSchedule = field(default_factory=NoiseSchedule)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    clip_padding: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.frame_size = tuple(self.frame_size)  # type: ignore[assignment]
         if self.history < 1:
             raise ValueError(f"history must be >= 1, got {self.history}")
+        if self.clip_padding not in (None, "zeros", "repeat_last"):
+            raise ValueError(f"clip_padding must be None, 'zeros' or 'repeat_last', got {self.clip_padding!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +85,7 @@ class WorldModelConfig:
             "history": self.history,
             "schedule": self.schedule.to_dict(),
             "sampler": self.sampler.to_dict(),
+            "clip_padding": self.clip_padding,
             "metadata": self.metadata,
         }
 
@@ -195,18 +202,32 @@ class WorldModel(nn.Module):
         outputs = []
         for start in range(0, n_actions, self.max_new_frames):
             chunk = actions[:, start : start + self.max_new_frames]
-            clip_actions = torch.cat([context_actions, chunk], dim=1)
-            clip_mask = torch.cat([context_mask, ones.expand(b, chunk.shape[1])], dim=1)
+            n_new = chunk.shape[1]
+            clip_actions = torch.cat([context_actions, self._pad_chunk(chunk)], dim=1)
+            clip_mask = torch.cat([context_mask, ones.expand(b, clip_actions.shape[1] - h)], dim=1)
             clip_mask[:, 0] = False
             new = sample_clip(
                 self.backbone, context, clip_actions, clip_mask, make_scheduler(self.config.schedule, name, options),
                 steps, generator,
-            )
+            )[:, :n_new]
             outputs.append(new)
             context = torch.cat([context, new], dim=1)[:, -h:]
-            context_actions = clip_actions[:, -h:]
-            context_mask = clip_mask[:, -h:]
+            context_actions = clip_actions[:, : h + n_new][:, -h:]
+            context_mask = clip_mask[:, : h + n_new][:, -h:]
         return torch.cat(outputs, dim=1)
+
+    def _pad_chunk(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Fill a short chunk up to a whole clip when the config asks for fixed-length clips.
+
+        Models trained only on full clips (the released IRASim weights) see a short clip as out of
+        distribution; they get the full clip with filler actions instead, and only the frames of the
+        real actions are kept. Note that temporal attention lets the filler frames influence them.
+        """
+        mode, missing = self.config.clip_padding, self.max_new_frames - chunk.shape[1]
+        if mode is None or missing == 0:
+            return chunk
+        filler = torch.zeros_like(chunk[:, :1]) if mode == "zeros" else chunk[:, -1:]
+        return torch.cat([chunk, filler.expand(-1, missing, -1)], dim=1)
 
     @torch.no_grad()
     def rollout(
