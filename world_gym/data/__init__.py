@@ -1,0 +1,1 @@
+"""Ground-truth data: collecting gym-pusht episodes into local LeRobotDatasets (``world_gym.data``)."""

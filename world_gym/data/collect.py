@@ -1,0 +1,326 @@
+"""``world-gym collect pusht``: record gym-pusht episodes of a behaviour mix into a LeRobotDataset.
+
+An episode is ``env.reset(seed)`` followed by steps of one policy until success or 300 steps, at
+gym-pusht's native 10 Hz with 96 x 96 RGB frames (row layout: :mod:`world_gym.data.lerobot_io`).
+
+Seeds: the split fixes the seed range, disjoint by construction (``train`` from 100000 up,
+``heldout`` 0..9999), and episode ``i`` of a split always gets seed ``start + i``, behaviour and noise
+level, so a re-run with the same arguments continues where the last one stopped and never stores a
+seed twice. ``--episodes`` is the total wanted in the root, not the number to add.
+
+Behaviours (``behavior`` column): 0 ``expert`` (scripted pusher on privileged state), 1 ``noisy``
+(the same with a noise level from ``--noise-levels``, stored in ``noise_level``), 2 ``play`` (smooth
+random motions), 3 reserved for rollouts of learned policies (register them with
+:func:`register_behavior`). Episode ``i`` takes its behaviour from the mix by a golden-ratio
+sequence, so every prefix of the episode list follows the mix closely.
+
+Parallelism: ``--workers N`` runs episodes in N processes that send finished episodes to the one
+writer process (the parent); ``--workers 1`` runs everything in the parent.
+
+    world-gym collect pusht --root data/pusht/train --episodes 300 --split train \\
+        --mix expert=0.3,noisy=0.4,play=0.3 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import multiprocessing as mp
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+SPLITS: dict[str, tuple[int, int]] = {"train": (100_000, 2**31 - 1), "heldout": (0, 10_000)}
+"""Seed range ``[start, stop)`` of each split; the ranges do not overlap."""
+
+DEFAULT_MIX = "expert=0.3,noisy=0.4,play=0.3"
+DEFAULT_NOISE_LEVELS = (5.0, 15.0, 35.0)
+
+
+@dataclass(frozen=True)
+class Behavior:
+    """A way of acting in gym-pusht: its code in the ``behavior`` column and its policy factory."""
+
+    code: int
+    make_policy: Callable[[float], Any]
+    noisy: bool = False
+
+
+def _expert(noise: float) -> Any:
+    from world_gym.policies.pusht_expert import PushTExpert
+
+    return PushTExpert(noise=noise)
+
+
+def _play(noise: float) -> Any:
+    from world_gym.policies.pusht_expert import PushTPlay
+
+    return PushTPlay()
+
+
+BEHAVIORS: dict[str, Behavior] = {
+    "expert": Behavior(0, _expert),
+    "noisy": Behavior(1, _expert, noisy=True),
+    "play": Behavior(2, _play),
+}
+
+
+def register_behavior(name: str, behavior: Behavior) -> None:
+    """Add a behaviour to the mix vocabulary (e.g. ``Behavior(3, load_my_policy)``).
+
+    The factory must be importable by worker processes (a module-level function).
+    """
+    if name in BEHAVIORS or behavior.code in {b.code for b in BEHAVIORS.values()}:
+        raise ValueError(f"behaviour {name!r} or code {behavior.code} already registered")
+    BEHAVIORS[name] = behavior
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """What to record: gym-pusht reset seed, behaviour name and noise level."""
+
+    seed: int
+    behavior: str
+    noise: float = 0.0
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"expert=0.3,noisy=0.4,play=0.3"`` -> normalized weights, checked against :data:`BEHAVIORS`."""
+    mix: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.partition("=")
+        if name not in BEHAVIORS:
+            raise ValueError(f"unknown behaviour {name!r} in mix; known: {sorted(BEHAVIORS)}")
+        mix[name] = float(weight)
+    total = sum(mix.values())
+    if not mix or total <= 0 or min(mix.values()) < 0:
+        raise ValueError(f"mix {text!r} needs non-negative weights with a positive sum")
+    return {name: w / total for name, w in mix.items()}
+
+
+def plan_episodes(
+    split: str, episodes: int, mix: dict[str, float], noise_levels: tuple[float, ...] = DEFAULT_NOISE_LEVELS
+) -> list[EpisodeSpec]:
+    """The first ``episodes`` episodes of a split: seed, behaviour and noise of each, deterministically.
+
+    Args:
+        split: a key of :data:`SPLITS`.
+        episodes: how many.
+        mix: behaviour weights (as :func:`parse_mix` returns).
+        noise_levels: levels the ``noisy`` behaviours cycle through.
+
+    Returns:
+        One spec per episode, seeds ``start, start + 1, ...``.
+    """
+    start, stop = SPLITS[split]
+    if episodes > stop - start:
+        raise ValueError(f"split {split!r} has only {stop - start} seeds, asked for {episodes}")
+    names = list(mix)
+    edges = np.cumsum([mix[n] for n in names])
+    golden = (np.sqrt(5.0) - 1.0) / 2.0
+    specs, noisy_count = [], 0
+    for i in range(episodes):
+        u = ((i + 0.5) * golden) % 1.0
+        name = names[min(int(np.searchsorted(edges, u, side="right")), len(names) - 1)]
+        noise = 0.0
+        if BEHAVIORS[name].noisy:
+            noise = float(noise_levels[noisy_count % len(noise_levels)])
+            noisy_count += 1
+        specs.append(EpisodeSpec(start + i, name, noise))
+    return specs
+
+
+def record_episode(env: Any, policy: Any, spec: EpisodeSpec) -> dict[str, np.ndarray]:
+    """Run one gym-pusht episode and return its rows (columns of ``PUSHT_FEATURES``).
+
+    Args:
+        env: a pixel-observation gym-pusht env (``make_pusht_env()``), time limit included.
+        policy: a Policy reading gym-pusht's ``info``.
+        spec: seed, behaviour and noise of the episode.
+
+    Returns:
+        Column -> array with one row per frame (steps + 1 rows; see ``lerobot_io``).
+    """
+    from world_gym.envs.pusht_ground_truth import coverage
+
+    obs, info = env.reset(seed=spec.seed)
+    policy.reset(seed=spec.seed)
+    images, agent, poses, covs = [obs], [info["pos_agent"]], [info["block_pose"]], [coverage(info["block_pose"])]
+    actions, rewards, successes = [], [], []
+    terminated = truncated = False
+    while not (terminated or truncated):
+        action = np.asarray(policy.act(obs, info), dtype=np.float32)
+        if action.shape != (2,):
+            raise ValueError(f"policy returned shape {action.shape}; Push-T takes one (2,) target")
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        rewards.append(reward)
+        successes.append(info["is_success"])
+        images.append(obs)
+        agent.append(info["pos_agent"])
+        poses.append(info["block_pose"])
+        covs.append(info["coverage"])
+    # The final frame's row: the agent holds its last target; next.* describe that frame itself.
+    actions.append(actions[-1])
+    rewards.append(rewards[-1])
+    successes.append(successes[-1])
+    n = len(images)
+    block_pose = np.asarray(poses, dtype=np.float64)
+    block_pose[:, 2] = np.mod(block_pose[:, 2], 2 * np.pi)  # as gym-pusht's state observation
+    done = np.zeros((n, 1), dtype=bool)
+    done[-1] = True
+    code = BEHAVIORS[spec.behavior].code
+    return {
+        "observation.image": np.asarray(images, dtype=np.uint8),
+        "observation.state": np.asarray(agent, dtype=np.float32),
+        "action": np.asarray(actions, dtype=np.float32),
+        "observation.block_pose": block_pose.astype(np.float32),
+        "observation.coverage": np.asarray(covs, dtype=np.float32).reshape(n, 1),
+        "next.reward": np.asarray(rewards, dtype=np.float32).reshape(n, 1),
+        "next.success": np.asarray(successes, dtype=bool).reshape(n, 1),
+        "next.done": done,
+        "behavior": np.full((n, 1), code, dtype=np.int64),
+        "noise_level": np.full((n, 1), spec.noise, dtype=np.float32),
+        "episode_seed": np.full((n, 1), spec.seed, dtype=np.int64),
+    }
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _run_spec(spec: EpisodeSpec, max_steps: int = 300) -> dict[str, np.ndarray]:
+    """Record one episode with this process's env and cached policies (worker entry point)."""
+    warnings.filterwarnings("ignore", category=UserWarning)
+    if ("env", max_steps) not in _WORKER:
+        from world_gym.envs.pusht_ground_truth import make_pusht_env
+
+        _WORKER["env", max_steps] = make_pusht_env(max_episode_steps=max_steps)
+    key = (spec.behavior, spec.noise)
+    if key not in _WORKER:
+        _WORKER[key] = BEHAVIORS[spec.behavior].make_policy(spec.noise)
+    return record_episode(_WORKER["env", max_steps], _WORKER[key], spec)
+
+
+def _episodes(specs: list[EpisodeSpec], workers: int, max_steps: int) -> Iterator[dict[str, np.ndarray]]:
+    run = functools.partial(_run_spec, max_steps=max_steps)
+    if workers <= 1:
+        yield from map(run, specs)
+        return
+    # spawn: the parent has torch/lerobot loaded, which forked children should not inherit.
+    with mp.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap_unordered(run, specs, chunksize=1)
+
+
+def collect(
+    root: str | Path,
+    episodes: int,
+    split: str = "train",
+    mix: str | dict[str, float] = DEFAULT_MIX,
+    noise_levels: tuple[float, ...] = DEFAULT_NOISE_LEVELS,
+    workers: int = 1,
+    checkpoint_every: int = 10,
+    progress: bool = True,
+    max_steps: int = 300,
+) -> dict[str, Any]:
+    """Collect until ``root`` holds the first ``episodes`` episodes of ``split`` (resuming if present).
+
+    Args:
+        root: LeRobotDataset root (created if absent).
+        episodes: total episodes wanted in the root.
+        split: ``"train"`` or ``"heldout"`` (:data:`SPLITS`).
+        mix: behaviour weights, as text or dict.
+        noise_levels: noise levels (pixels) of the ``noisy`` behaviour.
+        workers: processes that run episodes.
+        checkpoint_every: episodes between crash-safe checkpoints.
+        progress: show a tqdm bar.
+        max_steps: episode time limit (gym-pusht's is 300; shorter only for tests and smoke runs).
+
+    Returns:
+        Summary of this run: episodes and frames added, per-behaviour counts and success, wall time.
+    """
+    from world_gym.data.lerobot_io import EpisodeWriter, recover, stored_seeds
+
+    weights = parse_mix(mix) if isinstance(mix, str) else mix
+    plan = plan_episodes(split, episodes, weights, noise_levels)
+    root = Path(root)
+    recover(root)
+    start, stop = SPLITS[split]
+    done = set(stored_seeds(root)) if root.exists() else set()
+    foreign = sorted(s for s in done if not start <= s < stop)
+    if foreign:
+        raise ValueError(f"{root} holds seeds outside split {split!r} (e.g. {foreign[:3]}); use another root")
+    todo = [spec for spec in plan if spec.seed not in done]
+    stats: dict[str, list[int]] = {}
+    frames, t0 = 0, time.perf_counter()
+    with EpisodeWriter(root, checkpoint_every=checkpoint_every) as writer:
+        bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=f"collect {split}", unit="ep",
+                   disable=not progress, mininterval=5.0)
+        for episode in _episodes(todo, workers, max_steps):
+            writer.add_episode(episode)
+            name = next(n for n, b in BEHAVIORS.items() if b.code == int(episode["behavior"][0, 0]))
+            stats.setdefault(name, []).append(int(episode["next.success"][-1, 0]))
+            frames += len(episode["action"])
+            bar.update(1)
+            bar.set_postfix(frames=frames)
+        bar.close()
+        total = writer.num_episodes
+    wall = time.perf_counter() - t0
+    return {
+        "root": str(root),
+        "split": split,
+        "episodes_added": sum(len(v) for v in stats.values()),
+        "episodes_total": total,
+        "frames_added": frames,
+        "per_behavior": {n: {"episodes": len(v), "success_rate": float(np.mean(v))} for n, v in stats.items()},
+        "wall_s": round(wall, 1),
+        "frames_per_s": round(frames / wall, 1) if wall > 0 else None,
+    }
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``collect`` to the ``world-gym`` CLI."""
+    p = subparsers.add_parser("collect", help="record ground-truth episodes into a local LeRobotDataset")
+    p.add_argument("env", choices=["pusht"], help="ground-truth simulator")
+    p.add_argument("--root", required=True, help="dataset root, e.g. data/pusht/train")
+    p.add_argument("--episodes", type=int, required=True, help="total episodes wanted in the root")
+    p.add_argument("--split", choices=sorted(SPLITS), default="train", help="seed range (disjoint per split)")
+    p.add_argument("--mix", default=DEFAULT_MIX, help=f"behaviour weights, known: {sorted(BEHAVIORS)}")
+    p.add_argument("--noise-levels", default=",".join(str(x) for x in DEFAULT_NOISE_LEVELS),
+                   help="noise levels (pixels) of the noisy expert, comma separated")
+    p.add_argument("--workers", type=int, default=1, help="episode processes (1: in the writer process)")
+    p.add_argument("--checkpoint-every", type=int, default=10, help="episodes between crash-safe checkpoints")
+    p.add_argument("--max-steps", type=int, default=300, help="episode time limit (gym-pusht: 300)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``world-gym collect``; prints the run's summary as JSON."""
+    import json
+
+    levels = tuple(float(x) for x in args.noise_levels.split(",") if x.strip())
+    from world_gym.data.lerobot_io import dataset_summary
+
+    summary = collect(
+        args.root, args.episodes, args.split, args.mix, levels, args.workers, args.checkpoint_every,
+        max_steps=args.max_steps,
+    )
+    summary["dataset"] = dataset_summary(args.root)  # behaviour keys: "<behavior code>@<noise level>"
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``collect`` alone: ``python -m world_gym.data.collect pusht --root ... --episodes ...``."""
+    parser = argparse.ArgumentParser(prog="world-gym")
+    register(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(["collect", *(argv if argv is not None else __import__("sys").argv[1:])]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
