@@ -36,7 +36,7 @@ def pipeline(tmp_path_factory):
     write_tiny_dataset(tmp / "heldout", episodes=1, seed=5)
     codec_overrides = [o for o in _overrides(tmp) if o.startswith(("data.", "codec."))]
     codec_cfg = compose("train_codec", [*codec_overrides, f"out_dir={tmp / 'codec'}", "trainer.steps=3",
-                                        "trainer.eval_every=2", "trainer.batch_size=4", "trainer.threads=1"])
+                                        "trainer.eval_every=2", "trainer.batch_size=4", "trainer.threads=1", "trainer.crop=16"])
     train_codec(codec_cfg)
     encode_dataset(codec_cfg)
     return tmp

@@ -12,6 +12,12 @@ import sys
 
 COMMAND_MODULES: list[str] = [
     "world_gym.commands.rollout",
+    "world_gym.convert_irasim",
+    "world_gym.data.collect",
+    "world_gym.commands.train",
+    "world_gym.reward_models.train_resnet_iou",
+    "world_gym.evaluation.command",
+    "world_gym.policies.train_zoo",
 ]
 
 
