@@ -11,7 +11,8 @@ import torch
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# One thread: the models are tiny, and on a shared 2-core machine two threads per process thrash.
+torch.set_num_threads(1)
 
 from world_gym.action_spec import ActionSpec  # noqa: E402
 from world_gym.diffusion import SamplerConfig  # noqa: E402

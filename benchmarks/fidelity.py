@@ -1,0 +1,374 @@
+"""Fidelity of Push-T world models against gym-pusht ground truth on held-out episodes.
+
+    python benchmarks/fidelity.py                                        # copy-first-frame baseline only
+    python benchmarks/fidelity.py --model world_gym/assets/tiny-pusht --episodes 10 --windows 2
+    python benchmarks/fidelity.py --model runs/frame-ada --model runs/video-ada --video runs/fidelity.mp4
+
+Two protocols, as IRASim's evaluation:
+
+- short: the model's history of true frames (one for IRASim) and 15 recorded actions -> 15 frames,
+  at ``--windows`` evenly spaced starts in each of the first ``--episodes`` held-out episodes;
+- long: every selected episode with at least ``--long-min-steps`` actions, rolled out
+  autoregressively from its first frame with all its recorded actions.
+
+Metrics (``world_gym.metrics``): PSNR, SSIM, latent L2 (in each model's codec; the baselines in the
+first model's), block IoU, agent centre error, and, in the short protocol, Δ-PSNR of the last frame
+against uniformly random actions drawn with the same sampler noise. Frames/s is the rollout speed
+(diffusion and decoding) of the same run. Baselines: copy-the-first-frame and the first model's
+codec reconstruction (an upper bound for any dynamics on that codec). Per-frame values are averaged
+per sequence, then over sequences. Prints a markdown table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from world_gym import metrics
+from world_gym.registration import default_device
+from world_gym.training.episodes import EpisodeArrays, load_episodes
+from world_gym.video import side_by_side, write_video
+from world_gym.world_model import WorldModel
+
+FRAME_METRICS = ("psnr", "ssim", "block_iou", "agent_error")
+
+
+class CopyFirstFrame:
+    """Baseline that predicts the last conditioning frame for every step (no dynamics at all)."""
+
+    name = "copy first frame"
+    history = 1
+
+    def __init__(self, codec: WorldModel | None = None) -> None:
+        self.codec = codec  # only to express its frames in a codec's latents, for latent L2
+
+    def predict(self, context: np.ndarray, actions: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, None]:
+        return np.repeat(context[:, -1:], actions.shape[1], axis=1), None
+
+
+class CodecReconstruction:
+    """Ground truth through a model's codec (encode, decode): the best any dynamics on it can score."""
+
+    def __init__(self, model: WorldModel, name: str) -> None:
+        self.codec, self.name, self.history = model, f"codec reconstruction ({name})", 1
+        self.truth: np.ndarray | None = None
+
+    def predict(self, context: np.ndarray, actions: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        assert self.truth is not None, "set .truth to the frames to reconstruct"
+        b, n = self.truth.shape[:2]
+        latents = self.codec.encode(self.truth.reshape(b * n, *self.truth.shape[2:]))
+        frames = self.codec.decode(latents).reshape(self.truth.shape)
+        return frames, latents.reshape(b, n, *latents.shape[1:])
+
+
+class ModelRollout:
+    """A world model under test: batched rollouts, one seeded noise generator per sequence, timed."""
+
+    def __init__(self, path: str, args: argparse.Namespace) -> None:
+        self.model = self.codec = WorldModel.from_pretrained(path, device=args.device)
+        self.name = Path(path).name or str(path)
+        self.history = self.model.history
+        self.batch_size, self.steps, self.sampler = args.batch_size, args.steps, args.sampler
+        self.seconds, self.frames = 0.0, 0
+        self.predict(np.zeros((1, 1, *self.model.config.frame_size, 3), np.uint8), np.zeros((1, 1, 2)), np.zeros(1))
+        self.seconds, self.frames = 0.0, 0  # the call above was a warm-up
+
+    def predict(self, context: np.ndarray, actions: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        frames, latents = [], []
+        for s in range(0, len(context), self.batch_size):
+            sl = slice(s, s + self.batch_size)
+            generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds[sl]]
+            start = time.perf_counter()
+            out = self.model.rollout(
+                context[sl], actions[sl], generator=generators, num_inference_steps=self.steps, sampler=self.sampler
+            )
+            self.seconds += time.perf_counter() - start
+            self.frames += out.frames.shape[0] * out.frames.shape[1]
+            frames.append(out.frames)
+            latents.append(out.latents.cpu())
+        return np.concatenate(frames), torch.cat(latents)
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds if self.seconds else float("nan")
+
+
+def frame_metrics(pred: np.ndarray, true: np.ndarray, device: str) -> dict[str, np.ndarray]:
+    """Per-frame metrics of ``(B, L, H, W, 3)`` videos; identical frames' PSNR is the 8-bit floor."""
+    h, w = true.shape[-3:-1]
+    psnr = metrics.psnr(pred, true)
+    # A lossless frame would average in as inf; count it as one channel of one pixel off by one.
+    psnr_floor = 10 * math.log10(255.0**2 * h * w * 3)
+    labels_pred, labels_true = metrics.pusht_segment(pred), metrics.pusht_segment(true)
+    agent_pred = metrics.mask_centroid(labels_pred == metrics.AGENT)
+    agent_true = metrics.mask_centroid(labels_true == metrics.AGENT)
+    return {
+        "psnr": np.minimum(psnr, psnr_floor),
+        "identical": np.isinf(psnr),
+        "ssim": metrics.ssim(pred, true, device=device),
+        "block_iou": metrics.mask_iou(labels_pred == metrics.BLOCK, labels_true == metrics.BLOCK),
+        "agent_error": np.linalg.norm(agent_pred - agent_true, axis=-1) * (metrics.PUSHT_WORKSPACE / w),
+        "agent_found": ~np.isnan(agent_pred[..., 0]),
+    }
+
+
+class Tally:
+    """Per-sequence means of per-frame metrics, kept per method; also a per-step curve for long rollouts."""
+
+    def __init__(self) -> None:
+        self.seq: dict[str, list[float]] = defaultdict(list)
+        self.curve_sum: dict[str, np.ndarray] = {}
+        self.curve_n: dict[str, np.ndarray] = {}
+        self.identical = 0
+
+    def add(self, values: dict[str, np.ndarray], lengths: np.ndarray, latent_l2: np.ndarray | None = None,
+            delta: np.ndarray | None = None) -> None:
+        for i, n in enumerate(lengths):
+            for key in FRAME_METRICS:
+                v = values[key][i, :n]
+                if not np.isnan(v).all():
+                    self.seq[key].append(float(np.nanmean(v)))
+                curve = np.nan_to_num(v)
+                if key not in self.curve_sum or len(self.curve_sum[key]) < n:
+                    for store in (self.curve_sum, self.curve_n):
+                        old = store.get(key, np.zeros(0))
+                        store[key] = np.concatenate([old, np.zeros(n - len(old))])
+                self.curve_sum[key][:n] += curve
+                self.curve_n[key][:n] += ~np.isnan(v)
+            self.seq["agent_found"].append(float(values["agent_found"][i, :n].mean()))
+            self.identical += int(values["identical"][i, :n].sum())
+        if latent_l2 is not None:
+            self.seq["latent_l2"].extend(map(float, latent_l2))
+        if delta is not None:
+            self.seq["delta_psnr"].extend(map(float, delta))
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: float(np.mean(v)) for k, v in self.seq.items() if v}
+        out["sequences"] = len(self.seq["agent_found"])
+        out["identical_frames"] = self.identical
+        return out
+
+    def curves(self) -> dict[str, list[float]]:
+        return {k: (self.curve_sum[k] / np.maximum(self.curve_n[k], 1)).round(4).tolist() for k in self.curve_sum}
+
+
+def short_windows(
+    data: EpisodeArrays, episodes: list[np.ndarray], windows: int, horizon: int, history: int
+) -> np.ndarray:
+    """Rows ``t`` of the last conditioning frame: ``windows`` evenly spaced per episode, with room for
+    ``history - 1`` earlier frames and ``horizon`` later ones."""
+    starts = []
+    for rows in episodes:
+        lo, hi = rows[0] + history - 1, rows[-1] - horizon
+        if hi >= lo:
+            starts.append(np.unique(np.linspace(lo, hi, windows).round().astype(np.int64)))
+    return np.concatenate(starts) if starts else np.zeros(0, np.int64)
+
+
+def run_short(data: EpisodeArrays, methods: list[Any], args: argparse.Namespace, episodes: list[np.ndarray]) -> dict:
+    history = max(m.history for m in methods)
+    t = short_windows(data, episodes, args.windows, args.horizon, history)
+    if len(t) == 0:
+        raise SystemExit(f"no episode has {history + args.horizon} frames for the short protocol")
+    ctx_rows = t[:, None] + np.arange(-history + 1, 1)
+    act_rows = t[:, None] + np.arange(args.horizon)
+    true = data.frames[act_rows + 1]
+    actions = data.actions[act_rows]
+    seeds = args.seed * 1_000_003 + t
+    random_actions = np.random.default_rng(args.seed).uniform(args.action_low, args.action_high, actions.shape)
+    lengths = np.full(len(t), args.horizon)
+    results, true_latents = {}, {}
+    for m in methods:
+        print(f"short: {m.name} on {len(t)} windows", flush=True)
+        context = data.frames[ctx_rows[:, -m.history:]]
+        if isinstance(m, CodecReconstruction):
+            m.truth = true
+        pred, latents = m.predict(context, actions, seeds)
+        tally = Tally()
+        l2 = None
+        if m.codec is not None:
+            key = id(m.codec)
+            if key not in true_latents:
+                flat = m.codec.encode(true.reshape(-1, *true.shape[2:])).cpu()
+                true_latents[key] = flat.reshape(*true.shape[:2], -1)
+            if latents is None:  # copy baseline: the conditioning frame's latent at every step
+                latents = m.codec.encode(context[:, -1]).cpu().reshape(len(t), 1, -1).expand(-1, args.horizon, -1)
+            l2 = metrics.latent_l2(latents.reshape(*true.shape[:2], -1), true_latents[key])
+        delta = None
+        if not isinstance(m, CodecReconstruction) and not args.no_delta:
+            random_pred, _ = m.predict(context, random_actions, seeds)
+            delta = metrics.delta_psnr(true[:, -1], pred[:, -1], random_pred[:, -1])
+        tally.add(frame_metrics(pred, true, args.metric_device), lengths, l2, delta)
+        results[m.name] = tally.summary()
+    return results
+
+
+def run_long(data: EpisodeArrays, methods: list[Any], args: argparse.Namespace, episodes: list[np.ndarray],
+             keep: int) -> tuple[dict, list[np.ndarray], dict[str, list[np.ndarray]]]:
+    """Whole-episode rollouts; returns summaries, the kept episodes' true frames and each method's predictions."""
+    seeds = np.array([rows[0] for rows in episodes]) + args.seed * 1_000_003
+    truth_kept = [data.frames[rows[: (args.long_horizon or len(rows)) + 1]] for rows in episodes[:keep]]
+    results, kept, true_latents = {}, {}, {}
+    for m in methods:
+        print(f"long: {m.name} on {len(episodes)} episodes", flush=True)
+        tally, kept[m.name] = Tally(), []
+        for s in range(0, len(episodes), args.long_batch):
+            batch = episodes[s : s + args.long_batch]
+            lengths = np.array([min(len(rows) - 1, args.long_horizon or len(rows)) for rows in batch])
+            n = lengths.max()
+            # pad shorter episodes by repeating their last action; rollouts are causal, so the padding
+            # changes none of the frames that are scored
+            act_rows = np.stack([np.minimum(rows[0] + np.arange(n), rows[-1] - 1) for rows in batch])
+            true = data.frames[act_rows + 1]
+            context = data.frames[np.array([rows[0] for rows in batch])][:, None]
+            if isinstance(m, CodecReconstruction):
+                m.truth = true
+            pred, latents = m.predict(context, data.actions[act_rows], seeds[s : s + len(batch)])
+            l2 = None
+            if m.codec is not None:
+                key = (s, id(m.codec))
+                if key not in true_latents:
+                    flat = m.codec.encode(true.reshape(-1, *true.shape[2:])).cpu()
+                    true_latents[key] = flat.reshape(*true.shape[:2], -1)
+                true_lat = true_latents[key]
+                if latents is None:
+                    latents = m.codec.encode(context[:, 0]).cpu().reshape(len(batch), 1, -1).expand(-1, n, -1)
+                latents = latents.reshape(*true.shape[:2], -1)
+                l2 = np.array([metrics.latent_l2(latents[i : i + 1, :k], true_lat[i : i + 1, :k])[0]
+                               for i, k in enumerate(lengths)])
+            tally.add(frame_metrics(pred, true, args.metric_device), lengths, l2)
+            kept[m.name].extend(pred[i, : lengths[i]] for i in range(len(batch)) if s + i < keep)
+        results[m.name] = {**tally.summary(), "curves": tally.curves()}
+    return results, truth_kept, kept
+
+
+def write_side_by_side(path: str, truth: list[np.ndarray], preds: dict[str, list[np.ndarray]], scale: int,
+                       fps: float) -> None:
+    """Ground truth | each model, episode after episode, frames upscaled ``scale`` times (nearest)."""
+    clips = []
+    for i, true in enumerate(truth):
+        columns = [true[1:]] + [p[i] for p in preds.values()]
+        clips.append(side_by_side(*columns))
+    video = np.concatenate(clips)
+    write_video(path, video.repeat(scale, axis=1).repeat(scale, axis=2), fps=fps)
+    print(f"wrote {path}: ground truth | {' | '.join(preds)}", flush=True)
+
+
+def format_table(rows: list[dict]) -> str:
+    def f(value: Any, fmt: str) -> str:
+        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
+
+    lines = [
+        "| protocol | method | n | PSNR ↑ | SSIM ↑ | latent L2 ↓ | block IoU ↑ | agent err (px/512) ↓ | agent found "
+        "| Δ-PSNR ↑ | frames/s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['protocol']} | {r['method']} | {r['sequences']} | {f(r.get('psnr'), '.2f')} | "
+            f"{f(r.get('ssim'), '.3f')} | "
+            f"{f(r.get('latent_l2'), '.4f')} | {f(r.get('block_iou'), '.3f')} | {f(r.get('agent_error'), '.1f')} | "
+            f"{f(r.get('agent_found'), '.2f')} | {f(r.get('delta_psnr'), '.2f')} | {f(r.get('frames_per_s'), '.1f')} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="data/pusht/heldout", help="held-out LeRobotDataset root")
+    parser.add_argument("--model", action="append", default=[], help="world-model directory (repeatable)")
+    parser.add_argument("--episodes", type=int, default=None, help="first N held-out episodes (default: all)")
+    parser.add_argument("--windows", type=int, default=8, help="short windows per episode")
+    parser.add_argument("--horizon", type=int, default=15, help="actions per short window")
+    parser.add_argument("--long-min-steps", type=int, default=150,
+                        help="long protocol: episodes with >= this many actions")
+    parser.add_argument("--long-episodes", type=int, default=None, help="at most this many long episodes")
+    parser.add_argument("--long-horizon", type=int, default=None,
+                        help="score only the first N steps of each long episode (default: the whole episode)")
+    parser.add_argument("--protocols", default="short,long")
+    parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the model's)")
+    parser.add_argument("--sampler", default=None, help="sampler name (default: the model's)")
+    parser.add_argument("--batch-size", type=int, default=64, help="sequences per rollout call")
+    parser.add_argument("--long-batch", type=int, default=16, help="episodes per long rollout call")
+    parser.add_argument("--no-delta", action="store_true", help="skip the random-action rollouts of Δ-PSNR")
+    parser.add_argument("--no-reconstruction", action="store_true", help="skip the codec-reconstruction row")
+    parser.add_argument("--device", default=default_device())
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
+    parser.add_argument("--video", default=None, help="write ground truth | models side by side (.mp4/.gif)")
+    parser.add_argument("--video-episodes", type=int, default=1)
+    parser.add_argument("--video-scale", type=int, default=4)
+    args = parser.parse_args(argv)
+    args.metric_device = args.device
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark; returns the dict printed as the final JSON line."""
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    data = load_episodes(args.data)
+    episodes = data.episode_rows()[: args.episodes]
+    models = [ModelRollout(p, args) for p in args.model]
+    methods: list[Any] = [CopyFirstFrame(models[0].model if models else None)]
+    spec = models[0].model.action_spec if models else None
+    args.action_low = np.asarray(spec.low, np.float32) if spec else np.zeros(2, np.float32)
+    args.action_high = np.asarray(spec.high, np.float32) if spec else np.full(2, 512.0, np.float32)
+    if models:
+        if not args.no_reconstruction:
+            methods.append(CodecReconstruction(models[0].model, models[0].name))
+    methods += models
+    protocols = args.protocols.split(",")
+    rows, report = [], {"benchmark": "fidelity", "data": str(args.data), "episodes": len(episodes),
+                        "device": torch.cuda.get_device_name() if args.device.startswith("cuda")
+                        else f"CPU ({torch.get_num_threads()} threads)", "seed": args.seed}
+    if "short" in protocols:
+        for m in models:
+            m.seconds, m.frames = 0.0, 0
+        res = run_short(data, methods, args, episodes)
+        for m in models:
+            res[m.name]["frames_per_s"] = m.frames_per_s
+        report["short"] = {"horizon": args.horizon, "windows_per_episode": args.windows, "methods": res}
+        rows += [{"protocol": f"short ({args.horizon})", "method": k, **v} for k, v in res.items()]
+    eligible = [rows_ for rows_ in episodes if len(rows_) - 1 >= args.long_min_steps]
+    long_eps = eligible[: args.long_episodes]
+    if ("long" in protocols or args.video) and long_eps:
+        for m in models:
+            m.seconds, m.frames = 0.0, 0
+        long_methods = methods if "long" in protocols or not models else models
+        selected = long_eps if "long" in protocols else long_eps[: args.video_episodes]
+        res, truth, kept = run_long(data, long_methods, args, selected, args.video_episodes if args.video else 0)
+        for m in models:
+            res[m.name]["frames_per_s"] = m.frames_per_s
+        if "long" in protocols:
+            lengths = [min(len(r) - 1, args.long_horizon or len(r)) for r in long_eps]
+            report["long"] = {"min_steps": args.long_min_steps, "horizon": args.long_horizon, "episodes": len(long_eps),
+                              "eligible_episodes": len(eligible),
+                              "mean_steps": float(np.mean(lengths)), "methods": res}
+            label = f"long ({args.long_horizon})" if args.long_horizon else f"long (whole, >= {args.long_min_steps})"
+            rows += [{"protocol": label, "method": k, **v} for k, v in res.items()]
+        if args.video:
+            write_side_by_side(args.video, truth, {m.name: kept[m.name] for m in models} or
+                               {methods[0].name: kept[methods[0].name]}, args.video_scale, 10.0)
+    elif "long" in protocols:
+        print(f"long: no selected episode has >= {args.long_min_steps} actions", flush=True)
+    print()
+    print(format_table(rows))
+    print(f"\nlong protocol: {len(eligible)} of {len(episodes)} episodes have >= {args.long_min_steps} actions"
+          f" ({len(long_eps)} used)")
+    print(json.dumps(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()
