@@ -33,16 +33,22 @@ def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
 
 
 class EMA:
-    """Exponential moving average of a module's parameters (buffers copied as they are)."""
+    """Exponential moving average of a module's parameters (buffers copied as they are).
+
+    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so an early
+    export is not dominated by the initial weights (with adaLN-Zero those predict zero noise,
+    which a sampler turns into exploding latents).
+    """
 
     def __init__(self, module: nn.Module, decay: float) -> None:
         self.decay = decay
         self.module = copy.deepcopy(module).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, module: nn.Module) -> None:
+    def update(self, module: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
         for ema_p, p in zip(self.module.parameters(), module.parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - self.decay)
+            ema_p.lerp_(p.detach(), 1.0 - decay)
         for ema_b, b in zip(self.module.buffers(), module.buffers()):
             ema_b.copy_(b)
 

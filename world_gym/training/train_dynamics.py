@@ -141,7 +141,7 @@ def train_dynamics(cfg: DictConfig) -> Path:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.trainer.grad_clip))
         opt.step()
-        ema.update(model)
+        ema.update(model, step)
         step += 1
         running.append(loss.item())
         bar.update(1)
