@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from world_gym.policies.base import Policy, RandomPolicy
+from world_gym.policies.base import Policy, PolicySpec, RandomPolicy
 
-__all__ = ["Policy", "PushTExpert", "PushTPlay", "RandomPolicy"]
+__all__ = ["ActionReplayPolicy", "CNNBCPolicy", "LeRobotPolicy", "Policy", "PolicySpec", "PushTExpert", "PushTPlay",
+           "RandomPolicy", "SB3Policy"]
 
-_LAZY = {"PushTExpert": "world_gym.policies.pusht_expert", "PushTPlay": "world_gym.policies.pusht_expert"}
+_LAZY = {
+    "PushTExpert": "world_gym.policies.pusht_expert",
+    "PushTPlay": "world_gym.policies.pusht_expert",
+    "CNNBCPolicy": "world_gym.policies.cnn_bc",
+    "LeRobotPolicy": "world_gym.policies.lerobot_policy",
+    "SB3Policy": "world_gym.policies.sb3_policy",
+    "ActionReplayPolicy": "world_gym.policies.replay",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The Push-T policies need gym-pusht (the optional "pusht" extra); import it only when asked.
+    # Optional dependencies (gym-pusht, lerobot, stable-baselines3) are imported only when asked.
     if name in _LAZY:
         import importlib
 
