@@ -84,3 +84,26 @@ def test_oracle_denoiser_recovers_the_clean_clip(name):
     out = sample_clip(oracle, target[:, :1], actions, mask, make_scheduler(schedule, name), 20,
                       torch.Generator().manual_seed(1))
     torch.testing.assert_close(out, target[:, 1:], atol=0.05, rtol=0.05)
+
+
+def test_weighted_loss_is_a_weighted_mean():
+    latents = torch.zeros(1, 3, 1, 1, 2)
+    actions, mask = torch.zeros(1, 3, 2), torch.ones(1, 3, dtype=torch.bool)
+    sched = DDPMScheduler(**NoiseSchedule().to_dict())
+    torch.manual_seed(0)
+
+    def denoiser(x, t, a, m):
+        return torch.zeros_like(x)
+
+    torch.manual_seed(3)
+    plain = diffusion_loss(denoiser, sched, latents, actions, mask, history=1)
+    torch.manual_seed(3)
+    uniform = diffusion_loss(denoiser, sched, latents, actions, mask, history=1, weight=torch.full((1, 2, 1, 1, 2), 7.0))
+    torch.testing.assert_close(plain, uniform)
+    torch.manual_seed(3)
+    only_first = diffusion_loss(denoiser, sched, latents, actions, mask, history=1,
+                                weight=torch.tensor([1.0, 0.0]).view(1, 2, 1, 1, 1))
+    torch.manual_seed(3)
+    torch.randint(0, 1000, (1,))  # the timestep draw that precedes the noise
+    noise = torch.randn_like(latents)
+    torch.testing.assert_close(only_first, noise[:, 1].pow(2).mean())

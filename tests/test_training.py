@@ -88,3 +88,14 @@ def test_ddp_with_two_cpu_processes(pipeline):
     assert "2 process(es), batch 2 per process" in result.stdout
     with open(pipeline / "ddp" / "log.csv") as f:
         assert [r["step"] for r in csv.DictReader(f)] == ["1", "2"]
+
+
+def test_motion_weight_marks_changing_cells():
+    from world_gym.training.train_dynamics import motion_weight
+
+    x = torch.zeros(1, 4, 2, 3, 3)
+    x[:, 3, :, 1, 1] = 1.0  # one cell changes in the last frame
+    w = motion_weight(x, history=2, strength=5.0)
+    assert w.shape == (1, 2, 1, 3, 3)
+    assert w[0, 1, 0, 1, 1] == 6.0 and w.sum() == 18 + 5
+    assert motion_weight(x, history=2, strength=0.0) is None

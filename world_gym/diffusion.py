@@ -150,6 +150,7 @@ def diffusion_loss(
     action_mask: torch.Tensor,
     history: int,
     action_dropout: float = 0.0,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Epsilon-prediction MSE on the frames after the ``history`` clean ones.
 
@@ -161,6 +162,8 @@ def diffusion_loss(
         history: number of leading clean conditioning frames.
         action_dropout: probability of replacing every action of a sample by "no action"
             (IRASim trains with 0.1).
+        weight: optional non-negative weights broadcastable to the generated frames'
+            ``(B, T - history, C, H, W)``; the loss is then their weighted mean.
     """
     b = latents.shape[0]
     t = torch.randint(0, train_scheduler.config.num_train_timesteps, (b,), device=latents.device)
@@ -171,4 +174,8 @@ def diffusion_loss(
         keep = torch.rand(b, device=latents.device) >= action_dropout
         action_mask = action_mask & keep[:, None]
     eps = denoiser(noisy, t, actions, action_mask)
-    return F.mse_loss(eps[:, history:].float(), noise[:, history:].float())
+    if weight is None:
+        return F.mse_loss(eps[:, history:].float(), noise[:, history:].float())
+    err = (eps[:, history:].float() - noise[:, history:].float()).pow(2)
+    weight = weight.float().expand_as(err)
+    return (err * weight).sum() / weight.sum()
