@@ -1,0 +1,211 @@
+"""Labelled Push-T frames for the ``resnet_iou`` head, and the head's metrics.
+
+Frames come from LeRobotDatasets written by the Push-T collector (:func:`load_coverage_frames`)
+or are rendered on demand from random states by gym-pusht itself (:class:`RenderedCoverage`);
+:func:`evaluate_coverage` gives coverage MAE and the success flag's precision/recall, and
+:func:`evaluate_on_world_model` the same on frames a world model imagines.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from world_gym.reward_models.resnet_iou import PUSHT_SUCCESS_THRESHOLD, frames_to_input
+
+GOAL_POSE = np.array([256.0, 256.0, np.pi / 4])
+
+
+class RenderedCoverage:
+    """Frames of random Push-T states with their true coverage, rendered by gym-pusht.
+
+    Args:
+        near_goal: fraction of block poses drawn around the goal pose (log-uniform scales from
+            0.5 to 40 px and 0.005 to 0.7 rad); the rest are uniform like gym-pusht's reset.
+    """
+
+    def __init__(self, near_goal: float = 0.7) -> None:
+        import gymnasium as gym
+        import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
+
+        self.env = gym.make("gym_pusht/PushT-v0", obs_type="pixels").unwrapped
+        self.env.reset(seed=0)
+        self.near_goal = near_goal
+
+    def _place_block(self, pose: np.ndarray) -> None:
+        # gym-pusht's reset_to_state sets the position before the angle, and pymunk rotates about the
+        # centre of gravity, so the T lands off the asked pose; place its origin exactly instead.
+        block = self.env.block
+        block.angle = float(pose[2])
+        origin = block.local_to_world((0, 0))
+        block.position = (block.position[0] + pose[0] - origin[0], block.position[1] + pose[1] - origin[1])
+        self.env.space.step(self.env.dt)
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Render ``n`` states.
+
+        Args:
+            n: number of frames.
+            rng: source of the states.
+
+        Returns:
+            ``(frames, coverage)``: uint8 ``(n, 96, 96, 3)`` and float32 ``(n,)``.
+        """
+        frames, coverage = [], []
+        for _ in range(n):
+            agent = rng.uniform(50, 450, size=2)
+            if rng.random() < self.near_goal:
+                s_pos, s_ang = np.exp(rng.uniform(np.log(0.5), np.log(40.0))), np.exp(rng.uniform(np.log(0.005), np.log(0.7)))
+                self.env.reset(options={"reset_to_state": np.concatenate([agent, GOAL_POSE])})
+                self._place_block(GOAL_POSE + rng.normal(0.0, [s_pos, s_pos, s_ang]))
+            else:
+                block = np.array([rng.uniform(100, 400), rng.uniform(100, 400), rng.uniform(-np.pi, np.pi)])
+                self.env.reset(options={"reset_to_state": np.concatenate([agent, block])})
+            frames.append(self.env.get_obs())
+            coverage.append(self.env._get_coverage())
+        return np.stack(frames), np.asarray(coverage, np.float32)
+
+
+def _read_columns(root: str | Path, columns: list[str]) -> dict[str, list[Any]]:
+    import pyarrow.parquet as pq
+
+    files = sorted(Path(root).glob("data/**/*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no data/**/*.parquet under {root}: not a LeRobotDataset root")
+    tables = [pq.read_table(f, columns=columns) for f in files]
+    return {c: [v for t in tables for v in t.column(c).to_pylist()] for c in columns}
+
+
+def _decode_png(images: list[dict[str, Any]]) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.open(io.BytesIO(im["bytes"])).convert("RGB")) for im in images])
+
+
+def load_coverage_frames(root: str | Path, max_frames: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``observation.image`` and ``observation.coverage`` of a LeRobotDataset root.
+
+    Reads the parquet files directly (PNG bytes decoded with Pillow), which is far faster than
+    indexing ``LeRobotDataset`` frame by frame.
+
+    Args:
+        root: dataset root (holding ``meta/info.json`` and ``data/``).
+        max_frames: keep at most this many frames, drawn at random (all if None).
+        seed: seed of that draw.
+
+    Returns:
+        ``(frames, coverage)``: uint8 ``(N, 96, 96, 3)`` and float32 ``(N,)``.
+    """
+    cols = _read_columns(root, ["observation.image", "observation.coverage"])
+    coverage = np.asarray(cols["observation.coverage"], np.float32).reshape(-1)
+    keep = np.arange(len(coverage))
+    if max_frames is not None and max_frames < len(keep):
+        keep = np.sort(np.random.default_rng(seed).choice(len(keep), max_frames, replace=False))
+    return _decode_png([cols["observation.image"][i] for i in keep]), coverage[keep]
+
+
+@torch.no_grad()
+def evaluate_on_world_model(net: torch.nn.Module, model_dir: str, root: str | Path, episodes: int = 16,
+                            horizon: int = 16, batch: int = 8, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Coverage error on frames a world model imagines for held-out episodes' own actions.
+
+    From each episode, two windows (its first ``horizon`` steps and its last, where the expert
+    episodes reach the goal): the world model starts from the window's first true frame, takes the
+    recorded actions, and the head's coverage of each imagined frame is compared with gym-pusht's
+    coverage of the true frame at the same step. The head on the true frames is scored beside it.
+
+    Args:
+        net: coverage regressor.
+        model_dir: a world model directory, Hub id or bundled name (e.g. ``"tiny-pusht"``).
+        root: held-out LeRobotDataset root.
+        episodes: episodes used (the first ones).
+        horizon: imagined steps per window.
+        batch: windows per rollout call.
+        seed: noise seed of the rollouts.
+
+    Returns:
+        ``{"world_model": metrics, "ground_truth": metrics}`` over the same steps (see
+        :func:`evaluate_coverage`).
+    """
+    from world_gym.assets import bundled_model_path
+    from world_gym.world_model import WorldModel
+
+    if not Path(model_dir).is_dir() and "/" not in str(model_dir):
+        model_dir = str(bundled_model_path(str(model_dir)))  # a model shipped in the package, e.g. "tiny-pusht"
+    model = WorldModel.from_pretrained(model_dir).eval()
+    cols = _read_columns(root, ["observation.image", "observation.coverage", "action", "episode_index"])
+    ep = np.asarray(cols["episode_index"]).reshape(-1)
+    starts = []
+    for e in np.unique(ep)[:episodes]:
+        rows = np.flatnonzero(ep == e)
+        if len(rows) > horizon:
+            starts += sorted({int(rows[0]), int(rows[-1] - horizon)})
+    if not starts:
+        raise ValueError(f"no episode in {root} is longer than horizon={horizon}")
+    actions = np.asarray(cols["action"], np.float32)
+    coverage = np.asarray(cols["observation.coverage"], np.float32).reshape(-1)
+    imagined, true_frames, true_cov = [], [], []
+    gen = torch.Generator().manual_seed(seed)
+    for i in range(0, len(starts), batch):
+        s = starts[i:i + batch]
+        initial = _decode_png([cols["observation.image"][j] for j in s])
+        acts = np.stack([actions[j:j + horizon] for j in s])
+        imagined.append(model.rollout(initial, acts, generator=gen).frames.reshape(-1, 96, 96, 3))
+        steps = [j + k for j in s for k in range(1, horizon + 1)]
+        true_frames.append(_decode_png([cols["observation.image"][j] for j in steps]))
+        true_cov.append(coverage[steps])
+    cov = np.concatenate(true_cov)
+    return {"world_model": evaluate_coverage(net, np.concatenate(imagined), cov),
+            "ground_truth": evaluate_coverage(net, np.concatenate(true_frames), cov)}
+
+
+def balanced_weights(coverage: np.ndarray, n_bins: int = 20) -> np.ndarray:
+    """Sampling probabilities that give every coverage bin (zero coverage its own bin) equal mass.
+
+    Args:
+        coverage: ``(N,)`` labels in [0, 1].
+        n_bins: bins of equal width over (0, 1].
+
+    Returns:
+        ``(N,)`` float64 probabilities summing to 1.
+    """
+    bins = np.where(coverage <= 1e-6, 0, 1 + np.minimum((coverage * n_bins).astype(int), n_bins - 1))
+    counts = np.bincount(bins, minlength=n_bins + 1)
+    w = 1.0 / counts[bins]
+    return w / w.sum()
+
+
+@torch.no_grad()
+def evaluate_coverage(net: torch.nn.Module, frames: np.ndarray, coverage: np.ndarray, batch_size: int = 256,
+                      threshold: float = PUSHT_SUCCESS_THRESHOLD) -> dict[str, float]:
+    """Coverage error and success-flag precision/recall of a network on labelled frames.
+
+    Args:
+        net: coverage regressor.
+        frames: uint8 ``(N, 96, 96, 3)``.
+        coverage: ``(N,)`` true coverage.
+        batch_size: frames per forward pass.
+        threshold: success is coverage above it, for truth and prediction alike.
+
+    Returns:
+        ``mae``, ``mae_covered`` (frames with true coverage > 0), ``precision``, ``recall``,
+        ``n``, ``n_success`` (true successes); precision/recall are NaN when undefined.
+    """
+    was_training = net.training
+    net.eval()
+    pred = torch.cat([net(frames_to_input(frames[i:i + batch_size])).squeeze(1)
+                      for i in range(0, len(frames), batch_size)]).clamp(0, 1).numpy()
+    net.train(was_training)
+    err = np.abs(pred - coverage)
+    ps, ts = pred > threshold, coverage > threshold
+    tp = float(np.sum(ps & ts))
+    covered = coverage > 0
+    return {"mae": float(err.mean()), "mae_covered": float(err[covered].mean()) if covered.any() else math.nan,
+            "precision": tp / ps.sum() if ps.any() else math.nan, "recall": tp / ts.sum() if ts.any() else math.nan,
+            "n": int(len(frames)), "n_success": int(ts.sum())}

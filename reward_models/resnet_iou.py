@@ -1,0 +1,207 @@
+"""Push-T coverage from pixels: a ResNet-18 regressor that reproduces gym-pusht's reward and success.
+
+gym-pusht scores a state by *coverage*, the area of the T block inside the goal T divided by the
+goal's area, and derives ``reward = clip(coverage / 0.95, 0, 1)`` and ``success = coverage > 0.95``.
+A world model has no physics state, only frames, so this head regresses coverage from a 96x96 frame
+with a torchvision ResNet-18 (built with ``weights=None``; trained from scratch by
+``world-gym train-reward-head``) and applies gym-pusht's two formulas to the prediction.
+
+The trained weights ship as ``world_gym/assets/reward_heads/resnet_iou_pusht.safetensors``
+(fp16), with their card in ``docs/reward_heads.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+
+from world_gym.reward_models.base import RewardContext, RewardHead, RewardOutput
+
+#: gym-pusht's ``success_threshold``: success is coverage strictly above it, reward saturates at it.
+PUSHT_SUCCESS_THRESHOLD = 0.95
+#: Frame size gym-pusht observes (and the Push-T world model imagines).
+PUSHT_FRAME_SIZE = 96
+
+
+def default_weights_path() -> Path:
+    """Where the shipped weights live, via the installed ``world_gym.assets`` package.
+
+    Returns:
+        The path of ``resnet_iou_pusht.safetensors`` (which may not exist).
+    """
+    import world_gym.assets
+
+    return Path(world_gym.assets.__file__).resolve().parent / "reward_heads" / "resnet_iou_pusht.safetensors"
+
+
+def build_coverage_net() -> nn.Module:
+    """A torchvision ResNet-18 with one output (coverage), random init, nothing downloaded.
+
+    Returns:
+        The network; input ``(N, 3, 96, 96)`` float from :func:`frames_to_input`, output ``(N, 1)``.
+    """
+    return torchvision.models.resnet18(weights=None, num_classes=1)
+
+
+def frames_to_input(frames: np.ndarray | torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` frames -> float ``(N, 3, H, W)`` in [-1, 1], channels-last in memory.
+
+    Args:
+        frames: uint8 RGB frames.
+        device: where the tensor goes.
+
+    Returns:
+        The network input.
+    """
+    x = torch.as_tensor(frames).to(device)
+    x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def coverage_to_reward(coverage: np.ndarray, threshold: float = PUSHT_SUCCESS_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """gym-pusht's reward and success from coverage.
+
+    Args:
+        coverage: coverage values, any shape.
+        threshold: gym-pusht's success threshold.
+
+    Returns:
+        ``(reward, success)``: float32 ``clip(coverage / threshold, 0, 1)`` and bool ``coverage > threshold``.
+    """
+    coverage = np.asarray(coverage, np.float32)
+    return np.clip(coverage / threshold, 0.0, 1.0).astype(np.float32), coverage > threshold
+
+
+def save_coverage_net(net: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
+    """Write the network's weights as fp16 safetensors, with ``metadata`` as JSON in the header.
+
+    Args:
+        net: a network from :func:`build_coverage_net`.
+        path: destination file.
+        metadata: training facts to keep beside the weights (data, steps, metrics).
+
+    Returns:
+        The path written.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float16 if v.is_floating_point() else v.dtype).contiguous()
+             for k, v in net.state_dict().items()}
+    header = {"format": "pt", "arch": "torchvision.resnet18", "num_classes": "1",
+              "input": f"uint8 RGB {PUSHT_FRAME_SIZE}x{PUSHT_FRAME_SIZE} -> x/127.5-1",
+              "world_gym": json.dumps(metadata or {})}
+    save_file(state, str(path), metadata=header)
+    return path
+
+
+def load_coverage_net(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Load weights written by :func:`save_coverage_net` into a float32 network in eval mode.
+
+    Args:
+        path: the safetensors file.
+        device: where the network goes.
+
+    Returns:
+        ``(net, metadata)``.
+
+    Raises:
+        FileNotFoundError: the file does not exist; the message says how to train one.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"resnet_iou weights not found at {path}. Train them with `world-gym train-reward-head "
+            f"--train-root data/pusht/train --heldout-root data/pusht/heldout --export {path}` "
+            f"or pass reward_model_kwargs={{'weights': '/path/to/resnet_iou.safetensors'}}."
+        )
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    net = build_coverage_net()
+    net.load_state_dict(state, strict=True)
+    net.to(device).to(memory_format=torch.channels_last).eval()
+    return net, json.loads(header.get("world_gym", "{}"))
+
+
+class ResNetIoUReward(RewardHead):
+    """gym-pusht's reward and success, computed from predicted coverage.
+
+    Args:
+        weights: safetensors file; default the shipped ``resnet_iou_pusht.safetensors``.
+        device: where the network runs.
+        batch_size: frames per forward pass.
+        success_threshold: coverage above which a frame counts as success (gym-pusht: 0.95).
+
+    Raises:
+        FileNotFoundError: no weights at ``weights`` (or none shipped).
+
+    ``info["coverage"]`` holds the predicted coverage, ``(B, T)`` float32, clipped to [0, 1].
+    """
+
+    name = "resnet_iou"
+
+    def __init__(
+        self,
+        weights: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 256,
+        success_threshold: float = PUSHT_SUCCESS_THRESHOLD,
+    ) -> None:
+        self.weights = Path(weights) if weights is not None else default_weights_path()
+        self.net, self.metadata = load_coverage_net(self.weights, device)
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.success_threshold = success_threshold
+
+    def to(self, device: str | torch.device) -> "ResNetIoUReward":
+        """Move the network to ``device``."""
+        self.device = torch.device(device)
+        self.net.to(self.device)
+        return self
+
+    @torch.no_grad()
+    def predict_coverage(self, frames: np.ndarray) -> np.ndarray:
+        """Coverage of each frame.
+
+        Args:
+            frames: uint8 ``(N, 96, 96, 3)``.
+
+        Returns:
+            float32 ``(N,)`` in [0, 1].
+        """
+        out = [self.net(frames_to_input(frames[i:i + self.batch_size], self.device)).squeeze(1).float().cpu()
+               for i in range(0, len(frames), self.batch_size)]
+        cov = torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+        return np.clip(cov, 0.0, 1.0).astype(np.float32)
+
+    def __call__(self, frames: np.ndarray, context: RewardContext) -> RewardOutput:
+        """Score ``(B, T, 96, 96, 3)`` uint8 frames.
+
+        Args:
+            frames: imagined (or real) Push-T frames.
+            context: unused; coverage needs the frame alone.
+
+        Returns:
+            gym-pusht's reward and success per frame, predicted coverage in ``info["coverage"]``.
+        """
+        frames = np.asarray(frames)
+        s = PUSHT_FRAME_SIZE
+        if frames.ndim != 5 or frames.shape[2:] != (s, s, 3) or frames.dtype != np.uint8:
+            raise ValueError(f"resnet_iou scores uint8 frames of shape (B, T, {s}, {s}, 3), "
+                             f"got {frames.dtype} {frames.shape}")
+        b, t = frames.shape[:2]
+        coverage = self.predict_coverage(frames.reshape(b * t, s, s, 3)).reshape(b, t)
+        reward = np.clip(coverage / self.success_threshold, 0.0, 1.0).astype(np.float32)
+        return RewardOutput(reward=reward, success=coverage > self.success_threshold, info={"coverage": coverage})

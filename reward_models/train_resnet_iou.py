@@ -1,0 +1,261 @@
+"""Train the ``resnet_iou`` reward head: regress gym-pusht coverage from 96x96 frames.
+
+Two sources of labelled frames, mixed per batch:
+
+* **Push-T datasets** (LeRobotDataset roots written by the Push-T collector) with columns
+  ``observation.image`` (96, 96, 3) and ``observation.coverage`` (1,). Their coverage is skewed
+  toward 0 (the block is rarely near the goal), so frames are drawn with weights inversely
+  proportional to the frequency of their coverage bin.
+* **Rendered states**: block poses drawn around the goal at many scales (and uniformly, as
+  gym-pusht's reset does), rendered and labelled by gym-pusht itself. Fresh frames every batch,
+  dense near the 0.95 success boundary, where the head's precision and recall are decided.
+
+Run ``world-gym train-reward-head --help``. The loop checkpoints to ``--out`` and resumes from it;
+``--export`` writes the fp16 safetensors that :class:`ResNetIoUReward` loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from world_gym.reward_models.pusht_coverage import (
+    RenderedCoverage,
+    balanced_weights,
+    evaluate_coverage,
+    evaluate_on_world_model,
+    load_coverage_frames,
+)
+from world_gym.reward_models.resnet_iou import (
+    build_coverage_net,
+    frames_to_input,
+    load_coverage_net,
+    save_coverage_net,
+)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Blur and noise on half the batch, so the head tolerates a world model's softer frames.
+
+    Args:
+        x: network input ``(N, 3, H, W)`` in [-1, 1].
+        gen: random source.
+
+    Returns:
+        The augmented batch (same shape).
+    """
+    n = x.shape[0]
+    pick = torch.rand(n, generator=gen) < 0.5
+    if pick.any():
+        sigma = 0.3 + 0.9 * torch.rand(1, generator=gen).item()
+        k = torch.exp(-torch.arange(-2, 3, dtype=x.dtype) ** 2 / (2 * sigma**2))
+        k = k / k.sum()
+        xs = x[pick]
+        xs = F.conv2d(F.pad(xs, (2, 2, 0, 0), mode="replicate"), k.view(1, 1, 1, 5).repeat(3, 1, 1, 1), groups=3)
+        xs = F.conv2d(F.pad(xs, (0, 0, 2, 2), mode="replicate"), k.view(1, 1, 5, 1).repeat(3, 1, 1, 1), groups=3)
+        xs = xs + 0.04 * torch.randn(xs.shape, generator=gen)
+        x = x.clone()
+        x[pick] = xs.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@dataclass
+class TrainConfig:
+    """Arguments of :func:`train` (the CLI flags of ``world-gym train-reward-head``)."""
+
+    out: str = "runs/resnet_iou"
+    train_root: list[str] = field(default_factory=list)
+    heldout_root: str | None = None
+    rendered_fraction: float = 0.5
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    augment: bool = True
+    eval_every: int = 250
+    eval_frames: int = 2000
+    checkpoint_every: int = 25
+    threads: int = 1
+    bf16: bool = True
+    seed: int = 0
+    export: str | None = None
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    return 0.5 * cfg.lr * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))))
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train (or resume) the coverage regressor; checkpoint, log and optionally export.
+
+    Args:
+        cfg: what to train on and for how long. ``out`` holds ``checkpoint.pt`` (resumed when
+            present; also written on Ctrl-C or SIGTERM), ``log.jsonl`` and ``last.safetensors``
+            (the weights at the last evaluation).
+
+    Returns:
+        The last evaluation (held-out metrics) and the training facts.
+    """
+    from tqdm import tqdm
+
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    net = build_coverage_net().to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = {"step": 0, "wall_s": 0.0, "cpu_s": 0.0, "frames_seen": 0}
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        net.load_state_dict(saved["net"])
+        opt.load_state_dict(saved["opt"])
+        state.update(saved["state"])
+    rng = np.random.default_rng(cfg.seed + state["step"])
+    gen = torch.Generator().manual_seed(cfg.seed + state["step"])
+
+    real = [load_coverage_frames(r) for r in cfg.train_root]
+    real_frames = np.concatenate([f for f, _ in real]) if real else None
+    real_cov = np.concatenate([c for _, c in real]) if real else None
+    real_p = balanced_weights(real_cov) if real else None
+    rendered_fraction = cfg.rendered_fraction if real else 1.0
+    renderer = RenderedCoverage() if rendered_fraction > 0 else None
+    eval_sets = {"rendered": RenderedCoverage().sample(min(cfg.eval_frames, 1000), np.random.default_rng(10_000 + cfg.seed))}
+    if cfg.heldout_root:
+        eval_sets["heldout"] = load_coverage_frames(cfg.heldout_root, cfg.eval_frames, cfg.seed)
+
+    def save_checkpoint() -> None:
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "state": state}, tmp)
+        tmp.replace(ckpt)  # atomic: an interrupted save never corrupts the checkpoint
+
+    # SIGTERM (kill, a scheduler) stops like Ctrl-C: checkpoint, then leave.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    log = open(out / "log.jsonl", "a")
+    last: dict[str, Any] = {}
+    bar = tqdm(total=cfg.steps, initial=state["step"], desc="resnet_iou")
+    t0, c0 = time.time() - state["wall_s"], time.process_time() - state.get("cpu_s", 0.0)
+    net.train()
+    try:
+        while state["step"] < cfg.steps:
+            n_rendered = int(round(cfg.batch_size * rendered_fraction))
+            parts_f, parts_c = [], []
+            if n_rendered:
+                f, c = renderer.sample(n_rendered, rng)
+                parts_f.append(f), parts_c.append(c)
+            if cfg.batch_size - n_rendered:
+                idx = rng.choice(len(real_cov), cfg.batch_size - n_rendered, p=real_p)
+                parts_f.append(real_frames[idx]), parts_c.append(real_cov[idx])
+            x = frames_to_input(np.concatenate(parts_f))
+            y = torch.from_numpy(np.concatenate(parts_c))
+            if cfg.augment:
+                x = augment(x, gen)
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(state["step"], cfg)
+            # bf16 autocast: about 2x faster on CPUs with avx512_bf16; weights and optimizer stay fp32.
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                pred = net(x).squeeze(1)
+            loss = F.smooth_l1_loss(pred.float(), y, beta=0.01)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            state["step"] += 1
+            state["frames_seen"] += cfg.batch_size
+            state["wall_s"], state["cpu_s"] = time.time() - t0, time.process_time() - c0
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
+                last = {name: evaluate_coverage(net, f, c) for name, (f, c) in eval_sets.items()}
+                record = {"step": state["step"], "loss": loss.item(), "lr": _lr_at(state["step"], cfg),
+                          "wall_s": round(state["wall_s"], 1), "cpu_s": round(state["cpu_s"], 1),
+                          "frames_seen": state["frames_seen"], **last}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                bar.write(json.dumps(record))
+                save_coverage_net(net, out / "last.safetensors", {"train": asdict(cfg), "state": dict(state), "eval": last})
+            if state["step"] % cfg.checkpoint_every == 0 or state["step"] == cfg.steps:
+                save_checkpoint()
+    except KeyboardInterrupt:
+        save_checkpoint()
+        bar.write(f"interrupted at step {state['step']}; checkpoint saved to {ckpt}, run again to resume")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        bar.close()
+        log.close()
+    if cfg.export:
+        # The final weights, not the best on held-out data: the held-out figures stay unbiased.
+        save_coverage_net(net, cfg.export, {"train": asdict(cfg), "state": dict(state), "eval": last})
+    return {"eval": last, "state": state}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``train-reward-head`` to the ``world-gym`` CLI."""
+    p = subparsers.add_parser("train-reward-head", help="train the resnet_iou Push-T coverage head",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = TrainConfig()
+    p.add_argument("--out", default=d.out, help="run directory (checkpoint, log, last weights); resumed if present")
+    p.add_argument("--train-root", action="append", default=[], help="LeRobotDataset root with coverage labels (repeatable)")
+    p.add_argument("--heldout-root", default=None, help="LeRobotDataset root to evaluate on")
+    p.add_argument("--rendered-fraction", type=float, default=d.rendered_fraction,
+                   help="share of each batch rendered from random states (1.0 without --train-root)")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--eval-frames", type=int, default=d.eval_frames)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 (bf16 autocast by default)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--export", default=None, help="write the final weights (fp16 safetensors) here at the end")
+    p.add_argument("--eval-only", default=None, metavar="WEIGHTS",
+                   help="only evaluate these weights on --heldout-root and print JSON")
+    p.add_argument("--world-model", default=None,
+                   help="with --eval-only: also score frames this world model imagines for held-out actions")
+    p.add_argument("--wm-episodes", type=int, default=16, help="held-out episodes for --world-model")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.eval_only:
+        if not args.heldout_root:
+            raise SystemExit("--eval-only needs --heldout-root")
+        torch.set_num_threads(args.threads)
+        net, _ = load_coverage_net(args.eval_only)
+        frames, coverage = load_coverage_frames(args.heldout_root)
+        result: dict[str, Any] = {"heldout_gt": evaluate_coverage(net, frames, coverage)}
+        if args.world_model:
+            result.update(evaluate_on_world_model(net, args.world_model, args.heldout_root, args.wm_episodes))
+        print(json.dumps(result))
+        return 0
+    fields = TrainConfig.__dataclass_fields__
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    print(json.dumps(train(cfg)["eval"]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``train-reward-head`` alone: ``python -m world_gym.reward_models.train_resnet_iou ...``."""
+    parser = argparse.ArgumentParser(prog="train_resnet_iou")
+    register(parser.add_subparsers(required=True))
+    args = parser.parse_args(["train-reward-head", *(argv if argv is not None else __import__("sys").argv[1:])])
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The resnet_iou head and its training entry point, with random weights and a tiny dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from world_gym.reward_models import RewardContext, make_reward_head
+from world_gym.reward_models.resnet_iou import (
+    ResNetIoUReward,
+    build_coverage_net,
+    coverage_to_reward,
+    frames_to_input,
+    save_coverage_net,
+)
+from world_gym.reward_models.pusht_coverage import (
+    GOAL_POSE,
+    RenderedCoverage,
+    balanced_weights,
+    evaluate_coverage,
+    evaluate_on_world_model,
+    load_coverage_frames,
+)
+from world_gym.reward_models.train_resnet_iou import TrainConfig, register, train
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    return save_coverage_net(build_coverage_net(), tmp_path_factory.mktemp("w") / "w.safetensors", {"steps": 0})
+
+
+@pytest.fixture(scope="module")
+def renderer() -> RenderedCoverage:
+    return RenderedCoverage()
+
+
+def make_dataset(root: Path, frames: np.ndarray, coverage: np.ndarray, episode_len: int = 3) -> Path:
+    """A LeRobotDataset with the Push-T collector's image and coverage columns."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    features = {"observation.image": {"dtype": "image", "shape": (96, 96, 3), "names": ["height", "width", "channel"]},
+                "observation.coverage": {"dtype": "float32", "shape": (1,), "names": None},
+                "action": {"dtype": "float32", "shape": (2,), "names": None}}
+    ds = LeRobotDataset.create("local/pusht_tiny", fps=10, root=root, features=features, use_videos=False)
+    for i, (f, c) in enumerate(zip(frames, coverage)):
+        ds.add_frame({"observation.image": f, "observation.coverage": np.array([c], np.float32),
+                      "action": np.array([200.0 + i, 300.0], np.float32), "task": "push"})
+        if (i + 1) % episode_len == 0:
+            ds.save_episode()
+    ds.finalize()
+    return root
+
+
+def test_gym_pusht_reward_formula() -> None:
+    reward, success = coverage_to_reward(np.array([0.0, 0.5, 0.95, 0.951, 1.0]))
+    np.testing.assert_allclose(reward, [0.0, 0.5 / 0.95, 1.0, 1.0, 1.0], rtol=1e-6)
+    assert success.tolist() == [False, False, False, True, True]
+
+
+def test_head_matches_its_network(weights: Path) -> None:
+    head = make_reward_head("resnet_iou", weights=str(weights))
+    frames = np.random.default_rng(0).integers(0, 256, (2, 3, 96, 96, 3), dtype=np.uint8)
+    out = head(frames, RewardContext())
+    assert out.reward.shape == (2, 3) and out.reward.dtype == np.float32 and out.success.dtype == bool
+    with torch.no_grad():
+        raw = head.net(frames_to_input(frames.reshape(6, 96, 96, 3))).squeeze(1).numpy().reshape(2, 3)
+    np.testing.assert_allclose(out.info["coverage"], np.clip(raw, 0, 1), atol=1e-5)
+    reward, success = coverage_to_reward(out.info["coverage"])
+    np.testing.assert_allclose(out.reward, reward)
+    assert (out.success == success).all()
+    assert head.metadata == {"steps": 0}
+
+
+def test_missing_weights_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="train-reward-head"):
+        ResNetIoUReward(weights=tmp_path / "absent.safetensors")
+
+
+def test_wrong_frame_size(weights: Path) -> None:
+    with pytest.raises(ValueError, match=r"\(B, T, 96, 96, 3\)"):
+        ResNetIoUReward(weights=weights)(np.zeros((1, 1, 64, 64, 3), np.uint8), RewardContext())
+
+
+def test_rendered_labels_are_gym_pusht_coverage(renderer: RenderedCoverage) -> None:
+    renderer.env.reset(options={"reset_to_state": [100, 100, 300, 300, 0.0]})
+    renderer._place_block(GOAL_POSE)
+    assert renderer.env._get_coverage() == pytest.approx(1.0, abs=1e-6)
+    frames, coverage = renderer.sample(6, np.random.default_rng(0))
+    assert frames.shape == (6, 96, 96, 3) and frames.dtype == np.uint8
+    assert ((coverage >= 0) & (coverage <= 1)).all() and coverage.dtype == np.float32
+
+
+def test_balanced_weights_equalise_bins() -> None:
+    coverage = np.array([0.0] * 90 + [0.5] * 9 + [0.97])
+    p = balanced_weights(coverage)
+    assert p.sum() == pytest.approx(1.0)
+    assert p[:90].sum() == pytest.approx(1 / 3) and p[99] == pytest.approx(1 / 3)
+
+
+def test_evaluate_precision_recall() -> None:
+    class Fixed(torch.nn.Module):
+        def __init__(self, values: list[float]) -> None:
+            super().__init__()
+            self.values = torch.tensor(values).unsqueeze(1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.values[: len(x)]
+
+    truth = np.array([0.0, 0.96, 0.99, 0.5], np.float32)
+    m = evaluate_coverage(Fixed([0.1, 0.97, 0.9, 0.96]), np.zeros((4, 96, 96, 3), np.uint8), truth)
+    assert m["mae"] == pytest.approx((0.1 + 0.01 + 0.09 + 0.46) / 4, abs=1e-6)
+    assert m["precision"] == pytest.approx(0.5) and m["recall"] == pytest.approx(0.5) and m["n_success"] == 2
+
+
+def test_train_resume_export_on_tiny_dataset(tmp_path: Path, renderer: RenderedCoverage) -> None:
+    frames, coverage = renderer.sample(6, np.random.default_rng(1))
+    root = make_dataset(tmp_path / "train", frames, coverage)
+    got_frames, got_cov = load_coverage_frames(root)
+    assert np.array_equal(got_frames, frames) and np.allclose(got_cov, coverage)
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), train_root=[str(root)], heldout_root=str(root), steps=2,
+                      batch_size=4, eval_every=2, eval_frames=6, warmup=1, export=str(tmp_path / "w.safetensors"))
+    result = train(cfg)
+    assert result["state"]["step"] == 2 and result["eval"]["heldout"]["n"] == 6
+    cfg.steps = 3  # resume from the checkpoint for one more step
+    assert train(cfg)["state"]["step"] == 3
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 2
+    head = ResNetIoUReward(weights=tmp_path / "w.safetensors")
+    assert head.metadata["state"]["frames_seen"] > 0
+    assert head(frames[None], RewardContext()).reward.shape == (1, 6)
+
+
+def test_interrupt_saves_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import world_gym.reward_models.train_resnet_iou as trainer
+
+    def interrupt(*args: object, **kwargs: object) -> dict:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "evaluate_coverage", interrupt)
+    cfg = TrainConfig(out=str(tmp_path / "run"), steps=3, batch_size=2, eval_every=1, checkpoint_every=100, warmup=1)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["state"]["step"] == 1
+
+
+def test_world_model_evaluation_path(tmp_path: Path, renderer: RenderedCoverage, weights: Path) -> None:
+    frames, coverage = renderer.sample(6, np.random.default_rng(2))
+    root = make_dataset(tmp_path / "heldout", frames, coverage)
+    net = ResNetIoUReward(weights=weights).net
+    result = evaluate_on_world_model(net, "tiny-pusht", root, episodes=2, horizon=2)
+    # one window per episode (3 rows, horizon 2: first and last window coincide), 2 imagined steps each
+    assert result["world_model"]["n"] == 4 and result["ground_truth"]["n"] == 4
+    assert np.isfinite(result["world_model"]["mae"])
+
+
+def test_cli_registration() -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["train-reward-head", "--train-root", "a", "--train-root", "b", "--steps", "5", "--no-bf16"])
+    assert args.train_root == ["a", "b"] and args.steps == 5 and not args.bf16 and callable(args.func)
