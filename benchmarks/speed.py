@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py                       # bundled Push-T model, CPU or GPU
     python benchmarks/speed.py --envs 1,16,64 --steps 10 --chunk-size 8
+    python benchmarks/speed.py --model runs/pusht/wm_frame_ada --threads 1
 
 Prints a markdown table and, last, one JSON line with every figure. Frames/s counts imagined
 (or simulated) frames, i.e. primitive actions, per wall-clock second after one warm-up step.
@@ -81,7 +82,10 @@ def main() -> None:
     parser.add_argument("--device", default=default_device())
     parser.add_argument("--min-seconds", type=float, default=5.0)
     parser.add_argument("--max-steps", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     rows = [pusht_case(args)]
     for n in (int(x) for x in args.envs.split(",")):
