@@ -41,12 +41,11 @@ PUSHT_ACTIONS = ActionSpec(dim=2, low=[0.0, 0.0], high=[512.0, 512.0], scale=1 /
 
 def render_reset_frames(seeds: list[int]) -> np.ndarray:
     """First frames of ``gym_pusht/PushT-v0`` (pixels, 96x96) reset with each seed (needs gym-pusht)."""
-    import gymnasium as gym
-    import gym_pusht  # noqa: F401  (registers the env)
+    from world_gym.envs.pusht_ground_truth import initial_frame, make_pusht_env
 
-    env = gym.make(GROUND_TRUTH_ID, obs_type="pixels", observation_width=FRAME_SIZE[1], observation_height=FRAME_SIZE[0])
+    env = make_pusht_env()
     try:
-        return np.stack([env.reset(seed=int(seed))[0] for seed in seeds]).astype(np.uint8)
+        return np.stack([initial_frame(int(seed), env) for seed in seeds])
     finally:
         env.close()
 

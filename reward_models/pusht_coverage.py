@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from world_gym.reward_models.resnet_iou import PUSHT_SUCCESS_THRESHOLD, frames_to_input
-
-GOAL_POSE = np.array([256.0, 256.0, np.pi / 4])
+from world_gym.training.episodes import load_episodes
 
 
 class RenderedCoverage:
@@ -29,11 +28,11 @@ class RenderedCoverage:
     """
 
     def __init__(self, near_goal: float = 0.7) -> None:
-        import gymnasium as gym
-        import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
+        from world_gym.envs.pusht_ground_truth import GOAL_POSE, make_pusht_env  # needs gym-pusht
 
-        self.env = gym.make("gym_pusht/PushT-v0", obs_type="pixels").unwrapped
+        self.env = make_pusht_env().unwrapped
         self.env.reset(seed=0)
+        self.goal_pose = GOAL_POSE
         self.near_goal = near_goal
 
     def _place_block(self, pose: np.ndarray) -> None:
@@ -60,8 +59,8 @@ class RenderedCoverage:
             agent = rng.uniform(50, 450, size=2)
             if rng.random() < self.near_goal:
                 s_pos, s_ang = np.exp(rng.uniform(np.log(0.5), np.log(40.0))), np.exp(rng.uniform(np.log(0.005), np.log(0.7)))
-                self.env.reset(options={"reset_to_state": np.concatenate([agent, GOAL_POSE])})
-                self._place_block(GOAL_POSE + rng.normal(0.0, [s_pos, s_pos, s_ang]))
+                self.env.reset(options={"reset_to_state": np.concatenate([agent, self.goal_pose])})
+                self._place_block(self.goal_pose + rng.normal(0.0, [s_pos, s_pos, s_ang]))
             else:
                 block = np.array([rng.uniform(100, 400), rng.uniform(100, 400), rng.uniform(-np.pi, np.pi)])
                 self.env.reset(options={"reset_to_state": np.concatenate([agent, block])})
@@ -70,29 +69,11 @@ class RenderedCoverage:
         return np.stack(frames), np.asarray(coverage, np.float32)
 
 
-def _read_columns(root: str | Path, columns: list[str]) -> dict[str, list[Any]]:
-    import pyarrow.parquet as pq
-
-    files = sorted(Path(root).glob("data/**/*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no data/**/*.parquet under {root}: not a LeRobotDataset root")
-    tables = [pq.read_table(f, columns=columns) for f in files]
-    return {c: [v for t in tables for v in t.column(c).to_pylist()] for c in columns}
-
-
-def _decode_png(images: list[dict[str, Any]]) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
-    return np.stack([np.asarray(Image.open(io.BytesIO(im["bytes"])).convert("RGB")) for im in images])
-
-
 def load_coverage_frames(root: str | Path, max_frames: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Read ``observation.image`` and ``observation.coverage`` of a LeRobotDataset root.
 
-    Reads the parquet files directly (PNG bytes decoded with Pillow), which is far faster than
-    indexing ``LeRobotDataset`` frame by frame.
+    Uses :func:`world_gym.training.episodes.load_episodes` (parquet read directly, decoded frames
+    cached beside the dataset), far faster than indexing ``LeRobotDataset`` frame by frame.
 
     Args:
         root: dataset root (holding ``meta/info.json`` and ``data/``).
@@ -102,12 +83,12 @@ def load_coverage_frames(root: str | Path, max_frames: int | None = None, seed: 
     Returns:
         ``(frames, coverage)``: uint8 ``(N, 96, 96, 3)`` and float32 ``(N,)``.
     """
-    cols = _read_columns(root, ["observation.image", "observation.coverage"])
-    coverage = np.asarray(cols["observation.coverage"], np.float32).reshape(-1)
+    data = load_episodes(root, ("observation.coverage",), progress=False)
+    coverage = np.asarray(data.extras["observation.coverage"], np.float32).reshape(-1)
     keep = np.arange(len(coverage))
     if max_frames is not None and max_frames < len(keep):
         keep = np.sort(np.random.default_rng(seed).choice(len(keep), max_frames, replace=False))
-    return _decode_png([cols["observation.image"][i] for i in keep]), coverage[keep]
+    return np.asarray(data.frames[keep]), coverage[keep]
 
 
 @torch.no_grad()
@@ -139,8 +120,8 @@ def evaluate_on_world_model(net: torch.nn.Module, model_dir: str, root: str | Pa
     if not Path(model_dir).is_dir() and "/" not in str(model_dir):
         model_dir = str(bundled_model_path(str(model_dir)))  # a model shipped in the package, e.g. "tiny-pusht"
     model = WorldModel.from_pretrained(model_dir).eval()
-    cols = _read_columns(root, ["observation.image", "observation.coverage", "action", "episode_index"])
-    ep = np.asarray(cols["episode_index"]).reshape(-1)
+    data = load_episodes(root, ("observation.coverage",), progress=False)
+    ep = data.episode_index
     starts = []
     for e in np.unique(ep)[:episodes]:
         rows = np.flatnonzero(ep == e)
@@ -148,17 +129,17 @@ def evaluate_on_world_model(net: torch.nn.Module, model_dir: str, root: str | Pa
             starts += sorted({int(rows[0]), int(rows[-1] - horizon)})
     if not starts:
         raise ValueError(f"no episode in {root} is longer than horizon={horizon}")
-    actions = np.asarray(cols["action"], np.float32)
-    coverage = np.asarray(cols["observation.coverage"], np.float32).reshape(-1)
+    actions = data.actions
+    coverage = np.asarray(data.extras["observation.coverage"], np.float32).reshape(-1)
     imagined, true_frames, true_cov = [], [], []
     gen = torch.Generator().manual_seed(seed)
     for i in range(0, len(starts), batch):
         s = starts[i:i + batch]
-        initial = _decode_png([cols["observation.image"][j] for j in s])
+        initial = np.asarray(data.frames[s])
         acts = np.stack([actions[j:j + horizon] for j in s])
         imagined.append(model.rollout(initial, acts, generator=gen).frames.reshape(-1, 96, 96, 3))
         steps = [j + k for j in s for k in range(1, horizon + 1)]
-        true_frames.append(_decode_png([cols["observation.image"][j] for j in steps]))
+        true_frames.append(np.asarray(data.frames[steps]))
         true_cov.append(coverage[steps])
     cov = np.concatenate(true_cov)
     return {"world_model": evaluate_coverage(net, np.concatenate(imagined), cov),

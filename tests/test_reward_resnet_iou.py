@@ -17,8 +17,8 @@ from world_gym.reward_models.resnet_iou import (
     frames_to_input,
     save_coverage_net,
 )
+from world_gym.envs.pusht_ground_truth import GOAL_POSE
 from world_gym.reward_models.pusht_coverage import (
-    GOAL_POSE,
     RenderedCoverage,
     balanced_weights,
     evaluate_coverage,
