@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from world_gym.metrics import mask_centroid
+
 AGENT_RGB = (65, 105, 225)  # pygame's RoyalBlue, gym-pusht's agent colour
 WORKSPACE_SIZE = 512.0
 
@@ -44,11 +46,9 @@ def estimate_agent_pos(frames: np.ndarray, fallback: np.ndarray | None = None) -
     if batch.ndim != 4 or batch.shape[-1] != 3:
         raise ValueError(f"frames must be (H, W, 3) or (B, H, W, 3), got {arr.shape}")
     h, w = batch.shape[1:3]
-    out = np.broadcast_to(
+    default = np.broadcast_to(
         np.asarray(fallback if fallback is not None else [WORKSPACE_SIZE / 2] * 2, np.float32), (len(batch), 2)
-    ).copy()
-    for i, mask in enumerate(agent_mask(batch)):
-        ys, xs = np.nonzero(mask)
-        if len(xs):
-            out[i] = ((xs.mean() + 0.5) * WORKSPACE_SIZE / w, (ys.mean() + 0.5) * WORKSPACE_SIZE / h)
+    )
+    centre = mask_centroid(agent_mask(batch)) * (WORKSPACE_SIZE / np.array([w, h]))
+    out = np.where(np.isnan(centre), default, centre).astype(np.float32)
     return out[0] if single else out
