@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/world-gym rollout --out outputs/rollout.mp4
+	$(VENV)/bin/world-gym evaluate --policy replay --policy random --episodes 4 --num-envs 4 --videos 1 --out outputs/evaluation
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -73,7 +73,10 @@ class ModelRollout:
     """A world model under test: batched rollouts, one seeded noise generator per sequence, timed."""
 
     def __init__(self, path: str, args: argparse.Namespace) -> None:
-        self.model = self.codec = WorldModel.from_pretrained(path, device=args.device)
+        dtype = getattr(torch, args.dtype) if args.dtype else None
+        self.model = self.codec = WorldModel.from_pretrained(path, device=args.device, dtype=dtype)
+        if dtype is not None:
+            self.model.codec.to(dtype)
         self.name = Path(path).name or str(path)
         self.history = self.model.history
         self.batch_size, self.steps, self.sampler = args.batch_size, args.steps, args.sampler
@@ -301,6 +304,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-delta", action="store_true", help="skip the random-action rollouts of Δ-PSNR")
     parser.add_argument("--no-reconstruction", action="store_true", help="skip the codec-reconstruction row")
     parser.add_argument("--device", default=default_device())
+    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                        help="world-model precision, backbone and codec (default: the model's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
     parser.add_argument("--video", default=None, help="write ground truth | models side by side (.mp4/.gif)")

@@ -2,9 +2,12 @@
 
 Conventions copy the ground-truth env so that one policy runs unchanged in both: actions are
 absolute agent targets in ``[0, 512]^2`` (float32), observations 96x96x3 uint8 frames at 10 Hz,
-episodes at most 300 frames. The default reward head, ``resnet_iou``, reads gym-pusht's coverage
-off each frame and applies gym-pusht's reward ``clip(coverage / 0.95, 0, 1)`` and success
-``coverage > 0.95`` (its measured error is in ``docs/reward_heads.md``).
+episodes at most 300 frames. The default world model, ``pusht-irasim-mini``, is an IRASim Frame-Ada
+model trained on gym-pusht episodes (its card and fidelity figures: ``docs/pusht_world_model.md``);
+``model="tiny-pusht"`` is a tiny random-weight model for tests. The default reward head,
+``resnet_iou``, reads gym-pusht's coverage off each frame and applies gym-pusht's reward
+``clip(coverage / 0.95, 0, 1)`` and success ``coverage > 0.95`` (its measured error is in
+``docs/reward_heads.md``).
 
 The initial-state source holds the first frames of ``gym_pusht/PushT-v0`` reset with seeds
 ``0..N-1`` (shipped in the package, so ``reset`` needs neither gym-pusht nor a dataset); with
@@ -34,7 +37,7 @@ FPS = 10
 MAX_EPISODE_FRAMES = 300
 TASK = "Push the T-shaped block onto the T-shaped target."
 INITIAL_STATES_FILE = "pusht_initial_states.npz"
-DEFAULT_MODEL = "tiny-pusht"
+DEFAULT_MODEL = "pusht-irasim-mini"  # trained on gym-pusht data; card: docs/pusht_world_model.md
 
 PUSHT_ACTIONS = ActionSpec(dim=2, low=[0.0, 0.0], high=[512.0, 512.0], scale=1 / 256, offset=256.0, names=["x", "y"])
 
@@ -111,7 +114,7 @@ def make_tiny_model(seed: int = 0) -> WorldModel:
 def make_model(
     device: str | torch.device = "cpu", dtype: torch.dtype | None = None, model_name: str = DEFAULT_MODEL, **kwargs: Any
 ) -> WorldModel:
-    """Load a shipped Push-T world model by name."""
+    """Load a shipped Push-T world model by name (``pusht-irasim-mini``, the default, or ``tiny-pusht``)."""
     if kwargs:
         raise TypeError(f"unexpected arguments for {ENV_ID}: {sorted(kwargs)}")
     return WorldModel.from_pretrained(bundled_model_path(model_name), device=device, dtype=dtype)

@@ -7,7 +7,9 @@ A spec string is ``[name=]kind[:path][,key=value...]``:
 ``cnn_bc:zoo/bc_steps4000``            :class:`~world_gym.policies.cnn_bc.CNNBCPolicy` directory
 ``lerobot:path/pretrained_model``      LeRobot policy directory (``chunk_size=k`` for chunks)
 ``sb3:model.zip,algorithm=PPO``        stable-baselines3 model
-``replay:replays.npz,noise=10``        open-loop replays by seed (:mod:`world_gym.policies.replay`)
+``replay:replays.npz,noise=10``        open-loop replays by seed (:mod:`world_gym.policies.replay`);
+                                       ``replay`` alone: the shipped scripted-expert replays of
+                                       gym-pusht seeds 0..49 (``world_gym/assets``)
 ``zoo:zoo``                            every policy listed in ``zoo/zoo.json``
 =====================================  ==========================================================
 
@@ -27,6 +29,7 @@ from gymnasium import spaces
 from world_gym.policies.base import Policy, PolicySpec, RandomPolicy
 
 MANIFEST = "zoo.json"
+SHIPPED_REPLAYS = "pusht_expert_replays.npz"  # PushTExpert in gym-pusht from seeds 0..49 (50/50 successes)
 PUSHT_LOW, PUSHT_HIGH = 0.0, 512.0
 
 
@@ -76,6 +79,10 @@ def _replay(path: str | None, options: dict[str, Any]) -> tuple[Callable[[], Pol
     from world_gym.policies.replay import ActionReplayPolicy
 
     chunk = int(options.get("chunk_size", 8))
+    if path is None:
+        from world_gym.assets import asset_path
+
+        path = str(asset_path(SHIPPED_REPLAYS))
     base = ActionReplayPolicy.from_npz(path, chunk_size=chunk, noise=float(options.get("noise", 0.0)))
     return (lambda: ActionReplayPolicy(base.actions, chunk, base.noise)), chunk
 

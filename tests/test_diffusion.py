@@ -107,3 +107,29 @@ def test_weighted_loss_is_a_weighted_mean():
     torch.randint(0, 1000, (1,))  # the timestep draw that precedes the noise
     noise = torch.randn_like(latents)
     torch.testing.assert_close(only_first, noise[:, 1].pow(2).mean())
+
+
+@pytest.mark.parametrize("kind", ["v_prediction", "sample"])
+def test_other_prediction_types_train_and_sample_consistently(kind):
+    """The loss's target and the sampler's reading of the output agree: an oracle that returns the
+    loss target of a known clip makes that loss zero and samples that clip."""
+    schedule = NoiseSchedule(prediction_type=kind)
+    sched = DDPMScheduler(**schedule.to_dict())
+    alphas = sched.alphas_cumprod
+    torch.manual_seed(0)
+    target = torch.randn(2, 4, 4, 3, 3)
+
+    def oracle(x, t, actions, mask):
+        ab = alphas[t.long()].view(-1, 1, 1, 1, 1)
+        eps = (x - ab.sqrt() * target) / (1 - ab).sqrt()
+        return ab.sqrt() * eps - (1 - ab).sqrt() * target if kind == "v_prediction" else target.clone()
+
+    actions, mask = torch.zeros(2, 4, 2), torch.tensor([[False, True, True, True]] * 2)
+    out = sample_clip(oracle, target[:, :1], actions, mask, make_scheduler(schedule, "ddim"), 10,
+                      torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out, target[:, 1:], atol=0.05, rtol=0.05)
+    loss = diffusion_loss(oracle, sched, target, actions, mask, history=1)
+    assert loss.item() < 1e-6
+    with pytest.raises(ValueError, match="prediction_type"):
+        unknown = DDPMScheduler(**{**schedule.to_dict(), "prediction_type": "x"})
+        diffusion_loss(oracle, unknown, target, actions, mask, history=1)

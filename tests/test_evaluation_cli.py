@@ -35,3 +35,14 @@ def test_example_script_runs(tmp_path, monkeypatch, capsys):
     runpy.run_path(str(script), run_name="__main__")
     assert "reward head in the world model: resnet_iou" in capsys.readouterr().out
     assert (tmp_path / "ex" / "summary.json").is_file()
+
+
+def test_evaluate_in_bfloat16_world_model(tmp_path, capsys):
+    out = tmp_path / "bf16"
+    argv = ["evaluate", "--policy", "random,chunk_size=4", *ARGS, "--dtype", "bfloat16", "--no-ground-truth",
+            "--videos", "0", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    result = json.loads((out / "results" / "world_model" / "random.json").read_text())
+    assert all(e["length"] == 8 for e in result["episodes"])
+    # backbone and codec precision are part of the cached settings
+    assert json.dumps(result).count("torch.bfloat16") >= 2

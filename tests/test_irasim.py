@@ -94,3 +94,56 @@ def test_paper_sizes_and_validation():
     x, t, a, mask = _inputs(t=5)
     with pytest.raises(ValueError, match="num_frames"):
         model(torch.randn(2, 7, 4, 8, 12), t, torch.randn(2, 7, 2), torch.ones(2, 7, dtype=torch.bool))
+
+
+def test_action_map_draws_each_action_where_it_points():
+    model = _model(action_map={"axes": [0, 1], "sigma": 0.5})
+    assert model.x_embedder.proj.in_channels == 5
+    _, _, _, mask = _inputs()
+    a = torch.zeros(2, 5, 2)
+    a[:, 1] = torch.tensor([-0.9, -0.9])  # left, top
+    a[:, 2] = torch.tensor([0.9, -0.9])  # right, top
+    a[:, 3] = torch.tensor([-0.9, 0.9])  # left, bottom
+    maps = model.action_maps(a, mask)
+    assert maps.shape == (2, 5, 1, 8, 12)
+    assert maps[:, 0].abs().sum() == 0, "the conditioning frame has no action"
+    peaks = [divmod(int(maps[0, i, 0].argmax()), 12) for i in (1, 2, 3, 4)]
+    assert peaks[:3] == [(0, 0), (0, 11), (7, 0)]
+    assert peaks[3] in [(3, 5), (3, 6), (4, 5), (4, 6)], "action (0, 0) is the centre of the frame"
+
+
+def test_action_map_output_follows_the_mapped_action_and_ignores_masked_ones():
+    model = _model(action_map={"axes": [1, 0]})
+    x, t, a, mask = _inputs()
+    out = model(x, t, a, mask)
+    moved = a.clone()
+    moved[:, 2, 1] += 0.5  # axis 1 is the column now
+    assert not torch.allclose(model(x, t, moved, mask), out)
+    masked = a.clone()
+    masked[:, 0] = 5.0
+    torch.testing.assert_close(model(x, t, masked, mask), out)
+    with pytest.raises(ValueError, match="action_map axes"):
+        IRASimConfig(action_map={"axes": [0, 2]})
+    cfg = IRASimConfig.from_dict(model.config.to_dict())
+    assert cfg.action_map == {"axes": [1, 0], "sigma": 1.0}
+
+
+def test_residual_reference_frame_starts_as_a_copy_of_it():
+    """adaLN-Zero leaves the output layer at zero, so an untrained residual model returns the
+    reference frame for every frame; the reference latents are an input of every frame."""
+    cfg = IRASimConfig(latent_size=(8, 12), patch_size=2, hidden_size=32, depth=2, num_heads=2, num_frames=6,
+                       reference_frame=1, residual=True)
+    model = IRASim(cfg).eval()
+    assert model.x_embedder.proj.in_channels == 8
+    x, t, a, mask = _inputs()
+    out = model(x, t, a, mask)
+    torch.testing.assert_close(out, x[:, 1:2].expand_as(out))
+    with pytest.raises(ValueError, match="needs a reference_frame"):
+        IRASimConfig(residual=True)
+    with pytest.raises(ValueError, match="reference_frame"):
+        IRASimConfig(num_frames=4, reference_frame=3)
+    trained = _model(reference_frame=1, residual=True)
+    x2 = x.clone()
+    x2[:, 1] += 1.0
+    changed = (trained(x2, t, a, mask) - trained(x, t, a, mask)).abs().amax(dim=(2, 3, 4))
+    assert (changed[:, 2:] > 0.5).all(), "every generated frame sees the reference frame"

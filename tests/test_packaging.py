@@ -37,3 +37,28 @@ def test_bundled_tiny_model_is_small_and_safetensors():
     assert (path / "model.safetensors").stat().st_size < 20 * 2**20
     assert not list(path.glob("*.pt")) and not list(path.glob("*.bin"))
     assert "world_gym" in sys.modules
+
+
+def test_default_pusht_model_is_the_trained_one_and_follows_actions():
+    """The shipped model moves the agent towards the commanded target: from one start frame,
+    targets to the left and to the right of the agent leave it on those sides."""
+    import numpy as np
+    import torch
+
+    from world_gym.assets import bundled_model_path
+    from world_gym.envs.pusht import DEFAULT_MODEL, load_initial_states
+    from world_gym.envs.pusht_pixels import estimate_agent_pos
+    from world_gym.world_model import WorldModel
+
+    path = bundled_model_path(DEFAULT_MODEL)
+    model = WorldModel.from_pretrained(path)
+    assert model.config.metadata["trained"] and sum(p.stat().st_size for p in path.iterdir()) < 30 * 2**20
+    start = load_initial_states().get(0).frame
+    agent = estimate_agent_pos(start)
+    ends = {}
+    for side, dx in (("left", -120.0), ("right", 120.0)):
+        target = np.clip(agent + np.array([dx, 0.0]), 20, 492).astype(np.float32)
+        out = model.rollout(start[None], np.tile(target, (1, 8, 1)),
+                            generator=torch.Generator().manual_seed(0))
+        ends[side] = estimate_agent_pos(out.frames[0, -1])
+    assert ends["left"][0] < agent[0] - 20 and ends["right"][0] > agent[0] + 20, (agent, ends)

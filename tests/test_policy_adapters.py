@@ -47,6 +47,26 @@ def test_replay_policy_replays_and_holds(tmp_path):
         policy.reset(seed=8)
 
 
+def test_shipped_expert_replays_solve_gym_pusht():
+    """``replay`` with no path plays the shipped expert actions; gym-pusht is deterministic, so
+    replaying seed 3's actions from seed 3's start solves the task as the expert did."""
+    from world_gym.envs.pusht_ground_truth import make_pusht_env
+
+    (spec,) = parse_policy_spec("replay")
+    policy = spec.make()
+    env = make_pusht_env(max_episode_steps=300)
+    env.reset(seed=3)
+    policy.reset(seed=3)
+    done, info = False, {}
+    while not done:
+        for action in policy.act(None):
+            _, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+            if done:
+                break
+    assert info["is_success"]
+
+
 def test_policy_specs_from_strings(tmp_path):
     (spec,) = parse_policy_spec("rnd=random,chunk_size=4")
     assert spec.name == "rnd" and spec.chunk_size == 4

@@ -13,7 +13,7 @@ import torch
 from training_data import write_tiny_dataset
 from world_gym.training.common import compose
 from world_gym.training.episodes import load_episodes
-from world_gym.training.train_codec import encode_dataset, train_codec
+from world_gym.training.train_codec import encode_dataset, finetune_decoder, train_codec
 from world_gym.training.train_dynamics import export_world_model, train_dynamics
 from world_gym.world_model import WorldModel
 
@@ -63,6 +63,30 @@ def test_codec_stage_outputs(pipeline):
     assert [r["step"] for r in rows] == ["2", "3"] and float(rows[-1]["heldout_psnr"]) > 0
 
 
+def test_decoder_finetuning_keeps_the_encoder_and_latents(tmp_path, pipeline):
+    import shutil
+
+    from diffusers import AutoencoderKL
+
+    codec = tmp_path / "codec"
+    shutil.copytree(pipeline / "codec", codec)
+    overrides = [o for o in _overrides(pipeline) if o.startswith(("data.", "codec."))]
+    cfg = compose("train_codec", [*overrides, f"out_dir={codec}", "trainer.decoder_steps=2",
+                                  "trainer.decoder_batch_size=2", "trainer.eval_every=1", "trainer.threads=1"])
+    before = AutoencoderKL.from_pretrained(codec / "vae").state_dict()
+    finetune_decoder(cfg)
+    after = AutoencoderKL.from_pretrained(codec / "vae").state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    with open(codec / "decoder_log.csv") as f:
+        assert [r["step"] for r in csv.DictReader(f)] == ["0", "1", "2"]
+    cfg = compose("train_codec", [*overrides, f"out_dir={codec}", "trainer.decoder_steps=3",
+                                  "trainer.decoder_batch_size=2", "trainer.eval_every=1", "trainer.threads=1"])
+    finetune_decoder(cfg)  # resumes at step 2
+    with open(codec / "decoder_log.csv") as f:
+        assert [r["step"] for r in csv.DictReader(f)] == ["0", "1", "2", "3"]
+
+
 def test_dynamics_trains_resumes_and_exports(pipeline):
     cfg = compose("train_dynamics", [*_overrides(pipeline), "trainer.steps=2"])
     train_dynamics(cfg)
@@ -76,6 +100,19 @@ def test_dynamics_trains_resumes_and_exports(pipeline):
     out = model.rollout(np.full((1, 32, 32, 3), 255, np.uint8), np.full((1, 4, 2), 256.0),
                         generator=torch.Generator().manual_seed(0))
     assert out.frames.shape == (1, 4, 32, 32, 3)
+
+
+def test_action_map_v_prediction_config_trains_and_exports(pipeline):
+    overrides = [o.replace(str(pipeline / "dyn"), str(pipeline / "dyn_map")) for o in _overrides(pipeline)]
+    cfg = compose("train_dynamics", ["dynamics=pusht_frame_ada_res", *overrides, "trainer.steps=1"])
+    train_dynamics(cfg)
+    model = WorldModel.from_pretrained(export_world_model(cfg, pipeline / "wm_map"))
+    assert model.backbone.config.action_map == {"axes": [0, 1], "sigma": 1.0}
+    assert model.backbone.config.reference_frame == 1 and model.backbone.config.residual
+    assert model.config.schedule.prediction_type == "sample"
+    out = model.rollout(np.full((1, 32, 32, 3), 255, np.uint8), np.full((1, 2, 2), 100.0),
+                        generator=torch.Generator().manual_seed(0))
+    assert out.frames.shape == (1, 2, 32, 32, 3)
 
 
 def test_ddp_with_two_cpu_processes(pipeline):

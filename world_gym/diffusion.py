@@ -152,7 +152,10 @@ def diffusion_loss(
     action_dropout: float = 0.0,
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Epsilon-prediction MSE on the frames after the ``history`` clean ones.
+    """Diffusion MSE on the frames after the ``history`` clean ones.
+
+    The target follows the schedule's ``prediction_type``: the noise (``epsilon``, IRASim), the
+    velocity ``alpha_t * noise - sigma_t * x0`` (``v_prediction``) or the clean latents (``sample``).
 
     Args:
         denoiser: the backbone.
@@ -173,9 +176,18 @@ def diffusion_loss(
     if action_dropout > 0:
         keep = torch.rand(b, device=latents.device) >= action_dropout
         action_mask = action_mask & keep[:, None]
-    eps = denoiser(noisy, t, actions, action_mask)
+    pred = denoiser(noisy, t, actions, action_mask)
+    kind = train_scheduler.config.prediction_type
+    if kind == "epsilon":
+        target = noise
+    elif kind == "v_prediction":
+        target = train_scheduler.get_velocity(latents, noise, t)
+    elif kind == "sample":
+        target = latents
+    else:
+        raise ValueError(f"unknown prediction_type {kind!r}")
     if weight is None:
-        return F.mse_loss(eps[:, history:].float(), noise[:, history:].float())
-    err = (eps[:, history:].float() - noise[:, history:].float()).pow(2)
+        return F.mse_loss(pred[:, history:].float(), target[:, history:].float())
+    err = (pred[:, history:].float() - target[:, history:].float()).pow(2)
     weight = weight.float().expand_as(err)
     return (err * weight).sum() / weight.sum()

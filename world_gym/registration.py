@@ -103,6 +103,7 @@ def build_env_parts(
     task: str | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
+    codec_dtype: torch.dtype | None = None,
     num_inference_steps: int | None = None,
     sampler: str | None = None,
     report_timing: bool = False,
@@ -123,6 +124,8 @@ def build_env_parts(
         wm = fam.make_model(device=device, dtype=dtype, **family_kwargs)
     else:
         raise ValueError("give either an env family or a model (WorldModel or directory)")
+    if codec_dtype is not None:
+        wm.codec.to(codec_dtype)
     wm.eval()
     chunk = chunk_size or (fam.chunk_size if fam and fam.chunk_size else None) or wm.config.chunk_size
     if chunk < 1:

@@ -1,4 +1,4 @@
-"""``world-gym train {codec,encode,dynamics,export} [hydra overrides]``: the training pipeline."""
+"""``world-gym train {codec,encode,decoder,dynamics,export} [hydra overrides]``: the training pipeline."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 STAGES = {
     "codec": "world_gym.training.train_codec:main_codec",
     "encode": "world_gym.training.train_codec:main_encode",
+    "decoder": "world_gym.training.train_codec:main_decoder",
     "dynamics": "world_gym.training.train_dynamics:main",
     "export": "world_gym.training.train_dynamics:main_export",
 }
@@ -15,7 +16,8 @@ STAGES = {
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a world model: codec, encode (pre-encode latents), dynamics, export",
+        help="train a world model: codec, encode (pre-encode latents), decoder (fine-tune on whole frames), "
+        "dynamics, export",
         description="Stages run with the Hydra configs in configs/ (train_codec.yaml, train_dynamics.yaml); "
         "pass overrides such as trainer.steps=100 data.train_root=data/pusht/train. export takes export_to=DIR.",
     )

@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the model's)")
     p.add_argument("--sampler", default=None, help="sampler override (ddim, dpm_solver, ...)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                   help="world-model precision, backbone and codec (default: the model's; "
+                   "bfloat16 runs ~3x faster on CPUs with AVX512-BF16)")
     p.add_argument("--no-ground-truth", action="store_true", help="world model only")
     p.add_argument("--no-world-model", action="store_true", help="ground truth only (grade a policy zoo)")
     p.add_argument("--videos", type=int, default=2, help="side-by-side videos per policy (first seeds)")
@@ -38,13 +41,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from world_gym.evaluation.harness import EvaluationConfig, _finite, evaluate_policies
     from world_gym.evaluation.report import write_report
     from world_gym.policies.zoo import parse_policy_spec
 
     specs = [spec for text in args.policy for spec in parse_policy_spec(text)]
     env_kwargs = {k: v for k, v in {"model": args.model, "num_inference_steps": args.steps, "sampler": args.sampler,
-                                    "device": args.device}.items() if v is not None}
+                                    "device": args.device,
+                                    "dtype": getattr(torch, args.dtype) if args.dtype else None,
+                                    "codec_dtype": getattr(torch, args.dtype) if args.dtype else None}.items()
+                  if v is not None}
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     config = EvaluationConfig(
         env_id=args.env, seeds=seeds, num_envs=min(args.num_envs, args.episodes), max_episode_frames=args.max_frames,

@@ -11,6 +11,16 @@ through adaLN modulation:
   temporal blocks and the final layer see the timestep alone unless the config says otherwise.
 - ``video_ada``: one embedding of the whole trajectory conditions every block and the final layer.
 
+Optionally (``action_map``, not in the paper) actions that are absolute positions in the image
+plane, like Push-T's agent targets, are also drawn as a Gaussian blob in an extra input channel of
+the frame they produced. adaLN modulates every token of a frame alike, so through it alone a model
+must learn to turn two numbers into a place on the board; the blob puts the target on the tokens
+where the agent will go, which a small model trained briefly on a CPU learns to use. Likewise
+optional (``reference_frame``, ``residual``): every frame's input also carries the latents of one
+clean context frame, and the output is added to them, so that an untrained model already copies
+the last frame it was given and training only has to learn what changes (meant for
+``prediction_type: sample``, where the output is the clean latent).
+
 Parameter names follow the released IRASim code (``x_embedder.proj``, ``t_embedder.mlp.0``,
 ``embed_arm_state``, ``embed_state``, ``mask_emb_fn``, ``blocks.N.attn.qkv``, ...), so official
 state dicts load without renaming.
@@ -63,6 +73,14 @@ class IRASimConfig:
         video_mlp_hidden: video-ada with ``linear2``; hidden width of the trajectory MLP
             (``None``: its input width, as released).
         learn_sigma: output twice the channels (released DiT option); only epsilon is used.
+        action_map: ``None`` (released IRASim) or ``{"axes": [col_dim, row_dim], "sigma": s}``:
+            draw each frame's action as a Gaussian of ``s`` latent cells at the point whose
+            normalised action dimensions ``col_dim``/``row_dim`` (``-1`` left/top .. ``1``
+            right/bottom) it names, in an extra input channel (zero for frames without action).
+        reference_frame: ``None`` (released IRASim) or the index of a clean context frame of the
+            clip (the last history frame) whose latents are appended to every frame's input channels.
+        residual: add the reference frame's latents to the output (needs ``reference_frame``);
+            with ``prediction_type: sample`` the network then predicts the change from that frame.
     """
 
     latent_channels: int = 4
@@ -81,6 +99,9 @@ class IRASimConfig:
     final_layer_action_conditioning: bool = False
     video_mlp_hidden: int | None = None
     learn_sigma: bool = False
+    action_map: dict[str, Any] | None = None
+    reference_frame: int | None = None
+    residual: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -93,6 +114,17 @@ class IRASimConfig:
             raise ValueError(f"depth must be even (spatial and temporal blocks alternate), got {self.depth}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.action_map is not None:
+            self.action_map = {"axes": [int(a) for a in self.action_map.get("axes", (0, 1))],
+                               "sigma": float(self.action_map.get("sigma", 1.0))}
+            axes = self.action_map["axes"]
+            if len(axes) != 2 or not all(0 <= a < self.action_dim for a in axes):
+                raise ValueError(f"action_map axes must name two of {self.action_dim} action dims, got {axes}")
+        if self.residual and self.reference_frame is None:
+            raise ValueError("residual=True needs a reference_frame")
+        if self.reference_frame is not None and not 0 <= self.reference_frame < self.num_frames - 1:
+            raise ValueError(
+                f"reference_frame must index a context frame of the clip, got {self.reference_frame}")
         h, w = self.latent_size
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"latent_size {self.latent_size} is not divisible by patch_size {self.patch_size}")
@@ -199,7 +231,9 @@ class IRASim(nn.Module):
         grid = (config.latent_size[0] // config.patch_size, config.latent_size[1] // config.patch_size)
         self.grid_size = grid
 
-        self.x_embedder = PatchEmbed(config.patch_size, config.latent_channels, hidden)
+        in_channels = config.latent_channels + (1 if config.action_map is not None else 0)
+        in_channels += config.latent_channels if config.reference_frame is not None else 0
+        self.x_embedder = PatchEmbed(config.patch_size, in_channels, hidden)
         self.t_embedder = TimestepEmbedder(hidden)
         self._build_action_embedding()
         self.register_buffer("pos_embed", torch.from_numpy(sincos_2d(hidden, grid)).float().unsqueeze(0))
@@ -278,10 +312,36 @@ class IRASim(nn.Module):
         none = self.mask_emb_fn.weight[0].to(emb.dtype)
         return torch.where(action_mask.any(dim=1, keepdim=True), emb, none)
 
+    def action_maps(self, actions: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 1, h, w)``: each frame's action drawn as a Gaussian (see ``action_map``), zero
+        where the frame has no action.
+
+        >>> cfg = IRASimConfig.preset("tiny", latent_size=(8, 8), num_frames=2, action_map={"axes": [0, 1]})
+        >>> actions, mask = torch.tensor([[[0.0, 0.0], [-0.875, 0.875]]]), torch.tensor([[False, True]])
+        >>> maps = IRASim(cfg).action_maps(actions, mask)
+        >>> maps[0, 0].sum().item(), divmod(maps[0, 1, 0].argmax().item(), 8)
+        (0.0, (7, 0))
+        """
+        cfg = self.config
+        assert cfg.action_map is not None
+        h, w = cfg.latent_size
+        col_dim, row_dim = cfg.action_map["axes"]
+        sigma = cfg.action_map["sigma"]
+        # pixel centres at (i + 0.5) / size in [0, 1]; normalised -1..1 maps onto 0..size
+        col = (actions[..., col_dim] + 1) * (w / 2) - 0.5
+        row = (actions[..., row_dim] + 1) * (h / 2) - 0.5
+        cols = torch.arange(w, device=actions.device, dtype=actions.dtype)
+        rows = torch.arange(h, device=actions.device, dtype=actions.dtype)
+        gx = torch.exp(-0.5 * ((cols - col[..., None]) / sigma) ** 2)
+        gy = torch.exp(-0.5 * ((rows - row[..., None]) / sigma) ** 2)
+        maps = gy[..., :, None] * gx[..., None, :] * action_mask[..., None, None].to(actions.dtype)
+        return maps[:, :, None]
+
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor
     ) -> torch.Tensor:
-        """Predict the noise in every frame of a noisy latent clip.
+        """Predict the noise (or, per the schedule's ``prediction_type``, the velocity or the clean
+        latents) in every frame of a noisy latent clip.
 
         Args:
             x: ``(B, T, C, h, w)`` noisy latents, ``T <= num_frames``.
@@ -290,7 +350,7 @@ class IRASim(nn.Module):
             action_mask: ``(B, T)`` bool, False where a frame has no action (the conditioning frame).
 
         Returns:
-            ``(B, T, C, h, w)`` predicted noise (epsilon).
+            ``(B, T, C, h, w)`` the prediction (epsilon for the released models).
         """
         cfg = self.config
         b, n_frames, c, h, w = x.shape
@@ -298,7 +358,15 @@ class IRASim(nn.Module):
             raise ValueError(f"clip of {n_frames} frames exceeds num_frames={cfg.num_frames}")
         if (c, h, w) != (cfg.latent_channels, *cfg.latent_size):
             raise ValueError(f"latent frames must be {(cfg.latent_channels, *cfg.latent_size)}, got {(c, h, w)}")
-        tokens = self.x_embedder(x.reshape(b * n_frames, c, h, w)) + self.pos_embed
+        inputs = x
+        if cfg.action_map is not None:
+            inputs = torch.cat([x, self.action_maps(actions.to(x.dtype), action_mask)], dim=2)
+        if cfg.reference_frame is not None:
+            if n_frames <= cfg.reference_frame:
+                raise ValueError(f"a clip of {n_frames} frames has no reference frame {cfg.reference_frame}")
+            reference = x[:, cfg.reference_frame : cfg.reference_frame + 1]
+            inputs = torch.cat([inputs, reference.expand(b, n_frames, c, h, w)], dim=2)
+        tokens = self.x_embedder(inputs.reshape(b * n_frames, inputs.shape[2], h, w)) + self.pos_embed
         n_tokens = tokens.shape[1]
         t_emb = self.t_embedder(t).to(tokens.dtype)
         t_frames = t_emb[:, None].expand(b, n_frames, -1)
@@ -327,7 +395,10 @@ class IRASim(nn.Module):
             tokens = tokens.reshape(b, n_tokens, n_frames, -1).transpose(1, 2).reshape(b * n_frames, n_tokens, -1)
 
         out = self.unpatchify(self.final_layer(tokens, c_final))
-        return out.reshape(b, n_frames, self.out_channels, h, w)[:, :, :c]
+        out = out.reshape(b, n_frames, self.out_channels, h, w)[:, :, :c]
+        if cfg.residual:
+            out = out + x[:, cfg.reference_frame : cfg.reference_frame + 1]
+        return out
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, tokens, p*p*C) -> (N, C, h, w)``, in the released patch order."""

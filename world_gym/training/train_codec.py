@@ -2,10 +2,17 @@
 
     world-gym train codec data=pusht codec=pusht_f8 trainer=codec_cpu
     world-gym train encode data=pusht            # latents of every training frame, for dynamics
+    world-gym train decoder data=pusht           # optional: fine-tune the decoder alone on whole frames
 
 Outputs under ``out_dir``: ``vae/`` (diffusers format, safetensors), ``codec.json`` (scaling
 factor: 1 / std of the latents, as Stable Diffusion sets it), ``ckpt.pt`` (resume), ``log.csv``,
 and after ``encode`` ``latents.npy`` with ``actions.npy`` / ``episode_index.npy`` beside it.
+
+The ``decoder`` stage freezes the encoder, so latents already encoded (and dynamics trained on
+them) stay valid, and trains the decoder on whole frames: a codec trained on crops normalises its
+activations (GroupNorm) over a crop's statistics, and decoding whole frames then tints the white
+board. It keeps ``decoder_ckpt.pt`` / ``decoder_log.csv`` and rewrites ``vae/`` when done.
+
 """
 
 from __future__ import annotations
@@ -172,6 +179,70 @@ def encode_dataset(cfg: DictConfig) -> Path:
     return out
 
 
+def finetune_decoder(cfg: DictConfig) -> Path:
+    """Fine-tune (or resume fine-tuning) the decoder of a trained codec on whole frames.
+
+    The encoder (and ``quant_conv``) stay frozen and frames are encoded deterministically (the
+    posterior mode, as ``encode`` writes latents), so the latent space does not move.
+    """
+    out = Path(cfg.out_dir)
+    torch.manual_seed(int(cfg.trainer.seed))
+    torch.set_num_threads(int(cfg.trainer.threads))
+    train = load_episodes(cfg.data.train_root)
+    heldout = load_episodes(cfg.data.heldout_root)
+    eval_frames = to_tensor(heldout.frames[np.linspace(0, len(heldout) - 1, 64).astype(int)])
+    vae = AutoencoderKL.from_pretrained(out / "vae")
+    vae.requires_grad_(False)
+    params = [*vae.post_quant_conv.parameters(), *vae.decoder.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=float(cfg.trainer.decoder_lr), weight_decay=0.0)
+    step = 0
+    state = load_checkpoint(out / "decoder_ckpt.pt")
+    if state is not None:
+        vae.load_state_dict(state["vae"])
+        opt.load_state_dict(state["opt"])
+        step = int(state["step"])
+    log = CsvLog(out / "decoder_log.csv", ["step", "loss", "heldout_psnr", "seconds"])
+    rng = np.random.default_rng(int(cfg.trainer.seed) + 1 + step)
+    total = int(cfg.trainer.decoder_steps)
+    bar = tqdm(total=total, initial=step, desc="decoder", unit="step")
+    start = time.perf_counter()
+    vae.eval()  # no dropout or batch statistics in this VAE; eval keeps the frozen encoder deterministic
+    with torch.no_grad():
+        score = psnr(eval_frames, vae.decode(vae.encode(eval_frames).latent_dist.mode()).sample)
+    if step == 0:
+        log.write(step=0, loss="", heldout_psnr=f"{score:.2f}", seconds="0")
+    while step < total:
+        idx = rng.integers(len(train), size=int(cfg.trainer.decoder_batch_size))
+        x = to_tensor(train.frames[idx])
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mode()
+        loss = reconstruction_loss(x, vae.decode(z).sample, float(cfg.trainer.object_weight))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, float(cfg.trainer.grad_clip))
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        last = step == total
+        if step % int(cfg.trainer.eval_every) == 0 or last:
+            with torch.no_grad():
+                score = psnr(eval_frames, vae.decode(vae.encode(eval_frames).latent_dist.mode()).sample)
+            log.write(step=step, loss=f"{loss.item():.5f}", heldout_psnr=f"{score:.2f}",
+                      seconds=f"{time.perf_counter() - start:.0f}")
+            bar.write(f"decoder step {step}: held-out reconstruction PSNR {score:.2f} dB")
+        if step % int(cfg.trainer.ckpt_every) == 0 or last:
+            save_checkpoint(out / "decoder_ckpt.pt",
+                            {"vae": vae.state_dict(), "opt": opt.state_dict(), "step": step})
+    bar.close()
+    vae.save_pretrained(out / "vae")
+    meta = json.loads((out / "codec.json").read_text())
+    (out / "codec.json").write_text(json.dumps({**meta, "decoder_steps": step}, indent=2) + "\n")
+    return out
+
+
 def main_codec(overrides: list[str]) -> int:
     from world_gym.training.common import compose
 
@@ -185,4 +256,11 @@ def main_encode(overrides: list[str]) -> int:
     from world_gym.training.common import compose
 
     encode_dataset(compose("train_codec", overrides))
+    return 0
+
+
+def main_decoder(overrides: list[str]) -> int:
+    from world_gym.training.common import compose
+
+    finetune_decoder(compose("train_codec", overrides))
     return 0

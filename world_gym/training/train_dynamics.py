@@ -49,6 +49,9 @@ def backbone_config(cfg: DictConfig, latent_channels: int, latent_size: tuple[in
         conditioning=d.conditioning,
         action_embedder=d.action_embedder,
         action_hidden_mult=int(d.action_hidden_mult),
+        action_map=OmegaConf.to_container(d.action_map, resolve=True) if d.get("action_map") else None,
+        reference_frame=None if d.get("reference_frame") is None else int(d.reference_frame),
+        residual=bool(d.get("residual", False)),
     )
 
 
