@@ -12,7 +12,6 @@ The ``decoder`` stage freezes the encoder, so latents already encoded (and dynam
 them) stay valid, and trains the decoder on whole frames: a codec trained on crops normalises its
 activations (GroupNorm) over a crop's statistics, and decoding whole frames then tints the white
 board. It keeps ``decoder_ckpt.pt`` / ``decoder_log.csv`` and rewrites ``vae/`` when done.
-
 """
 
 from __future__ import annotations
@@ -87,6 +86,29 @@ def psnr(x: torch.Tensor, recon: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+def _resume(path: Path, vae: AutoencoderKL, opt: torch.optim.Optimizer) -> int:
+    """Load a checkpoint's VAE and optimiser state if it exists; returns its step (0 if none)."""
+    state = load_checkpoint(path)
+    if state is None:
+        return 0
+    vae.load_state_dict(state["vae"])
+    opt.load_state_dict(state["opt"])
+    return int(state["step"])
+
+
+def _optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params, grad_clip: float) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+
+
+@torch.no_grad()
+def heldout_psnr(vae: AutoencoderKL, frames: torch.Tensor) -> float:
+    """Reconstruction PSNR of ``frames`` (deterministic encoding: the posterior mode)."""
+    return psnr(frames, vae.decode(vae.encode(frames).latent_dist.mode()).sample)
+
+
 def train_codec(cfg: DictConfig) -> Path:
     """Train (or resume) the codec described by ``cfg``; returns the output directory."""
     out = Path(cfg.out_dir)
@@ -100,12 +122,7 @@ def train_codec(cfg: DictConfig) -> Path:
 
     vae = AutoencoderKL.from_config(vae_config(cfg))
     opt = torch.optim.AdamW(vae.parameters(), lr=float(cfg.trainer.lr), weight_decay=0.0)
-    step = 0
-    state = load_checkpoint(out / "ckpt.pt")
-    if state is not None:
-        vae.load_state_dict(state["vae"])
-        opt.load_state_dict(state["opt"])
-        step = int(state["step"])
+    step = _resume(out / "ckpt.pt", vae, opt)
     log = CsvLog(out / "log.csv", ["step", "loss", "kl", "heldout_psnr", "seconds"])
     rng = np.random.default_rng(int(cfg.trainer.seed) + step)
     total = int(cfg.trainer.steps)
@@ -119,19 +136,14 @@ def train_codec(cfg: DictConfig) -> Path:
         recon = vae.decode(posterior.sample()).sample
         kl = posterior.kl().mean() / x[0].numel()
         loss = reconstruction_loss(x, recon, float(cfg.trainer.object_weight)) + float(cfg.trainer.kl_weight) * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), float(cfg.trainer.grad_clip))
-        opt.step()
+        _optimizer_step(opt, loss, vae.parameters(), float(cfg.trainer.grad_clip))
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         last = step == total
         if step % int(cfg.trainer.eval_every) == 0 or last:
             vae.eval()
-            with torch.no_grad():
-                rec = vae.decode(vae.encode(eval_frames).latent_dist.mode()).sample
-            score = psnr(eval_frames, rec)
+            score = heldout_psnr(vae, eval_frames)
             log.write(step=step, loss=f"{loss.item():.5f}", kl=f"{kl.item():.5f}", heldout_psnr=f"{score:.2f}",
                       seconds=f"{time.perf_counter() - start:.0f}")
             bar.write(f"step {step}: held-out reconstruction PSNR {score:.2f} dB")
@@ -197,39 +209,28 @@ def finetune_decoder(cfg: DictConfig) -> Path:
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=float(cfg.trainer.decoder_lr), weight_decay=0.0)
-    step = 0
-    state = load_checkpoint(out / "decoder_ckpt.pt")
-    if state is not None:
-        vae.load_state_dict(state["vae"])
-        opt.load_state_dict(state["opt"])
-        step = int(state["step"])
+    step = _resume(out / "decoder_ckpt.pt", vae, opt)
     log = CsvLog(out / "decoder_log.csv", ["step", "loss", "heldout_psnr", "seconds"])
     rng = np.random.default_rng(int(cfg.trainer.seed) + 1 + step)
     total = int(cfg.trainer.decoder_steps)
     bar = tqdm(total=total, initial=step, desc="decoder", unit="step")
     start = time.perf_counter()
     vae.eval()  # no dropout or batch statistics in this VAE; eval keeps the frozen encoder deterministic
-    with torch.no_grad():
-        score = psnr(eval_frames, vae.decode(vae.encode(eval_frames).latent_dist.mode()).sample)
     if step == 0:
-        log.write(step=0, loss="", heldout_psnr=f"{score:.2f}", seconds="0")
+        log.write(step=0, loss="", heldout_psnr=f"{heldout_psnr(vae, eval_frames):.2f}", seconds="0")
     while step < total:
         idx = rng.integers(len(train), size=int(cfg.trainer.decoder_batch_size))
         x = to_tensor(train.frames[idx])
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mode()
         loss = reconstruction_loss(x, vae.decode(z).sample, float(cfg.trainer.object_weight))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, float(cfg.trainer.grad_clip))
-        opt.step()
+        _optimizer_step(opt, loss, params, float(cfg.trainer.grad_clip))
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         last = step == total
         if step % int(cfg.trainer.eval_every) == 0 or last:
-            with torch.no_grad():
-                score = psnr(eval_frames, vae.decode(vae.encode(eval_frames).latent_dist.mode()).sample)
+            score = heldout_psnr(vae, eval_frames)
             log.write(step=step, loss=f"{loss.item():.5f}", heldout_psnr=f"{score:.2f}",
                       seconds=f"{time.perf_counter() - start:.0f}")
             bar.write(f"decoder step {step}: held-out reconstruction PSNR {score:.2f} dB")
