@@ -130,7 +130,7 @@ def test_action_map_output_follows_the_mapped_action_and_ignores_masked_ones():
 
 def test_residual_reference_frame_starts_as_a_copy_of_it():
     """adaLN-Zero leaves the output layer at zero, so an untrained residual model returns the
-    reference frame for every frame; the reference latents are an input of every frame."""
+    reference frame for every frame; the reference latents are extra input channels."""
     cfg = IRASimConfig(latent_size=(8, 12), patch_size=2, hidden_size=32, depth=2, num_heads=2, num_frames=6,
                        reference_frame=1, residual=True)
     model = IRASim(cfg).eval()
@@ -146,4 +146,4 @@ def test_residual_reference_frame_starts_as_a_copy_of_it():
     x2 = x.clone()
     x2[:, 1] += 1.0
     changed = (trained(x2, t, a, mask) - trained(x, t, a, mask)).abs().amax(dim=(2, 3, 4))
-    assert (changed[:, 2:] > 0.5).all(), "every generated frame sees the reference frame"
+    assert (changed[:, 2:] > 0.5).all(), "every generated frame follows the reference frame"
