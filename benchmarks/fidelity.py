@@ -80,6 +80,7 @@ class ModelRollout:
         self.name = Path(path).name or str(path)
         self.history = self.model.history
         self.batch_size, self.steps, self.sampler = args.batch_size, args.steps, args.sampler
+        self.chunk_size = args.chunk_size
         self.seconds, self.frames = 0.0, 0
         self.predict(np.zeros((1, 1, *self.model.config.frame_size, 3), np.uint8), np.zeros((1, 1, 2)), np.zeros(1))
         self.seconds, self.frames = 0.0, 0  # the call above was a warm-up
@@ -90,14 +91,41 @@ class ModelRollout:
             sl = slice(s, s + self.batch_size)
             generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds[sl]]
             start = time.perf_counter()
-            out = self.model.rollout(
-                context[sl], actions[sl], generator=generators, num_inference_steps=self.steps, sampler=self.sampler
-            )
+            if self.chunk_size:
+                out_frames, out_latents = self.rollout_in_chunks(context[sl], actions[sl], generators)
+            else:
+                out = self.model.rollout(
+                    context[sl], actions[sl], generator=generators, num_inference_steps=self.steps, sampler=self.sampler
+                )
+                out_frames, out_latents = out.frames, out.latents
             self.seconds += time.perf_counter() - start
-            self.frames += out.frames.shape[0] * out.frames.shape[1]
-            frames.append(out.frames)
-            latents.append(out.latents.cpu())
+            self.frames += out_frames.shape[0] * out_frames.shape[1]
+            frames.append(out_frames)
+            latents.append(out_latents.cpu())
         return np.concatenate(frames), torch.cat(latents)
+
+    @torch.no_grad()
+    def rollout_in_chunks(self, context: np.ndarray, actions: np.ndarray,
+                          generators: list[torch.Generator]) -> tuple[np.ndarray, torch.Tensor]:
+        """As an env with ``chunk_size`` steps it: one call per chunk, the last ``history`` latents
+        and their actions carried from call to call."""
+        model, h = self.model, self.model.history
+        ctx = model._context_latents(context)
+        b, dim = ctx.shape[0], model.action_spec.dim
+        ctx_actions = torch.zeros(b, h, dim, device=model.device, dtype=model.dtype)
+        ctx_mask = torch.zeros(b, h, dtype=torch.bool, device=model.device)
+        new = []
+        for start in range(0, actions.shape[1], self.chunk_size):
+            acts = model.normalize_actions(actions[:, start : start + self.chunk_size])
+            latents = model.rollout_latents(ctx, ctx_actions, ctx_mask, acts, generators, self.steps, self.sampler)
+            new.append(latents)
+            ctx = torch.cat([ctx, latents], dim=1)[:, -h:]
+            ctx_actions = torch.cat([ctx_actions, acts.to(ctx_actions.dtype)], dim=1)[:, -h:]
+            ctx_mask = torch.cat([ctx_mask, torch.ones(b, acts.shape[1], dtype=torch.bool, device=model.device)],
+                                 dim=1)[:, -h:]
+        latents = torch.cat(new, dim=1)
+        frames = model.decode(latents.flatten(0, 1)).reshape(b, latents.shape[1], *model.config.frame_size, 3)
+        return frames, latents
 
     @property
     def frames_per_s(self) -> float:
@@ -298,6 +326,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="score only the first N steps of each long episode (default: the whole episode)")
     parser.add_argument("--protocols", default="short,long")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the model's)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="roll out as an env with this chunk_size steps (default: whole clips per pass)")
     parser.add_argument("--sampler", default=None, help="sampler name (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=64, help="sequences per rollout call")
     parser.add_argument("--long-batch", type=int, default=16, help="episodes per long rollout call")

@@ -88,3 +88,16 @@ def test_short_windows_stay_inside_episodes(fidelity) -> None:
     starts = fidelity.short_windows(data, data.episode_rows(), windows=3, horizon=5, history=2)
     # episode 0: last conditioning row t in [1, 14]; episode 1 (rows 20-27): t in [21, 22]
     np.testing.assert_array_equal(starts, [1, 8, 14, 21, 22])
+
+
+def test_chunked_rollouts_match_whole_clips_and_differ_per_frame(fidelity, setup, capsys) -> None:
+    """``--chunk-size`` steps the model as an env would; with the clip's own length it must give
+    exactly the whole-clip rollout, with 1 frame per pass a different one."""
+    data, model_dir = setup
+    common = ["--data", str(data), "--model", str(model_dir), "--windows", "1", "--horizon", "5", "--steps", "1",
+              "--device", "cpu", "--protocols", "short", "--no-reconstruction", "--no-delta"]
+    whole = WorldModel.from_pretrained(model_dir).max_new_frames
+    reports = {c: fidelity.main([*common, *(["--chunk-size", str(c)] if c else [])]) for c in (None, whole, 1)}
+    capsys.readouterr()
+    psnr = {c: r["short"]["methods"]["micro"]["psnr"] for c, r in reports.items()}
+    assert psnr[whole] == psnr[None] and psnr[1] != psnr[None]
