@@ -109,21 +109,16 @@ class ModelRollout:
                           generators: list[torch.Generator]) -> tuple[np.ndarray, torch.Tensor]:
         """As an env with ``chunk_size`` steps it: one call per chunk, the last ``history`` latents
         and their actions carried from call to call."""
-        model, h = self.model, self.model.history
-        ctx = model._context_latents(context)
-        b, dim = ctx.shape[0], model.action_spec.dim
-        ctx_actions = torch.zeros(b, h, dim, device=model.device, dtype=model.dtype)
-        ctx_mask = torch.zeros(b, h, dtype=torch.bool, device=model.device)
+        model = self.model
+        state = model.initial_context(context)
         new = []
         for start in range(0, actions.shape[1], self.chunk_size):
             acts = model.normalize_actions(actions[:, start : start + self.chunk_size])
-            latents = model.rollout_latents(ctx, ctx_actions, ctx_mask, acts, generators, self.steps, self.sampler)
+            latents = model.rollout_latents(*state, acts, generators, self.steps, self.sampler)
             new.append(latents)
-            ctx = torch.cat([ctx, latents], dim=1)[:, -h:]
-            ctx_actions = torch.cat([ctx_actions, acts.to(ctx_actions.dtype)], dim=1)[:, -h:]
-            ctx_mask = torch.cat([ctx_mask, torch.ones(b, acts.shape[1], dtype=torch.bool, device=model.device)],
-                                 dim=1)[:, -h:]
+            state = model.advance_context(*state, latents, acts)
         latents = torch.cat(new, dim=1)
+        b = latents.shape[0]
         frames = model.decode(latents.flatten(0, 1)).reshape(b, latents.shape[1], *model.config.frame_size, 3)
         return frames, latents
 

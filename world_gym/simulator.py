@@ -147,11 +147,9 @@ class ImaginedEpisodes:
         t1 = time.perf_counter()
         frames = model.decode(latents.flatten(0, 1)).reshape(k, length, *self.frame_size, 3)
         t2 = time.perf_counter()
-        h = model.history
-        self.context[idx] = torch.cat([self.context[idx], latents], dim=1)[:, -h:]
-        ones = torch.ones(k, length, dtype=torch.bool, device=model.device)
-        self.context_actions[idx] = torch.cat([self.context_actions[idx], acts], dim=1)[:, -h:]
-        self.context_mask[idx] = torch.cat([self.context_mask[idx], ones], dim=1)[:, -h:]
+        self.context[idx], self.context_actions[idx], self.context_mask[idx] = model.advance_context(
+            self.context[idx], self.context_actions[idx], self.context_mask[idx], latents, acts
+        )
 
         goals = self.goal_images[indices] if self.has_goal[indices].all() else None
         context = RewardContext(

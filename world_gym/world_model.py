@@ -249,13 +249,11 @@ class WorldModel(nn.Module):
             generator, num_inference_steps, sampler: see :meth:`rollout_latents`.
             decode: also decode the latents to frames.
         """
-        context = self._context_latents(initial)
-        b, h = context.shape[:2]
+        context, context_actions, context_mask = self.initial_context(initial)
+        b = context.shape[0]
         acts = self.normalize_actions(actions)
         if acts.dim() != 3 or acts.shape[0] != b or acts.shape[2] != self.action_spec.dim:
             raise ValueError(f"actions must have shape ({b}, L, {self.action_spec.dim}), got {tuple(acts.shape)}")
-        context_actions = torch.zeros(b, h, self.action_spec.dim, device=self.device, dtype=self.dtype)
-        context_mask = torch.zeros(b, h, dtype=torch.bool, device=self.device)
         latents = self.rollout_latents(
             context, context_actions, context_mask, acts, generator, num_inference_steps, sampler
         )
@@ -263,6 +261,28 @@ class WorldModel(nn.Module):
         if decode:
             frames = self.decode(latents.flatten(0, 1)).reshape(b, latents.shape[1], *self.config.frame_size, 3)
         return RolloutOutput(latents=latents, frames=frames)
+
+    def initial_context(
+        self, initial: np.ndarray | torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The conditioning of a rollout from start frames (or latents; see :meth:`rollout`):
+        ``history`` latents, their (zero) actions and an all-False action mask."""
+        context = self._context_latents(initial)
+        b, h = context.shape[:2]
+        context_actions = torch.zeros(b, h, self.action_spec.dim, device=self.device, dtype=self.dtype)
+        return context, context_actions, torch.zeros(b, h, dtype=torch.bool, device=self.device)
+
+    def advance_context(
+        self, context: torch.Tensor, context_actions: torch.Tensor, context_mask: torch.Tensor,
+        latents: torch.Tensor, actions: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The conditioning after ``latents`` were generated from normalised ``actions`` ``(B, L, A)``:
+        the last ``history`` latents, their actions and mask (True: each new frame has its action)."""
+        h = self.history
+        done = torch.ones(actions.shape[:2], dtype=torch.bool, device=context_mask.device)
+        return (torch.cat([context, latents], dim=1)[:, -h:],
+                torch.cat([context_actions, actions.to(context_actions.dtype)], dim=1)[:, -h:],
+                torch.cat([context_mask, done], dim=1)[:, -h:])
 
     def _context_latents(self, initial: np.ndarray | torch.Tensor) -> torch.Tensor:
         if isinstance(initial, torch.Tensor) and initial.dtype != torch.uint8:

@@ -48,10 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from world_gym.policies.zoo import parse_policy_spec
 
     specs = [spec for text in args.policy for spec in parse_policy_spec(text)]
+    dtype = getattr(torch, args.dtype) if args.dtype else None  # backbone and codec alike
     env_kwargs = {k: v for k, v in {"model": args.model, "num_inference_steps": args.steps, "sampler": args.sampler,
-                                    "device": args.device,
-                                    "dtype": getattr(torch, args.dtype) if args.dtype else None,
-                                    "codec_dtype": getattr(torch, args.dtype) if args.dtype else None}.items()
+                                    "device": args.device, "dtype": dtype, "codec_dtype": dtype}.items()
                   if v is not None}
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     config = EvaluationConfig(

@@ -358,7 +358,7 @@ class IRASim(nn.Module):
             raise ValueError(f"clip of {n_frames} frames exceeds num_frames={cfg.num_frames}")
         if (c, h, w) != (cfg.latent_channels, *cfg.latent_size):
             raise ValueError(f"latent frames must be {(cfg.latent_channels, *cfg.latent_size)}, got {(c, h, w)}")
-        inputs = x
+        inputs, reference = x, None
         if cfg.action_map is not None:
             inputs = torch.cat([x, self.action_maps(actions.to(x.dtype), action_mask)], dim=2)
         if cfg.reference_frame is not None:
@@ -396,9 +396,7 @@ class IRASim(nn.Module):
 
         out = self.unpatchify(self.final_layer(tokens, c_final))
         out = out.reshape(b, n_frames, self.out_channels, h, w)[:, :, :c]
-        if cfg.residual:
-            out = out + x[:, cfg.reference_frame : cfg.reference_frame + 1]
-        return out
+        return out + reference if cfg.residual else out
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, tokens, p*p*C) -> (N, C, h, w)``, in the released patch order."""
