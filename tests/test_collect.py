@@ -14,6 +14,7 @@ pytest.importorskip("lerobot")
 
 from world_gym.data import collect as col  # noqa: E402
 from world_gym.data.lerobot_io import (  # noqa: E402
+    POLICY_LOG,
     PUSHT_FEATURES,
     EpisodeWriter,
     recover,
@@ -89,6 +90,39 @@ def test_collect_writes_lerobot_dataset_and_resumes(tmp_path: Path) -> None:
     assert _load(root).num_episodes == 3
     with pytest.raises(ValueError, match="outside split"):
         col.collect(root, 1, "train", MIX, progress=False, max_steps=12)
+
+
+def test_collect_rollouts_of_learned_policies(tmp_path: Path) -> None:
+    import json
+
+    from world_gym.policies.zoo import parse_policy_spec
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "zoo.json").write_text(json.dumps({"policies": [
+        {"name": "chunky", "kind": "random", "options": {"chunk_size": 4}},
+        {"name": "single", "kind": "random", "options": {"chunk_size": 1}}]}))
+    spec = f"zoo:{zoo}"
+    mix = col.parse_mix("policy=1")
+    with pytest.raises(ValueError, match="--policy"):
+        col.plan_episodes("heldout", 2, mix)
+    root = tmp_path / "rollouts"
+    summary = col.collect(root, 3, "heldout", mix, workers=2, progress=False, max_steps=6, policy=spec)
+    assert summary["per_behavior"] == {"policy:chunky": {"episodes": 2, "success_rate": 0.0},
+                                       "policy:single": {"episodes": 1, "success_rate": 0.0}}
+    log = json.loads((root / POLICY_LOG).read_text())
+    assert log == {"policy": spec, "seeds": {"0": "chunky", "1": "single", "2": "chunky"}}
+    data = _load(root).hf_dataset
+    seeds = np.asarray(data["episode_seed"]).reshape(-1)
+    assert np.all(np.asarray(data["behavior"]) == col.BEHAVIORS["policy"].code)
+    # Each episode played its policy as seeded at reset: chunk by chunk, or one target at a time.
+    for seed, name in ((0, "chunky"), (1, "single")):
+        policy = next(p for p in parse_policy_spec(spec) if p.name == name).make()
+        policy.reset(seed=seed)
+        expected = np.concatenate([np.asarray(policy.act(None), np.float32).reshape(-1, 2) for _ in range(6)])[:6]
+        np.testing.assert_allclose(np.asarray(data["action"])[seeds == seed][:6], expected)
+    with pytest.raises(ValueError, match="collected with --policy"):
+        col.collect(root, 4, "heldout", mix, progress=False, max_steps=6, policy=f"zoo:{zoo},only=single")
 
 
 def test_two_workers_give_the_same_episodes(tmp_path: Path) -> None:

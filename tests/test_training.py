@@ -63,6 +63,24 @@ def test_codec_stage_outputs(pipeline):
     assert [r["step"] for r in rows] == ["2", "3"] and float(rows[-1]["heldout_psnr"]) > 0
 
 
+def test_encode_adds_extra_training_roots(tmp_path, pipeline):
+    import shutil
+
+    codec = tmp_path / "codec"
+    shutil.copytree(pipeline / "codec", codec)
+    overrides = [o for o in _overrides(pipeline) if o.startswith(("data.", "codec."))]
+    cfg = compose("train_codec", [*overrides, f"out_dir={codec}", "trainer.threads=1",
+                                  f"data.extra_train_roots=[{pipeline / 'heldout'}]"])
+    encode_dataset(cfg)
+    extra = load_episodes(pipeline / "heldout", progress=False)
+    latents, episodes = np.load(codec / "latents.npy"), np.load(codec / "episode_index.npy")
+    assert len(latents) == len(episodes) == 36 + len(extra)
+    np.testing.assert_array_equal(latents[:36], np.load(pipeline / "codec" / "latents.npy"))
+    # the extra root's episode follows the three of train_root under its own index
+    assert episodes[:36].max() == 2 and set(episodes[36:]) == {3}
+    np.testing.assert_array_equal(np.load(codec / "actions.npy")[36:], extra.actions)
+
+
 def test_decoder_finetuning_keeps_the_encoder_and_latents(tmp_path, pipeline):
     import shutil
 

@@ -10,21 +10,28 @@ seed twice. ``--episodes`` is the total wanted in the root, not the number to ad
 
 Behaviours (``behavior`` column): 0 ``expert`` (scripted pusher on privileged state), 1 ``noisy``
 (the same with a noise level from ``--noise-levels``, stored in ``noise_level``), 2 ``play`` (smooth
-random motions), 3 reserved for rollouts of learned policies (register them with
-:func:`register_behavior`). Episode ``i`` takes its behaviour from the mix by a golden-ratio
-sequence, so every prefix of the episode list follows the mix closely.
+random motions), 3 ``policy``: rollouts of learned policies given by ``--policy`` (any spec of
+``world-gym evaluate``, e.g. ``zoo:runs/zoo``; several policies take the ``policy`` episodes in
+turn, and ``meta/world_gym_policies.json`` records which seed each one played). Failures of learned
+policies are what a world model trained on expert data cannot imagine (IRASim, HMA), so their
+rollouts belong in its training data. More behaviours: :func:`register_behavior`. Episode ``i``
+takes its behaviour from the mix by a golden-ratio sequence, so every prefix of the episode list
+follows the mix closely.
 
 Parallelism: ``--workers N`` runs episodes in N processes that send finished episodes to the one
 writer process (the parent); ``--workers 1`` runs everything in the parent.
 
     world-gym collect pusht --root data/pusht/train --episodes 300 --split train \\
         --mix expert=0.3,noisy=0.4,play=0.3 --workers 2
+    world-gym collect pusht --root data/pusht/zoo_rollouts --episodes 60 --split train \\
+        --mix policy=1 --policy zoo:runs/zoo,only=random+bc_steps1000+act_steps600
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import multiprocessing as mp
 import time
 import warnings
@@ -64,10 +71,15 @@ def _play(noise: float) -> Any:
     return PushTPlay()
 
 
+def _needs_policy(noise: float) -> Any:
+    raise ValueError("the 'policy' behaviour plays the policies given by --policy (collect(policy=...))")
+
+
 BEHAVIORS: dict[str, Behavior] = {
     "expert": Behavior(0, _expert),
     "noisy": Behavior(1, _expert, noisy=True),
     "play": Behavior(2, _play),
+    "policy": Behavior(3, _needs_policy),
 }
 
 
@@ -83,11 +95,14 @@ def register_behavior(name: str, behavior: Behavior) -> None:
 
 @dataclass(frozen=True)
 class EpisodeSpec:
-    """What to record: gym-pusht reset seed, behaviour name and noise level."""
+    """What to record: gym-pusht reset seed, behaviour name and noise level; for the ``policy``
+    behaviour, the ``--policy`` spec text and which of its policies plays."""
 
     seed: int
     behavior: str
     noise: float = 0.0
+    policy: str = ""
+    policy_index: int = 0
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -105,7 +120,8 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 def plan_episodes(
-    split: str, episodes: int, mix: dict[str, float], noise_levels: tuple[float, ...] = DEFAULT_NOISE_LEVELS
+    split: str, episodes: int, mix: dict[str, float], noise_levels: tuple[float, ...] = DEFAULT_NOISE_LEVELS,
+    policy: str = "", num_policies: int = 0,
 ) -> list[EpisodeSpec]:
     """The first ``episodes`` episodes of a split: seed, behaviour and noise of each, deterministically.
 
@@ -114,6 +130,8 @@ def plan_episodes(
         episodes: how many.
         mix: behaviour weights (as :func:`parse_mix` returns).
         noise_levels: levels the ``noisy`` behaviours cycle through.
+        policy: spec text of the ``policy`` behaviour's policies.
+        num_policies: how many policies ``policy`` names; the ``policy`` episodes cycle through them.
 
     Returns:
         One spec per episode, seeds ``start, start + 1, ...``.
@@ -124,15 +142,20 @@ def plan_episodes(
     names = list(mix)
     edges = np.cumsum([mix[n] for n in names])
     golden = (np.sqrt(5.0) - 1.0) / 2.0
-    specs, noisy_count = [], 0
+    if mix.get("policy", 0) > 0 and (not policy or num_policies < 1):
+        raise ValueError("the mix has 'policy' episodes: give the policies to play (--policy SPEC)")
+    specs, noisy_count, policy_count = [], 0, 0
     for i in range(episodes):
         u = ((i + 0.5) * golden) % 1.0
         name = names[min(int(np.searchsorted(edges, u, side="right")), len(names) - 1)]
-        noise = 0.0
+        noise, text, index = 0.0, "", 0
         if BEHAVIORS[name].noisy:
             noise = float(noise_levels[noisy_count % len(noise_levels)])
             noisy_count += 1
-        specs.append(EpisodeSpec(start + i, name, noise))
+        if name == "policy":
+            text, index = policy, policy_count % num_policies
+            policy_count += 1
+        specs.append(EpisodeSpec(start + i, name, noise, text, index))
     return specs
 
 
@@ -153,11 +176,15 @@ def record_episode(env: Any, policy: Any, spec: EpisodeSpec) -> dict[str, np.nda
     policy.reset(seed=spec.seed)
     images, agent, poses, covs = [obs], [info["pos_agent"]], [info["block_pose"]], [coverage(info["block_pose"])]
     actions, rewards, successes = [], [], []
+    queue: list[np.ndarray] = []  # the rest of an action chunk, played before the policy is asked again
     terminated = truncated = False
     while not (terminated or truncated):
-        action = np.asarray(policy.act(obs, info), dtype=np.float32)
-        if action.shape != (2,):
-            raise ValueError(f"policy returned shape {action.shape}; Push-T takes one (2,) target")
+        if not queue:
+            chunk = np.asarray(policy.act(obs, info), dtype=np.float32)
+            if chunk.shape[-1:] != (2,) or chunk.ndim not in (1, 2) or chunk.size == 0:
+                raise ValueError(f"policy returned shape {chunk.shape}; Push-T takes (2,) targets or (k, 2) chunks")
+            queue = list(chunk.reshape(-1, 2))
+        action = queue.pop(0)
         obs, reward, terminated, truncated, info = env.step(action)
         actions.append(action)
         rewards.append(reward)
@@ -201,10 +228,22 @@ def _run_spec(spec: EpisodeSpec, max_steps: int = 300) -> dict[str, np.ndarray]:
         from world_gym.envs.pusht_ground_truth import make_pusht_env
 
         _WORKER["env", max_steps] = make_pusht_env(max_episode_steps=max_steps)
-    key = (spec.behavior, spec.noise)
+    key = (spec.behavior, spec.noise, spec.policy, spec.policy_index)
     if key not in _WORKER:
-        _WORKER[key] = BEHAVIORS[spec.behavior].make_policy(spec.noise)
+        if spec.policy:
+            _WORKER[key] = _policy_specs(spec.policy)[spec.policy_index].make()
+        else:
+            _WORKER[key] = BEHAVIORS[spec.behavior].make_policy(spec.noise)
     return record_episode(_WORKER["env", max_steps], _WORKER[key], spec)
+
+
+def _policy_specs(text: str) -> list[Any]:
+    """The :class:`~world_gym.policies.base.PolicySpec` list of a ``--policy`` text, loaded once per process."""
+    if ("specs", text) not in _WORKER:
+        from world_gym.policies.zoo import parse_policy_spec
+
+        _WORKER["specs", text] = parse_policy_spec(text)
+    return _WORKER["specs", text]
 
 
 def _episodes(specs: list[EpisodeSpec], workers: int, max_steps: int) -> Iterator[dict[str, np.ndarray]]:
@@ -227,6 +266,7 @@ def collect(
     checkpoint_every: int = 10,
     progress: bool = True,
     max_steps: int = 300,
+    policy: str = "",
 ) -> dict[str, Any]:
     """Collect until ``root`` holds the first ``episodes`` episodes of ``split`` (resuming if present).
 
@@ -240,6 +280,8 @@ def collect(
         checkpoint_every: episodes between crash-safe checkpoints.
         progress: show a tqdm bar.
         max_steps: episode time limit (gym-pusht's is 300; shorter only for tests and smoke runs).
+        policy: policies of the ``policy`` behaviour, as ``world-gym evaluate --policy`` takes them
+            (``zoo:DIR[,only=a+b]``, ``cnn_bc:PATH``, ``lerobot:PATH``, ``random`` ...).
 
     Returns:
         Summary of this run: episodes and frames added, per-behaviour counts and success, wall time.
@@ -247,7 +289,8 @@ def collect(
     from world_gym.data.lerobot_io import EpisodeWriter, recover, stored_seeds
 
     weights = parse_mix(mix) if isinstance(mix, str) else mix
-    plan = plan_episodes(split, episodes, weights, noise_levels)
+    names = [p.name for p in _policy_specs(policy)] if policy else []
+    plan = plan_episodes(split, episodes, weights, noise_levels, policy, len(names))
     root = Path(root)
     recover(root)
     start, stop = SPLITS[split]
@@ -256,7 +299,10 @@ def collect(
     if foreign:
         raise ValueError(f"{root} holds seeds outside split {split!r} (e.g. {foreign[:3]}); use another root")
     todo = [spec for spec in plan if spec.seed not in done]
+    if names:
+        _log_policies(root, policy, names, plan, write=False)  # a root holds one --policy's rollouts
     stats: dict[str, list[int]] = {}
+    by_seed = {spec.seed: spec for spec in plan}
     frames, t0 = 0, time.perf_counter()
     with EpisodeWriter(root, checkpoint_every=checkpoint_every) as writer:
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=f"collect {split}", unit="ep",
@@ -264,12 +310,16 @@ def collect(
         for episode in _episodes(todo, workers, max_steps):
             writer.add_episode(episode)
             name = next(n for n, b in BEHAVIORS.items() if b.code == int(episode["behavior"][0, 0]))
+            if name == "policy":
+                name = f"policy:{names[by_seed[int(episode['episode_seed'][0, 0])].policy_index]}"
             stats.setdefault(name, []).append(int(episode["next.success"][-1, 0]))
             frames += len(episode["action"])
             bar.update(1)
             bar.set_postfix(frames=frames)
         bar.close()
         total = writer.num_episodes
+    if names:
+        _log_policies(root, policy, names, plan)
     wall = time.perf_counter() - t0
     return {
         "root": str(root),
@@ -281,6 +331,22 @@ def collect(
         "wall_s": round(wall, 1),
         "frames_per_s": round(frames / wall, 1) if wall > 0 else None,
     }
+
+
+def _log_policies(root: Path, policy: str, names: list[str], plan: list[EpisodeSpec], write: bool = True) -> None:
+    """Write which policy plays each ``policy`` seed to ``root/POLICY_LOG`` (kept across resumes);
+    with ``write=False`` only check that the root's earlier rollouts came from the same ``policy``."""
+    from world_gym.data.lerobot_io import POLICY_LOG
+
+    path = root / POLICY_LOG
+    log = json.loads(path.read_text()) if path.exists() else {"policy": policy, "seeds": {}}
+    if log["policy"] != policy:
+        raise ValueError(f"{root} was collected with --policy {log['policy']!r}, not {policy!r}; use another root")
+    if not write:
+        return
+    log["seeds"].update({str(s.seed): names[s.policy_index] for s in plan if s.behavior == "policy"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(log, indent=1) + "\n")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -296,19 +362,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="episode processes (1: in the writer process)")
     p.add_argument("--checkpoint-every", type=int, default=10, help="episodes between crash-safe checkpoints")
     p.add_argument("--max-steps", type=int, default=300, help="episode time limit (gym-pusht: 300)")
+    p.add_argument("--policy", default="", help="policies of the 'policy' behaviour, as `world-gym evaluate "
+                   "--policy` takes them, e.g. zoo:runs/zoo,only=random+bc_steps1000")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``world-gym collect``; prints the run's summary as JSON."""
-    import json
-
     levels = tuple(float(x) for x in args.noise_levels.split(",") if x.strip())
     from world_gym.data.lerobot_io import dataset_summary
 
     summary = collect(
         args.root, args.episodes, args.split, args.mix, levels, args.workers, args.checkpoint_every,
-        max_steps=args.max_steps,
+        max_steps=args.max_steps, policy=args.policy,
     )
     summary["dataset"] = dataset_summary(args.root)  # behaviour keys: "<behavior code>@<noise level>"
     print(json.dumps(summary, indent=2))

@@ -30,6 +30,8 @@ from world_gym.envs.pusht_ground_truth import FPS, FRAME_SIZE, TASK
 
 REPO_ID = "world-gym/pusht"
 SNAPSHOT = "meta/world_gym_snapshot.json"
+POLICY_LOG = "meta/world_gym_policies.json"
+"""Written by the collector beside ``policy`` rollouts (which policy played each seed); :func:`recover` keeps it."""
 _RESTORED = ("meta/info.json", "meta/stats.json", "meta/tasks.parquet")
 
 
@@ -119,7 +121,7 @@ def recover(root: str | Path) -> bool:
             f"{root} exists but has no {SNAPSHOT}: not written by world-gym's EpisodeWriter; refusing to touch it"
         )
     snapshot = json.loads(snapshot_path.read_text())
-    keep = set(snapshot["files"]) | {SNAPSHOT}
+    keep = set(snapshot["files"]) | {SNAPSHOT, POLICY_LOG}
     changed = False
     for rel in _relative_files(root):
         if rel not in keep:

@@ -123,3 +123,28 @@ def _assemble(arrays: dict[str, np.ndarray], extra_columns: tuple[str, ...]) -> 
         episode_index=np.asarray(arrays["episode_index"]).reshape(-1).astype(np.int64),
         extras={k: np.asarray(arrays[k]) for k in extra_columns},
     )
+
+
+def load_training_episodes(roots: str | Path | list, progress: bool = True) -> EpisodeArrays:
+    """Frames and actions of one or several dataset roots, as one set of episodes.
+
+    Episode indices of later roots are shifted past those of earlier ones, so every episode keeps
+    its own index (clips never cross from one root's episode into another's).
+
+    Args:
+        roots: a root, or a list of them (e.g. the collector's behaviour mix and rollouts of
+            learned policies, ``data.train_root`` + ``data.extra_train_roots``).
+        progress: show decoding progress.
+    """
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    if not roots:
+        raise ValueError("no dataset root given")
+    parts = [load_episodes(r, progress=progress) for r in roots]
+    if len(parts) == 1:
+        return parts[0]
+    offset, index = 0, []
+    for part in parts:
+        index.append(part.episode_index + offset)
+        offset = int(index[-1].max()) + 1 if len(part) else offset
+    return EpisodeArrays(np.concatenate([p.frames for p in parts]), np.concatenate([p.actions for p in parts]),
+                         np.concatenate(index))

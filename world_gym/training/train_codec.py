@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from world_gym.models.codec import LatentCodec
 from world_gym.training.common import CsvLog, load_checkpoint, save_checkpoint, save_config
-from world_gym.training.episodes import load_episodes
+from world_gym.training.episodes import load_episodes, load_training_episodes
 
 
 def vae_config(cfg: DictConfig) -> dict:
@@ -175,11 +175,16 @@ def load_codec(codec_dir: str | Path) -> LatentCodec:
 
 @torch.no_grad()
 def encode_dataset(cfg: DictConfig) -> Path:
-    """Write scaled latents of every training frame to ``<codec out_dir>/latents.npy`` (float16)."""
+    """Write scaled latents of every training frame to ``<codec out_dir>/latents.npy`` (float16).
+
+    The frames are those of ``data.train_root`` and of every root in ``data.extra_train_roots``
+    (for example rollouts of learned policies), so the dynamics train on all of them; the codec
+    itself is trained on ``data.train_root`` only.
+    """
     out = Path(cfg.out_dir)
     torch.set_num_threads(int(cfg.trainer.threads))
     codec = load_codec(out)
-    train = load_episodes(cfg.data.train_root)
+    train = load_training_episodes([cfg.data.train_root, *cfg.data.get("extra_train_roots", [])])
     batch = 128
     latents = [
         codec.encode(train.frames[i : i + batch]).to(torch.float16).numpy()
