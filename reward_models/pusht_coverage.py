@@ -25,15 +25,21 @@ class RenderedCoverage:
     Args:
         near_goal: fraction of block poses drawn around the goal pose (log-uniform scales from
             0.5 to 40 px and 0.005 to 0.7 rad); the rest are uniform like gym-pusht's reset.
+        boundary: fraction of frames whose coverage is drawn inside ``band`` (small offsets from
+            the goal, redrawn until the coverage falls in the band): the frames that decide the
+            success flag's precision and recall, rare in the other two draws.
+        band: ``(low, high)`` coverage of the ``boundary`` frames.
     """
 
-    def __init__(self, near_goal: float = 0.7) -> None:
+    def __init__(self, near_goal: float = 0.7, boundary: float = 0.0, band: tuple[float, float] = (0.93, 0.97)) -> None:
         from world_gym.envs.pusht_ground_truth import GOAL_POSE, make_pusht_env  # needs gym-pusht
 
         self.env = make_pusht_env().unwrapped
         self.env.reset(seed=0)
         self.goal_pose = GOAL_POSE
         self.near_goal = near_goal
+        self.boundary = boundary
+        self.band = band
 
     def _place_block(self, pose: np.ndarray) -> None:
         # gym-pusht's reset_to_state sets the position before the angle, and pymunk rotates about the
@@ -57,7 +63,9 @@ class RenderedCoverage:
         frames, coverage = [], []
         for _ in range(n):
             agent = rng.uniform(50, 450, size=2)
-            if rng.random() < self.near_goal:
+            if self.boundary > 0 and rng.random() < self.boundary:  # no draw when off: same frames as before
+                self._sample_in_band(agent, rng)
+            elif rng.random() < self.near_goal:
                 s_pos, s_ang = np.exp(rng.uniform(np.log(0.5), np.log(40.0))), np.exp(rng.uniform(np.log(0.005), np.log(0.7)))
                 self.env.reset(options={"reset_to_state": np.concatenate([agent, self.goal_pose])})
                 self._place_block(self.goal_pose + rng.normal(0.0, [s_pos, s_pos, s_ang]))
@@ -67,6 +75,17 @@ class RenderedCoverage:
             frames.append(self.env.get_obs())
             coverage.append(self.env._get_coverage())
         return np.stack(frames), np.asarray(coverage, np.float32)
+
+    def _sample_in_band(self, agent: np.ndarray, rng: np.random.Generator, tries: int = 200) -> None:
+        # Offsets of 0.2-6 px and 0.002-0.06 rad put coverage around 0.85-1: about a third of the
+        # draws land in a 0.04-wide band at 0.95, so a few draws find one.
+        self.env.reset(options={"reset_to_state": np.concatenate([agent, self.goal_pose])})
+        for _ in range(tries):
+            s_pos, s_ang = np.exp(rng.uniform(np.log(0.2), np.log(6.0))), np.exp(rng.uniform(np.log(0.002), np.log(0.06)))
+            self._place_block(self.goal_pose + rng.normal(0.0, [s_pos, s_pos, s_ang]))
+            if self.band[0] <= self.env._get_coverage() <= self.band[1]:
+                return
+        raise RuntimeError(f"no block pose with coverage in {self.band} after {tries} draws")
 
 
 def load_coverage_frames(root: str | Path, max_frames: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +183,7 @@ def balanced_weights(coverage: np.ndarray, n_bins: int = 20) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate_coverage(net: torch.nn.Module, frames: np.ndarray, coverage: np.ndarray, batch_size: int = 256,
-                      threshold: float = PUSHT_SUCCESS_THRESHOLD) -> dict[str, float]:
+                      threshold: float = PUSHT_SUCCESS_THRESHOLD, sweep: tuple[float, ...] = ()) -> dict[str, Any]:
     """Coverage error and success-flag precision/recall of a network on labelled frames.
 
     Args:
@@ -173,6 +192,8 @@ def evaluate_coverage(net: torch.nn.Module, frames: np.ndarray, coverage: np.nda
         coverage: ``(N,)`` true coverage.
         batch_size: frames per forward pass.
         threshold: success is coverage above it, for truth and prediction alike.
+        sweep: other decision thresholds for the predicted coverage (the truth stays at
+            ``threshold``); their precision/recall go to ``result["sweep"]``.
 
     Returns:
         ``mae``, ``mae_covered`` (frames with true coverage > 0), ``precision``, ``recall``,
@@ -184,9 +205,18 @@ def evaluate_coverage(net: torch.nn.Module, frames: np.ndarray, coverage: np.nda
                       for i in range(0, len(frames), batch_size)]).clamp(0, 1).numpy()
     net.train(was_training)
     err = np.abs(pred - coverage)
-    ps, ts = pred > threshold, coverage > threshold
-    tp = float(np.sum(ps & ts))
+    ts = coverage > threshold
+
+    def flag(decision: float) -> tuple[float, float]:
+        ps = pred > decision
+        tp = float(np.sum(ps & ts))
+        return tp / ps.sum() if ps.any() else math.nan, tp / ts.sum() if ts.any() else math.nan
+
+    precision, recall = flag(threshold)
     covered = coverage > 0
-    return {"mae": float(err.mean()), "mae_covered": float(err[covered].mean()) if covered.any() else math.nan,
-            "precision": tp / ps.sum() if ps.any() else math.nan, "recall": tp / ts.sum() if ts.any() else math.nan,
-            "n": int(len(frames)), "n_success": int(ts.sum())}
+    result: dict[str, Any] = {
+        "mae": float(err.mean()), "mae_covered": float(err[covered].mean()) if covered.any() else math.nan,
+        "precision": precision, "recall": recall, "n": int(len(frames)), "n_success": int(ts.sum())}
+    if sweep:
+        result["sweep"] = {f"{d:.3f}": dict(zip(("precision", "recall"), flag(d))) for d in sweep}
+    return result

@@ -25,7 +25,7 @@ from world_gym.reward_models.pusht_coverage import (
     evaluate_on_world_model,
     load_coverage_frames,
 )
-from world_gym.reward_models.train_resnet_iou import TrainConfig, register, train
+from world_gym.reward_models.train_resnet_iou import TrainConfig, boundary_weighted_loss, register, train
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,31 @@ def test_rendered_labels_are_gym_pusht_coverage(renderer: RenderedCoverage) -> N
     assert ((coverage >= 0) & (coverage <= 1)).all() and coverage.dtype == np.float32
 
 
+def test_boundary_frames_fall_in_the_band() -> None:
+    renderer = RenderedCoverage(boundary=1.0, band=(0.94, 0.96))
+    frames, coverage = renderer.sample(8, np.random.default_rng(2))
+    assert frames.shape == (8, 96, 96, 3)
+    assert ((coverage >= 0.94) & (coverage <= 0.96)).all()
+    # and the coverage is the rendered state's: the last frame is the env's current observation
+    assert renderer.env._get_coverage() == pytest.approx(float(coverage[-1]))
+    assert np.array_equal(renderer.env.get_obs(), frames[-1])
+
+
+def test_boundary_weighted_loss() -> None:
+    target = torch.tensor([0.0, 0.5, 0.95, 0.96])
+    pred = target + torch.tensor([0.05, -0.05, 0.05, -0.05])
+    plain = torch.nn.functional.smooth_l1_loss(pred, target, beta=0.01)
+    assert boundary_weighted_loss(pred, target, 0.0) == pytest.approx(plain.item())
+    # equal per-frame errors: the weighted mean of equal terms is that term
+    assert boundary_weighted_loss(pred, target, 4.0) == pytest.approx(plain.item())
+    # one error of 0.2: it costs far more at the threshold than at coverage 0
+    pred_far_wrong = target + torch.tensor([0.2, 0.0, 0.0, 0.0])
+    pred_near_wrong = target + torch.tensor([0.0, 0.0, 0.2, 0.0])
+    assert boundary_weighted_loss(pred_near_wrong, target, 4.0) > 3 * boundary_weighted_loss(pred_far_wrong, target, 4.0)
+    assert boundary_weighted_loss(pred_near_wrong, target, 0.0) == pytest.approx(
+        boundary_weighted_loss(pred_far_wrong, target, 0.0).item())
+
+
 def test_balanced_weights_equalise_bins() -> None:
     coverage = np.array([0.0] * 90 + [0.5] * 9 + [0.97])
     p = balanced_weights(coverage)
@@ -115,6 +140,11 @@ def test_evaluate_precision_recall() -> None:
     m = evaluate_coverage(Fixed([0.1, 0.97, 0.9, 0.96]), np.zeros((4, 96, 96, 3), np.uint8), truth)
     assert m["mae"] == pytest.approx((0.1 + 0.01 + 0.09 + 0.46) / 4, abs=1e-6)
     assert m["precision"] == pytest.approx(0.5) and m["recall"] == pytest.approx(0.5) and m["n_success"] == 2
+    swept = evaluate_coverage(Fixed([0.1, 0.97, 0.9, 0.96]), np.zeros((4, 96, 96, 3), np.uint8), truth,
+                              sweep=(0.85, 0.965))["sweep"]
+    # at 0.85 every frame but the first is called a success; at 0.965 only the second
+    assert swept["0.850"] == pytest.approx({"precision": 2 / 3, "recall": 1.0})
+    assert swept["0.965"] == pytest.approx({"precision": 1.0, "recall": 0.5})
 
 
 def test_train_resume_export_on_tiny_dataset(tmp_path: Path, renderer: RenderedCoverage) -> None:
