@@ -61,6 +61,29 @@ def test_loss_ignores_history_frames():
     assert 0.5 < loss.item() < 1.5  # MSE of unit Gaussian noise against zero
 
 
+def test_history_noise_corrupts_only_the_conditioning_frames():
+    torch.manual_seed(0)
+    latents = torch.randn(64, 4, 2, 3, 3)
+    actions, mask = torch.zeros(64, 4, 2), torch.ones(64, 4, dtype=torch.bool)
+    sched = DDPMScheduler(**NoiseSchedule(prediction_type="sample").to_dict())
+    seen = {}
+
+    def denoiser(x, t, a, m):
+        seen["x"] = x
+        return latents.clone()  # the clean clip: the loss must stay 0, the targets are clean
+
+    torch.manual_seed(1)
+    loss = diffusion_loss(denoiser, sched, latents, actions, mask, history=2, history_noise=0.5)
+    assert loss.item() == 0.0
+    noisy_history = seen["x"][:, :2]
+    sigma = (noisy_history - latents[:, :2]).flatten(1).std(dim=1)
+    assert (sigma > 0).all() and sigma.max() < 0.5 * 1.3  # one level per sample, at most 0.5
+    assert sigma.std() > 0.05  # levels differ between samples
+    torch.manual_seed(1)
+    diffusion_loss(denoiser, sched, latents, actions, mask, history=2, history_noise=0.0)
+    torch.testing.assert_close(seen["x"][:, :2], latents[:, :2])
+
+
 def test_sampler_config_validation():
     with pytest.raises(ValueError, match="unknown sampler"):
         SamplerConfig(name="euler")

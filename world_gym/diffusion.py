@@ -151,6 +151,7 @@ def diffusion_loss(
     history: int,
     action_dropout: float = 0.0,
     weight: torch.Tensor | None = None,
+    history_noise: float = 0.0,
 ) -> torch.Tensor:
     """Diffusion MSE on the frames after the ``history`` clean ones.
 
@@ -167,12 +168,20 @@ def diffusion_loss(
             (IRASim trains with 0.1).
         weight: optional non-negative weights broadcastable to the generated frames'
             ``(B, T - history, C, H, W)``; the loss is then their weighted mean.
+        history_noise: the conditioning frames get Gaussian noise of a standard deviation drawn
+            per sample from ``U(0, history_noise)`` (the targets stay clean). A rollout conditions
+            on frames it generated itself, with errors; trained only on clean history, errors
+            compound (GameNGen's noise augmentation, used against exactly that drift).
     """
     b = latents.shape[0]
     t = torch.randint(0, train_scheduler.config.num_train_timesteps, (b,), device=latents.device)
     noise = torch.randn_like(latents)
     noisy = train_scheduler.add_noise(latents, noise, t)
-    noisy = torch.cat([latents[:, :history], noisy[:, history:]], dim=1)
+    context = latents[:, :history]
+    if history_noise > 0:
+        sigma = history_noise * torch.rand(b, *([1] * (latents.dim() - 1)), device=latents.device)
+        context = context + sigma * torch.randn_like(context)
+    noisy = torch.cat([context, noisy[:, history:]], dim=1)
     if action_dropout > 0:
         keep = torch.rand(b, device=latents.device) >= action_dropout
         action_mask = action_mask & keep[:, None]

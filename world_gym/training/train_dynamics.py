@@ -153,7 +153,8 @@ def train_dynamics(cfg: DictConfig) -> Path:
         x, a, mask = sampler.sample(per_rank_batch)
         loss = diffusion_loss(net, train_scheduler, x, a, mask, int(cfg.dynamics.history),
                               float(cfg.trainer.action_dropout),
-                              motion_weight(x, int(cfg.dynamics.history), float(cfg.trainer.motion_weight)))
+                              motion_weight(x, int(cfg.dynamics.history), float(cfg.trainer.motion_weight)),
+                              float(cfg.trainer.get("history_noise", 0.0)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.trainer.grad_clip))
