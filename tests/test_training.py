@@ -15,6 +15,7 @@ from world_gym.training.common import compose
 from world_gym.training.episodes import load_episodes
 from world_gym.training.train_codec import encode_dataset, finetune_decoder, train_codec
 from world_gym.training.train_dynamics import export_world_model, train_dynamics
+from world_gym.assets import bundled_model_path
 from world_gym.world_model import WorldModel
 
 
@@ -120,17 +121,28 @@ def test_dynamics_trains_resumes_and_exports(pipeline):
     assert out.frames.shape == (1, 4, 32, 32, 3)
 
 
-def test_action_map_v_prediction_config_trains_and_exports(pipeline):
+def test_default_recipe_is_the_shipped_models(pipeline):
+    shipped = WorldModel.from_pretrained(bundled_model_path("pusht-irasim-mini")).config
     overrides = [o.replace(str(pipeline / "dyn"), str(pipeline / "dyn_map")) for o in _overrides(pipeline)]
-    cfg = compose("train_dynamics", ["dynamics=pusht_frame_ada_res", *overrides, "trainer.steps=1"])
+    cfg = compose("train_dynamics", [*overrides, "trainer.steps=1"])
     train_dynamics(cfg)
     model = WorldModel.from_pretrained(export_world_model(cfg, pipeline / "wm_map"))
+    for key in ("action_map", "reference_frame", "residual", "conditioning"):
+        assert getattr(model.backbone.config, key) == shipped.backbone_config[key], key
     assert model.backbone.config.action_map == {"axes": [0, 1], "sigma": 1.0}
-    assert model.backbone.config.reference_frame == 1 and model.backbone.config.residual
-    assert model.config.schedule.prediction_type == "sample"
+    assert model.config.schedule.prediction_type == shipped.schedule.prediction_type == "sample"
     out = model.rollout(np.full((1, 32, 32, 3), 255, np.uint8), np.full((1, 2, 2), 100.0),
                         generator=torch.Generator().manual_seed(0))
     assert out.frames.shape == (1, 2, 32, 32, 3)
+
+
+def test_published_irasim_recipe_trains_and_exports(pipeline):
+    overrides = [o.replace(str(pipeline / "dyn"), str(pipeline / "dyn_plain")) for o in _overrides(pipeline)]
+    cfg = compose("train_dynamics", ["dynamics=pusht_frame_ada", *overrides, "trainer.steps=1"])
+    train_dynamics(cfg)
+    model = WorldModel.from_pretrained(export_world_model(cfg, pipeline / "wm_plain"))
+    assert model.backbone.config.action_map is None and not model.backbone.config.residual
+    assert model.config.schedule.prediction_type == "epsilon"
 
 
 def test_ddp_with_two_cpu_processes(pipeline):
