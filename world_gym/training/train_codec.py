@@ -184,7 +184,8 @@ def encode_dataset(cfg: DictConfig) -> Path:
     out = Path(cfg.out_dir)
     torch.set_num_threads(int(cfg.trainer.threads))
     codec = load_codec(out)
-    train = load_training_episodes([cfg.data.train_root, *cfg.data.get("extra_train_roots", [])])
+    roots = [str(cfg.data.train_root), *map(str, cfg.data.get("extra_train_roots", []))]
+    train = load_training_episodes(roots)
     batch = 128
     latents = [
         codec.encode(train.frames[i : i + batch]).to(torch.float16).numpy()
@@ -193,6 +194,9 @@ def encode_dataset(cfg: DictConfig) -> Path:
     np.save(out / "latents.npy", np.concatenate(latents))
     np.save(out / "actions.npy", train.actions)
     np.save(out / "episode_index.npy", train.episode_index)
+    # what the latents hold, for the model cards of dynamics trained on them (export copies it)
+    (out / "latents.json").write_text(json.dumps({"roots": roots, "frames": len(train),
+                                                  "episodes": train.num_episodes}, indent=1) + "\n")
     return out
 
 

@@ -12,6 +12,7 @@ after ``reset``). Checkpoints every ``ckpt_every`` steps; re-running resumes.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -199,10 +200,24 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
         schedule=NoiseSchedule(**OmegaConf.to_container(cfg.dynamics.schedule, resolve=True)),  # type: ignore[arg-type]
         sampler=SamplerConfig(**OmegaConf.to_container(cfg.dynamics.sampler, resolve=True)),  # type: ignore[arg-type]
         metadata={"family": cfg.data.family, "trained": True, "steps": int(state["step"]),
-                  "conditioning": bb_cfg.conditioning, "train_config": OmegaConf.to_container(cfg, resolve=True)},
+                  "conditioning": bb_cfg.conditioning, "train_config": _training_config(cfg),
+                  "latents": _latents_record(Path(cfg.codec_dir))},
     )
     model = WorldModel(config, backbone=backbone, codec=codec)
     return model.save_pretrained(target)
+
+
+def _training_config(cfg: DictConfig) -> dict:
+    """The config the checkpoint's last training run used (``out_dir/config.yaml``), not the
+    export command's: trainer overrides given at training time (lr, history_noise) stay on record."""
+    saved = Path(cfg.out_dir) / "config.yaml"
+    return OmegaConf.to_container(OmegaConf.load(saved) if saved.is_file() else cfg, resolve=True)  # type: ignore
+
+
+def _latents_record(codec_dir: Path) -> dict | None:
+    """What ``train encode`` wrote the latents from (``latents.json``), when it says."""
+    path = codec_dir / "latents.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main(overrides: list[str] | None = None) -> int:
