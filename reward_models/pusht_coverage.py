@@ -31,7 +31,8 @@ class RenderedCoverage:
         band: ``(low, high)`` coverage of the ``boundary`` frames.
     """
 
-    def __init__(self, near_goal: float = 0.7, boundary: float = 0.0, band: tuple[float, float] = (0.93, 0.97)) -> None:
+    def __init__(self, near_goal: float = 0.7, boundary: float = 0.0,
+                 band: tuple[float, float] = (0.93, 0.97)) -> None:
         from world_gym.envs.pusht_ground_truth import GOAL_POSE, make_pusht_env  # needs gym-pusht
 
         self.env = make_pusht_env().unwrapped
@@ -81,7 +82,8 @@ class RenderedCoverage:
         # draws land in a 0.04-wide band at 0.95, so a few draws find one.
         self.env.reset(options={"reset_to_state": np.concatenate([agent, self.goal_pose])})
         for _ in range(tries):
-            s_pos, s_ang = np.exp(rng.uniform(np.log(0.2), np.log(6.0))), np.exp(rng.uniform(np.log(0.002), np.log(0.06)))
+            s_pos = np.exp(rng.uniform(np.log(0.2), np.log(6.0)))
+            s_ang = np.exp(rng.uniform(np.log(0.002), np.log(0.06)))
             self._place_block(self.goal_pose + rng.normal(0.0, [s_pos, s_pos, s_ang]))
             if self.band[0] <= self.env._get_coverage() <= self.band[1]:
                 return
@@ -183,7 +185,8 @@ def balanced_weights(coverage: np.ndarray, n_bins: int = 20) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate_coverage(net: torch.nn.Module, frames: np.ndarray, coverage: np.ndarray, batch_size: int = 256,
-                      threshold: float = PUSHT_SUCCESS_THRESHOLD, sweep: tuple[float, ...] = ()) -> dict[str, Any]:
+                      threshold: float = PUSHT_SUCCESS_THRESHOLD,
+                      sweep: tuple[float, ...] = ()) -> dict[str, Any]:
     """Coverage error and success-flag precision/recall of a network on labelled frames.
 
     Args:

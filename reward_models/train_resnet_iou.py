@@ -152,8 +152,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     eval_sets = {"rendered": RenderedCoverage().sample(min(cfg.eval_frames, 1000), np.random.default_rng(10_000 + cfg.seed))}
     if cfg.boundary_fraction > 0:
         # Frames within 0.02 of the success threshold: where the flag's precision and recall are decided.
-        eval_sets["boundary"] = RenderedCoverage(boundary=1.0).sample(min(cfg.eval_frames, 500),
-                                                                      np.random.default_rng(20_000 + cfg.seed))
+        boundary_rng = np.random.default_rng(20_000 + cfg.seed)
+        eval_sets["boundary"] = RenderedCoverage(boundary=1.0).sample(min(cfg.eval_frames, 500), boundary_rng)
     if cfg.heldout_root:
         eval_sets["heldout"] = load_coverage_frames(cfg.heldout_root, cfg.eval_frames, cfg.seed)
 
@@ -254,7 +254,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="with --eval-only: also score frames this world model imagines for held-out actions")
     p.add_argument("--wm-episodes", type=int, default=16, help="held-out episodes for --world-model")
     p.add_argument("--sweep", type=float, nargs="+", default=(),
-                   help="with --eval-only: precision/recall also with these decision thresholds on the prediction")
+                   help="with --eval-only: precision/recall also at these decision thresholds")
     p.set_defaults(func=_run)
 
 
@@ -265,7 +265,8 @@ def _run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
         net, _ = load_coverage_net(args.eval_only)
         frames, coverage = load_coverage_frames(args.heldout_root)
-        result: dict[str, Any] = {"heldout_gt": evaluate_coverage(net, frames, coverage, sweep=tuple(args.sweep))}
+        heldout = evaluate_coverage(net, frames, coverage, sweep=tuple(args.sweep))
+        result: dict[str, Any] = {"heldout_gt": heldout}
         if args.world_model:
             result.update(evaluate_on_world_model(net, args.world_model, args.heldout_root, args.wm_episodes))
         print(json.dumps(result))

@@ -119,7 +119,8 @@ def test_collect_rollouts_of_learned_policies(tmp_path: Path) -> None:
     for seed, name in ((0, "chunky"), (1, "single")):
         policy = next(p for p in parse_policy_spec(spec) if p.name == name).make()
         policy.reset(seed=seed)
-        expected = np.concatenate([np.asarray(policy.act(None), np.float32).reshape(-1, 2) for _ in range(6)])[:6]
+        chunks = [np.asarray(policy.act(None), np.float32).reshape(-1, 2) for _ in range(6)]
+        expected = np.concatenate(chunks)[:6]
         np.testing.assert_allclose(np.asarray(data["action"])[seeds == seed][:6], expected)
     with pytest.raises(ValueError, match="collected with --policy"):
         col.collect(root, 4, "heldout", mix, progress=False, max_steps=6, policy=f"zoo:{zoo},only=single")

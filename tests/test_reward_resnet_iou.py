@@ -115,7 +115,8 @@ def test_boundary_weighted_loss() -> None:
     # one error of 0.2: it costs far more at the threshold than at coverage 0
     pred_far_wrong = target + torch.tensor([0.2, 0.0, 0.0, 0.0])
     pred_near_wrong = target + torch.tensor([0.0, 0.0, 0.2, 0.0])
-    assert boundary_weighted_loss(pred_near_wrong, target, 4.0) > 3 * boundary_weighted_loss(pred_far_wrong, target, 4.0)
+    far = boundary_weighted_loss(pred_far_wrong, target, 4.0)
+    assert boundary_weighted_loss(pred_near_wrong, target, 4.0) > 3 * far
     assert boundary_weighted_loss(pred_near_wrong, target, 0.0) == pytest.approx(
         boundary_weighted_loss(pred_far_wrong, target, 0.0).item())
 

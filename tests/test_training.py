@@ -83,8 +83,8 @@ def test_encode_adds_extra_training_roots(tmp_path, pipeline):
     import json
 
     record = json.loads((codec / "latents.json").read_text())
-    assert record == {"roots": [str(pipeline / "train"), str(pipeline / "heldout")], "frames": 36 + len(extra),
-                      "episodes": 4}
+    roots = [str(pipeline / "train"), str(pipeline / "heldout")]
+    assert record == {"roots": roots, "frames": 36 + len(extra), "episodes": 4}
 
 
 def test_decoder_finetuning_keeps_the_encoder_and_latents(tmp_path, pipeline):
@@ -123,7 +123,8 @@ def test_dynamics_trains_resumes_and_exports(pipeline):
     assert model.history == 2 and model.config.chunk_size == 3 and model.config.metadata["steps"] == 4
     assert model.config.metadata["latents"]["roots"] == [str(pipeline / "train")]
     # the card keeps the training run's settings, not those of the export command
-    export_cfg = compose("train_dynamics", [*_overrides(pipeline), "trainer.steps=4", "trainer.history_noise=0.3"])
+    export_cfg = compose("train_dynamics", [*_overrides(pipeline), "trainer.steps=4",
+                                            "trainer.history_noise=0.3"])
     card = WorldModel.from_pretrained(export_world_model(export_cfg, pipeline / "wm2")).config.metadata
     assert card["train_config"]["trainer"]["history_noise"] == 0.0
     out = model.rollout(np.full((1, 32, 32, 3), 255, np.uint8), np.full((1, 4, 2), 256.0),

@@ -182,7 +182,8 @@ def record_episode(env: Any, policy: Any, spec: EpisodeSpec) -> dict[str, np.nda
         if not queue:
             chunk = np.asarray(policy.act(obs, info), dtype=np.float32)
             if chunk.shape[-1:] != (2,) or chunk.ndim not in (1, 2) or chunk.size == 0:
-                raise ValueError(f"policy returned shape {chunk.shape}; Push-T takes (2,) targets or (k, 2) chunks")
+                raise ValueError(f"policy returned shape {chunk.shape}; "
+                                 "Push-T takes (2,) targets or (k, 2) chunks")
             queue = list(chunk.reshape(-1, 2))
         action = queue.pop(0)
         obs, reward, terminated, truncated, info = env.step(action)
@@ -238,7 +239,8 @@ def _run_spec(spec: EpisodeSpec, max_steps: int = 300) -> dict[str, np.ndarray]:
 
 
 def _policy_specs(text: str) -> list[Any]:
-    """The :class:`~world_gym.policies.base.PolicySpec` list of a ``--policy`` text, loaded once per process."""
+    """The :class:`~world_gym.policies.base.PolicySpec` list of a ``--policy`` text, loaded once
+    per process."""
     if ("specs", text) not in _WORKER:
         from world_gym.policies.zoo import parse_policy_spec
 
@@ -333,7 +335,8 @@ def collect(
     }
 
 
-def _log_policies(root: Path, policy: str, names: list[str], plan: list[EpisodeSpec], write: bool = True) -> None:
+def _log_policies(root: Path, policy: str, names: list[str], plan: list[EpisodeSpec],
+                  write: bool = True) -> None:
     """Write which policy plays each ``policy`` seed to ``root/POLICY_LOG`` (kept across resumes);
     with ``write=False`` only check that the root's earlier rollouts came from the same ``policy``."""
     from world_gym.data.lerobot_io import POLICY_LOG
@@ -341,7 +344,8 @@ def _log_policies(root: Path, policy: str, names: list[str], plan: list[EpisodeS
     path = root / POLICY_LOG
     log = json.loads(path.read_text()) if path.exists() else {"policy": policy, "seeds": {}}
     if log["policy"] != policy:
-        raise ValueError(f"{root} was collected with --policy {log['policy']!r}, not {policy!r}; use another root")
+        raise ValueError(f"{root} was collected with --policy {log['policy']!r}, not {policy!r}; "
+                         "use another root")
     if not write:
         return
     log["seeds"].update({str(s.seed): names[s.policy_index] for s in plan if s.behavior == "policy"})

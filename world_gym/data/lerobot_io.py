@@ -31,7 +31,8 @@ from world_gym.envs.pusht_ground_truth import FPS, FRAME_SIZE, TASK
 REPO_ID = "world-gym/pusht"
 SNAPSHOT = "meta/world_gym_snapshot.json"
 POLICY_LOG = "meta/world_gym_policies.json"
-"""Written by the collector beside ``policy`` rollouts (which policy played each seed); :func:`recover` keeps it."""
+"""Written by the collector beside ``policy`` rollouts (which policy played each seed);
+:func:`recover` keeps it."""
 _RESTORED = ("meta/info.json", "meta/stats.json", "meta/tasks.parquet")
 
 

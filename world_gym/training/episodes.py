@@ -146,5 +146,5 @@ def load_training_episodes(roots: str | Path | list, progress: bool = True) -> E
     for part in parts:
         index.append(part.episode_index + offset)
         offset = int(index[-1].max()) + 1 if len(part) else offset
-    return EpisodeArrays(np.concatenate([p.frames for p in parts]), np.concatenate([p.actions for p in parts]),
-                         np.concatenate(index))
+    frames = np.concatenate([p.frames for p in parts])
+    return EpisodeArrays(frames, np.concatenate([p.actions for p in parts]), np.concatenate(index))

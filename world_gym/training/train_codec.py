@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm

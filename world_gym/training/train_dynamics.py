@@ -211,7 +211,8 @@ def _training_config(cfg: DictConfig) -> dict:
     """The config the checkpoint's last training run used (``out_dir/config.yaml``), not the
     export command's: trainer overrides given at training time (lr, history_noise) stay on record."""
     saved = Path(cfg.out_dir) / "config.yaml"
-    return OmegaConf.to_container(OmegaConf.load(saved) if saved.is_file() else cfg, resolve=True)  # type: ignore
+    source = OmegaConf.load(saved) if saved.is_file() else cfg
+    return OmegaConf.to_container(source, resolve=True)  # type: ignore[return-value]
 
 
 def _latents_record(codec_dir: Path) -> dict | None:
