@@ -118,9 +118,7 @@ class ModelRollout:
             new.append(latents)
             state = model.advance_context(*state, latents, acts)
         latents = torch.cat(new, dim=1)
-        b = latents.shape[0]
-        frames = model.decode(latents.flatten(0, 1)).reshape(b, latents.shape[1], *model.config.frame_size, 3)
-        return frames, latents
+        return model.decode(latents), latents
 
     @property
     def frames_per_s(self) -> float:

@@ -145,7 +145,7 @@ class ImaginedEpisodes:
             [self.generators[i] for i in indices], parts.num_inference_steps, parts.sampler,
         )
         t1 = time.perf_counter()
-        frames = model.decode(latents.flatten(0, 1)).reshape(k, length, *self.frame_size, 3)
+        frames = model.decode(latents)
         t2 = time.perf_counter()
         self.context[idx], self.context_actions[idx], self.context_mask[idx] = model.advance_context(
             self.context[idx], self.context_actions[idx], self.context_mask[idx], latents, acts

@@ -160,8 +160,11 @@ class WorldModel(nn.Module):
         return self.codec.encode(frames).to(self.dtype)
 
     def decode(self, latents: torch.Tensor) -> np.ndarray:
-        """Latents ``(N, C, h, w)`` -> uint8 frames ``(N, H, W, 3)``."""
-        return self.codec.decode(latents)
+        """Latents ``(..., C, h, w)`` -> uint8 frames ``(..., H, W, 3)``: a batch ``(N, C, h, w)``
+        or clips ``(B, L, C, h, w)``."""
+        lead = latents.shape[:-3]
+        frames = self.codec.decode(latents.reshape(-1, *latents.shape[-3:]))
+        return frames.reshape(*lead, *frames.shape[1:])
 
     def normalize_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Env-unit actions -> backbone units, as a tensor on the model's device."""
@@ -259,7 +262,7 @@ class WorldModel(nn.Module):
         )
         frames = None
         if decode:
-            frames = self.decode(latents.flatten(0, 1)).reshape(b, latents.shape[1], *self.config.frame_size, 3)
+            frames = self.decode(latents)
         return RolloutOutput(latents=latents, frames=frames)
 
     def initial_context(
