@@ -301,8 +301,7 @@ def collect(
     if foreign:
         raise ValueError(f"{root} holds seeds outside split {split!r} (e.g. {foreign[:3]}); use another root")
     todo = [spec for spec in plan if spec.seed not in done]
-    if names:
-        _log_policies(root, policy, names, plan, write=False)  # a root holds one --policy's rollouts
+    log = _read_policy_log(root, policy) if names else None  # a root holds one --policy's rollouts
     stats: dict[str, list[int]] = {}
     by_seed = {spec.seed: spec for spec in plan}
     frames, t0 = 0, time.perf_counter()
@@ -320,8 +319,10 @@ def collect(
             bar.set_postfix(frames=frames)
         bar.close()
         total = writer.num_episodes
-    if names:
-        _log_policies(root, policy, names, plan)
+    if log is not None:
+        log["seeds"].update({str(spec.seed): names[spec.policy_index] for spec in plan
+                             if spec.behavior == "policy"})
+        _write_policy_log(root, log)
     wall = time.perf_counter() - t0
     return {
         "root": str(root),
@@ -335,10 +336,9 @@ def collect(
     }
 
 
-def _log_policies(root: Path, policy: str, names: list[str], plan: list[EpisodeSpec],
-                  write: bool = True) -> None:
-    """Write which policy plays each ``policy`` seed to ``root/POLICY_LOG`` (kept across resumes);
-    with ``write=False`` only check that the root's earlier rollouts came from the same ``policy``."""
+def _read_policy_log(root: Path, policy: str) -> dict[str, Any]:
+    """``root``'s record of which policy played each ``policy`` seed (empty for a new root),
+    after checking that its earlier rollouts came from the same ``--policy``."""
     from world_gym.data.lerobot_io import POLICY_LOG
 
     path = root / POLICY_LOG
@@ -346,11 +346,14 @@ def _log_policies(root: Path, policy: str, names: list[str], plan: list[EpisodeS
     if log["policy"] != policy:
         raise ValueError(f"{root} was collected with --policy {log['policy']!r}, not {policy!r}; "
                          "use another root")
-    if not write:
-        return
-    log["seeds"].update({str(s.seed): names[s.policy_index] for s in plan if s.behavior == "policy"})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(log, indent=1) + "\n")
+    return log
+
+
+def _write_policy_log(root: Path, log: dict[str, Any]) -> None:
+    from world_gym.data.lerobot_io import POLICY_LOG
+
+    (root / POLICY_LOG).parent.mkdir(parents=True, exist_ok=True)
+    (root / POLICY_LOG).write_text(json.dumps(log, indent=1) + "\n")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
