@@ -9,7 +9,11 @@ Two protocols, as IRASim's evaluation:
 - short: the model's history of true frames (one for IRASim) and 15 recorded actions -> 15 frames,
   at ``--windows`` evenly spaced starts in each of the first ``--episodes`` held-out episodes;
 - long: every selected episode with at least ``--long-min-steps`` actions, rolled out
-  autoregressively from its first frame with all its recorded actions.
+  autoregressively from its first frame with all its recorded actions;
+- random (``--protocols short,long,random``): ``--random-horizon`` uniformly random targets from the
+  start states of the first ``--random-episodes`` held-out episodes, the truth played by gym-pusht
+  itself. Policies under evaluation leave the training behaviours; this shows whether the board stays
+  put when the agent flails (a zoo's random and noisy policies) before a long policy evaluation.
 
 Metrics (``world_gym.metrics``): PSNR, SSIM, latent L2 (in each model's codec; the baselines in the
 first model's), block IoU, agent centre error, and, in the short protocol, Δ-PSNR of the last frame
@@ -235,43 +239,102 @@ def run_short(data: EpisodeArrays, methods: list[Any], args: argparse.Namespace,
     return results
 
 
-def run_long(data: EpisodeArrays, methods: list[Any], args: argparse.Namespace, episodes: list[np.ndarray],
-             keep: int) -> tuple[dict, list[np.ndarray], dict[str, list[np.ndarray]]]:
-    """Whole-episode rollouts; returns summaries, the kept episodes' true frames and each method's predictions."""
-    seeds = np.array([rows[0] for rows in episodes]) + args.seed * 1_000_003
-    truth_kept = [data.frames[rows[: (args.long_horizon or len(rows)) + 1]] for rows in episodes[:keep]]
+def run_sequences(label: str, methods: list[Any], args: argparse.Namespace, batches: list[dict], keep: int
+                  ) -> tuple[dict, dict[str, list[np.ndarray]]]:
+    """Roll every method out on ``batches`` (dicts of ``context`` (B, 1, H, W, 3), ``actions``
+    (B, n, 2), ``true`` (B, n, H, W, 3), ``lengths`` (B,) scored steps, ``seeds`` (B,)) and score it;
+    returns summaries and the first ``keep`` sequences' predictions per method."""
     results, kept, true_latents = {}, {}, {}
+    total = sum(len(b["seeds"]) for b in batches)
     for m in methods:
-        print(f"long: {m.name} on {len(episodes)} episodes", flush=True)
-        tally, kept[m.name] = Tally(), []
-        for s in range(0, len(episodes), args.long_batch):
-            batch = episodes[s : s + args.long_batch]
-            lengths = np.array([min(len(rows) - 1, args.long_horizon or len(rows)) for rows in batch])
-            n = lengths.max()
-            # pad shorter episodes by repeating their last action; rollouts are causal, so the padding
-            # changes none of the frames that are scored
-            act_rows = np.stack([np.minimum(rows[0] + np.arange(n), rows[-1] - 1) for rows in batch])
-            true = data.frames[act_rows + 1]
-            context = data.frames[np.array([rows[0] for rows in batch])][:, None]
+        print(f"{label}: {m.name} on {total} sequences", flush=True)
+        tally, kept[m.name], done = Tally(), [], 0
+        for j, b in enumerate(batches):
+            true, lengths, n = b["true"], b["lengths"], b["true"].shape[1]
             if isinstance(m, CodecReconstruction):
                 m.truth = true
-            pred, latents = m.predict(context, data.actions[act_rows], seeds[s : s + len(batch)])
+            pred, latents = m.predict(b["context"], b["actions"], b["seeds"])
             l2 = None
             if m.codec is not None:
-                key = (s, id(m.codec))
+                key = (j, id(m.codec))
                 if key not in true_latents:
                     flat = m.codec.encode(true.reshape(-1, *true.shape[2:])).cpu()
                     true_latents[key] = flat.reshape(*true.shape[:2], -1)
                 true_lat = true_latents[key]
                 if latents is None:
-                    latents = m.codec.encode(context[:, 0]).cpu().reshape(len(batch), 1, -1).expand(-1, n, -1)
+                    latents = m.codec.encode(b["context"][:, 0]).cpu().reshape(len(true), 1, -1)
+                    latents = latents.expand(-1, n, -1)
                 latents = latents.reshape(*true.shape[:2], -1)
                 l2 = np.array([metrics.latent_l2(latents[i : i + 1, :k], true_lat[i : i + 1, :k])[0]
                                for i, k in enumerate(lengths)])
             tally.add(frame_metrics(pred, true, args.metric_device), lengths, l2)
-            kept[m.name].extend(pred[i, : lengths[i]] for i in range(len(batch)) if s + i < keep)
+            kept[m.name].extend(pred[i, : lengths[i]] for i in range(len(true)) if done + i < keep)
+            done += len(true)
         results[m.name] = {**tally.summary(), "curves": tally.curves()}
+    return results, kept
+
+
+def run_long(data: EpisodeArrays, methods: list[Any], args: argparse.Namespace, episodes: list[np.ndarray],
+             keep: int) -> tuple[dict, list[np.ndarray], dict[str, list[np.ndarray]]]:
+    """Whole-episode rollouts; returns summaries, the kept episodes' true frames and each method's
+    predictions."""
+    seeds = np.array([rows[0] for rows in episodes]) + args.seed * 1_000_003
+    truth_kept = [data.frames[rows[: (args.long_horizon or len(rows)) + 1]] for rows in episodes[:keep]]
+    batches = []
+    for s in range(0, len(episodes), args.long_batch):
+        batch = episodes[s : s + args.long_batch]
+        lengths = np.array([min(len(rows) - 1, args.long_horizon or len(rows)) for rows in batch])
+        # pad shorter episodes by repeating their last action; rollouts are causal, so the padding
+        # changes none of the frames that are scored
+        act_rows = np.stack([np.minimum(rows[0] + np.arange(lengths.max()), rows[-1] - 1) for rows in batch])
+        batches.append({"context": data.frames[np.array([rows[0] for rows in batch])][:, None],
+                        "actions": data.actions[act_rows], "true": data.frames[act_rows + 1],
+                        "lengths": lengths, "seeds": seeds[s : s + len(batch)]})
+    results, kept = run_sequences("long", methods, args, batches, keep)
     return results, truth_kept, kept
+
+
+def random_action_episodes(data: EpisodeArrays, episodes: list[np.ndarray], args: argparse.Namespace
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ground truth of the random protocol: each held-out episode's start state (gym-pusht reset with
+    the episode's seed), then ``--random-horizon`` uniformly random targets played in gym-pusht.
+
+    Returns:
+        ``(frames, actions, seeds)``: uint8 ``(E, horizon + 1, H, W, 3)``, float32 ``(E, horizon, 2)``
+        and the episode seeds.
+    """
+    from world_gym.envs.pusht_ground_truth import make_pusht_env  # needs gym-pusht
+
+    env = make_pusht_env(max_episode_steps=None)
+    episode_seeds = np.asarray(data.extras["episode_seed"]).reshape(-1)
+    frames, actions, seeds = [], [], []
+    for rows in episodes:
+        seed = int(episode_seeds[rows[0]])
+        obs, _ = env.reset(seed=seed)
+        if not np.array_equal(obs, data.frames[rows[0]]):
+            raise SystemExit(f"gym-pusht's reset with seed {seed} does not give the first frame "
+                             f"of the episode at row {rows[0]}")
+        rng = np.random.default_rng([args.seed, seed])
+        acts = rng.uniform(args.action_low, args.action_high, (args.random_horizon, 2)).astype(np.float32)
+        obs_list = [obs] + [env.step(a)[0] for a in acts]  # no early end: the scored length is fixed
+        frames.append(np.stack(obs_list))
+        actions.append(acts)
+        seeds.append(seed)
+    return np.stack(frames), np.stack(actions), np.asarray(seeds)
+
+
+def run_random(data: EpisodeArrays, methods: list[Any], args: argparse.Namespace, episodes: list[np.ndarray],
+               keep: int) -> tuple[dict, list[np.ndarray], dict[str, list[np.ndarray]]]:
+    """Random-action rollouts from held-out start states, scored against gym-pusht playing the same actions:
+    off the training behaviours, where a policy under evaluation takes a world model."""
+    frames, actions, seeds = random_action_episodes(data, episodes, args)
+    batches = [{"context": frames[s : s + args.long_batch, :1], "actions": actions[s : s + args.long_batch],
+                "true": frames[s : s + args.long_batch, 1:],
+                "lengths": np.full(len(seeds[s : s + args.long_batch]), args.random_horizon),
+                "seeds": seeds[s : s + args.long_batch] + args.seed * 1_000_003}
+               for s in range(0, len(seeds), args.long_batch)]
+    results, kept = run_sequences("random", methods, args, batches, keep)
+    return results, list(frames[:keep]), kept
 
 
 def write_side_by_side(path: str, truth: list[np.ndarray], preds: dict[str, list[np.ndarray]], scale: int,
@@ -317,7 +380,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--long-episodes", type=int, default=None, help="at most this many long episodes")
     parser.add_argument("--long-horizon", type=int, default=None,
                         help="score only the first N steps of each long episode (default: the whole episode)")
-    parser.add_argument("--protocols", default="short,long")
+    parser.add_argument("--protocols", default="short,long",
+                        help="comma-separated: short, long, random (uniformly random targets from "
+                             "held-out starts, truth from gym-pusht)")
+    parser.add_argument("--random-episodes", type=int, default=10,
+                        help="random protocol: first N held-out starts")
+    parser.add_argument("--random-horizon", type=int, default=100, help="random protocol: steps per rollout")
+    parser.add_argument("--random-video", default=None,
+                        help="write ground truth | models for the random protocol")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the model's)")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="roll out as an env with this chunk_size steps (default: whole clips per pass)")
@@ -345,7 +415,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    data = load_episodes(args.data)
+    protocols = args.protocols.split(",")
+    data = load_episodes(args.data, ("episode_seed",) if "random" in protocols else ())
     episodes = data.episode_rows()[: args.episodes]
     models = [ModelRollout(p, args) for p in args.model]
     methods: list[Any] = [CopyFirstFrame(models[0].model if models else None)]
@@ -356,7 +427,6 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.no_reconstruction:
             methods.append(CodecReconstruction(models[0].model, models[0].name))
     methods += models
-    protocols = args.protocols.split(",")
     rows, report = [], {"benchmark": "fidelity", "data": str(args.data), "episodes": len(episodes),
                         "device": torch.cuda.get_device_name() if args.device.startswith("cuda")
                         else f"CPU ({torch.get_num_threads()} threads)", "seed": args.seed}
@@ -390,10 +460,24 @@ def main(argv: list[str] | None = None) -> dict:
                                {methods[0].name: kept[methods[0].name]}, args.video_scale, 10.0)
     elif "long" in protocols:
         print(f"long: no selected episode has >= {args.long_min_steps} actions", flush=True)
+    if "random" in protocols:
+        for m in models:
+            m.seconds, m.frames = 0.0, 0
+        selected = episodes[: args.random_episodes]
+        keep = args.video_episodes if args.random_video else 0
+        res, truth, kept = run_random(data, methods, args, selected, keep)
+        for m in models:
+            res[m.name]["frames_per_s"] = m.frames_per_s
+        report["random"] = {"horizon": args.random_horizon, "episodes": len(selected), "methods": res}
+        rows += [{"protocol": f"random ({args.random_horizon})", "method": k, **v} for k, v in res.items()]
+        if args.random_video:
+            write_side_by_side(args.random_video, truth, {m.name: kept[m.name] for m in models} or
+                               {methods[0].name: kept[methods[0].name]}, args.video_scale, 10.0)
     print()
     print(format_table(rows))
-    print(f"\nlong protocol: {len(eligible)} of {len(episodes)} episodes have >= {args.long_min_steps} actions"
-          f" ({len(long_eps)} used)")
+    if "long" in protocols:
+        print(f"\nlong protocol: {len(eligible)} of {len(episodes)} episodes have "
+              f">= {args.long_min_steps} actions ({len(long_eps)} used)")
     print(json.dumps(report))
     return report
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -22,6 +25,15 @@ from world_gym.models.irasim import IRASimConfig  # noqa: E402
 from world_gym.world_model import WorldModel, WorldModelConfig  # noqa: E402
 
 FRAME = (32, 32)
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (a script folder, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def micro_config(history: int = 1, num_frames: int = 5, conditioning: str = "frame_ada", **backbone: object) -> WorldModelConfig:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,19 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import micro_config, randomize
+from conftest import load_benchmark, micro_config, randomize
 from training_data import write_tiny_dataset
 from world_gym.world_model import WorldModel
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fidelity.py"
 
 
 @pytest.fixture(scope="module")
 def fidelity():
-    spec = importlib.util.spec_from_file_location("fidelity_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("fidelity")
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +95,37 @@ def test_chunked_rollouts_match_whole_clips_and_differ_per_frame(fidelity, setup
     capsys.readouterr()
     psnr = {c: r["short"]["methods"]["micro"]["psnr"] for c, r in reports.items()}
     assert psnr[whole] == psnr[None] and psnr[1] != psnr[None]
+
+
+def test_random_protocol_scores_against_gym_pusht(fidelity, tmp_path: Path, capsys) -> None:
+    """Random targets from held-out starts: the truth is gym-pusht playing the same targets from
+    the episode's own reset seed, and every method is scored on it."""
+    import world_gym.data.collect as col
+    from world_gym.envs.pusht_ground_truth import make_pusht_env
+
+    root = tmp_path / "heldout"
+    col.collect(root, 2, "heldout", "expert=1", workers=1, progress=False, max_steps=6)
+    args = fidelity.parse_args(["--data", str(root), "--random-horizon", "4", "--seed", "3"])
+    args.action_low, args.action_high = np.zeros(2, np.float32), np.full(2, 512.0, np.float32)
+    from world_gym.training.episodes import load_episodes
+
+    data = load_episodes(root, ("episode_seed",), progress=False)
+    frames, actions, seeds = fidelity.random_action_episodes(data, data.episode_rows(), args)
+    assert frames.shape == (2, 5, 96, 96, 3) and actions.shape == (2, 4, 2)
+    assert np.array_equal(frames[:, 0], data.frames[[rows[0] for rows in data.episode_rows()]])
+    env = make_pusht_env()
+    env.reset(seed=int(seeds[1]))
+    replay = [env.step(a)[0] for a in actions[1]]
+    assert np.array_equal(np.stack(replay), frames[1, 1:])
+    assert (actions[0] != actions[1]).all()  # each episode draws its own targets
+
+    from world_gym.assets import bundled_model_path
+
+    report = fidelity.main(["--data", str(root), "--protocols", "random", "--random-horizon", "4", "--model",
+                            str(bundled_model_path("tiny-pusht")), "--steps", "1", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "| random (4) | copy first frame |" in out and "| random (4) | tiny-pusht |" in out
+    methods = report["random"]["methods"]
+    assert report["random"]["episodes"] == 2 and set(methods) == {
+        "copy first frame", "codec reconstruction (tiny-pusht)", "tiny-pusht"}
+    assert all(m["sequences"] == 2 and len(m["curves"]["psnr"]) == 4 for m in methods.values())
