@@ -9,13 +9,16 @@ Heads are scored on random 96x96 frames (Push-T's size), ``batch`` envs by ``chu
 * ``vlm`` talks to a stub chat-completions server on 127.0.0.1 that answers at once, so the
   figure is the client's own cost (PNG encoding, HTTP, parsing) with caching off (distinct frames);
   a real VLM adds its own latency per request, divided by ``max_workers``.
-* ``resnet_iou`` uses the shipped weights when present, else random weights (same speed).
+* ``resnet_iou`` uses the shipped weights when present, else random weights (same speed). Random
+  frames never pass its refiner's gate, so with a refiner a second row forces the refiner on every
+  frame: the cost when every frame is near the goal.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import tempfile
@@ -56,7 +59,12 @@ def stub_vlm_server() -> ThreadingHTTPServer:
 def build_heads(tmp: Path, vlm_url: str) -> dict[str, tuple[RewardHead, Callable[[np.ndarray], RewardContext]]]:
     """Each head with a function that builds its context for a batch of frames."""
     from world_gym.models.codec import LatentCodec, tiny_vae_config
-    from world_gym.reward_models.resnet_iou import build_coverage_net, default_weights_path, save_coverage_net
+    from world_gym.reward_models.resnet_iou import (
+        RefinedCoverageNet,
+        build_coverage_net,
+        default_weights_path,
+        save_coverage_net,
+    )
 
     codec = LatentCodec.from_config(tiny_vae_config()).eval()
 
@@ -69,7 +77,7 @@ def build_heads(tmp: Path, vlm_url: str) -> dict[str, tuple[RewardHead, Callable
         weights = save_coverage_net(build_coverage_net(), tmp / "random_resnet_iou.safetensors")
     goal = lambda f: RewardContext(goal_images=f[:, 0].copy(), encode=encode)  # noqa: E731
     task = lambda f: RewardContext(task=["push the T block into the green goal"] * len(f))  # noqa: E731
-    return {
+    heads = {
         "zero": (make_reward_head("zero"), lambda f: RewardContext()),
         "goal_mse": (make_reward_head("goal_mse"), goal),
         "goal_latent_mse": (make_reward_head("goal_latent_mse"), goal),
@@ -77,6 +85,11 @@ def build_heads(tmp: Path, vlm_url: str) -> dict[str, tuple[RewardHead, Callable
                                                cache_size=0), task),
         "resnet_iou": (make_reward_head("resnet_iou", weights=str(weights)), lambda f: RewardContext()),
     }
+    refined = make_reward_head("resnet_iou", weights=str(weights))
+    if isinstance(refined.net, RefinedCoverageNet):  # random frames never pass the gate: force it (worst case)
+        refined.net.gate = -math.inf
+        heads["resnet_iou, all refined"] = (refined, lambda f: RewardContext())
+    return heads
 
 
 def main() -> None:
@@ -105,10 +118,10 @@ def main() -> None:
     server.shutdown()
     print(f"reward heads on CPU ({platform.processor() or platform.machine()}, torch threads={args.threads}, "
           f"B={args.batch} T={args.chunk} 96x96)")
-    print(f"| {'head':<18} | {'frames/s':>10} | {'ms/call':>9} |")
-    print(f"|{'-' * 20}|{'-' * 12}|{'-' * 11}|")
+    print(f"| {'head':<24} | {'frames/s':>10} | {'ms/call':>9} |")
+    print(f"|{'-' * 26}|{'-' * 12}|{'-' * 11}|")
     for r in rows:
-        print(f"| {r['head']:<18} | {r['frames_per_s']:>10.1f} | {r['ms_per_call']:>9.1f} |")
+        print(f"| {r['head']:<24} | {r['frames_per_s']:>10.1f} | {r['ms_per_call']:>9.1f} |")
     print(json.dumps({"benchmark": "reward_heads", "batch": args.batch, "chunk": args.chunk, "threads": args.threads,
                       "python": sys.version.split()[0], "torch": torch.__version__,
                       "results": {r["head"]: round(r["frames_per_s"], 1) for r in rows}}))

@@ -29,10 +29,16 @@ class RenderedCoverage:
             the goal, redrawn until the coverage falls in the band): the frames that decide the
             success flag's precision and recall, rare in the other two draws.
         band: ``(low, high)`` coverage of the ``boundary`` frames.
+        max_offset: largest position (px of the 512 board) and angle (rad) scales of the
+            ``boundary`` draws; the defaults reach coverage down to about 0.85, wider ones reach
+            lower bands.
+        agent_near: fraction of frames whose agent is put 18-50 px (of 512) from the goal T's outline
+            instead of anywhere, as when it has just pushed the block home.
     """
 
     def __init__(self, near_goal: float = 0.7, boundary: float = 0.0,
-                 band: tuple[float, float] = (0.93, 0.97)) -> None:
+                 band: tuple[float, float] = (0.93, 0.97), max_offset: tuple[float, float] = (6.0, 0.06),
+                 agent_near: float = 0.0) -> None:
         from world_gym.envs.pusht_ground_truth import GOAL_POSE, make_pusht_env  # needs gym-pusht
 
         self.env = make_pusht_env().unwrapped
@@ -41,6 +47,20 @@ class RenderedCoverage:
         self.near_goal = near_goal
         self.boundary = boundary
         self.band = band
+        self.max_offset = max_offset
+        self.agent_near = agent_near
+
+    def _agent_beside_goal(self, rng: np.random.Generator) -> np.ndarray:
+        from gym_pusht.envs.pusht import pymunk_to_shapely
+        from shapely.geometry import Point
+
+        if not hasattr(self, "_goal_geom"):
+            goal = self.env.get_goal_pose_body(self.goal_pose)
+            self._goal_geom = pymunk_to_shapely(goal, self.env.block.shapes)
+        while True:  # about a third of the draws land in the ring
+            p = self.goal_pose[:2] + rng.uniform(-140, 140, size=2)
+            if 18.0 <= self._goal_geom.distance(Point(p)) <= 50.0:
+                return p
 
     def _place_block(self, pose: np.ndarray) -> None:
         # gym-pusht's reset_to_state sets the position before the angle, and pymunk rotates about the
@@ -64,6 +84,8 @@ class RenderedCoverage:
         frames, coverage = [], []
         for _ in range(n):
             agent = rng.uniform(50, 450, size=2)
+            if self.agent_near > 0 and rng.random() < self.agent_near:  # off: no draw, same frames as before
+                agent = self._agent_beside_goal(rng)
             if self.boundary > 0 and rng.random() < self.boundary:  # no draw when off: same frames as before
                 self._sample_in_band(agent, rng)
             elif rng.random() < self.near_goal:
@@ -78,12 +100,12 @@ class RenderedCoverage:
         return np.stack(frames), np.asarray(coverage, np.float32)
 
     def _sample_in_band(self, agent: np.ndarray, rng: np.random.Generator, tries: int = 200) -> None:
-        # Offsets of 0.2-6 px and 0.002-0.06 rad put coverage around 0.85-1: about a third of the
-        # draws land in a 0.04-wide band at 0.95, so a few draws find one.
+        # Offsets of 0.2-6 px and 0.002-0.06 rad (the default max_offset) put coverage around
+        # 0.85-1: about a third of the draws land in a 0.04-wide band at 0.95, so a few draws find one.
         self.env.reset(options={"reset_to_state": np.concatenate([agent, self.goal_pose])})
         for _ in range(tries):
-            s_pos = np.exp(rng.uniform(np.log(0.2), np.log(6.0)))
-            s_ang = np.exp(rng.uniform(np.log(0.002), np.log(0.06)))
+            s_pos = np.exp(rng.uniform(np.log(0.2), np.log(self.max_offset[0])))
+            s_ang = np.exp(rng.uniform(np.log(0.002), np.log(self.max_offset[1])))
             self._place_block(self.goal_pose + rng.normal(0.0, [s_pos, s_pos, s_ang]))
             if self.band[0] <= self.env._get_coverage() <= self.band[1]:
                 return

@@ -6,6 +6,11 @@ A world model has no physics state, only frames, so this head regresses coverage
 with a torchvision ResNet-18 (built with ``weights=None``; trained from scratch by
 ``world-gym train-reward-head``) and applies gym-pusht's two formulas to the prediction.
 
+Near the goal a second ResNet-18, the *refiner*, decides: where the whole-frame net predicts more
+than ``gate`` coverage, the refiner reads a square around the goal T upsampled 2.4x (so the first
+layers' strides do not blur away the sub-pixel edges that separate 0.945 from 0.955 coverage) and
+predicts the offset from the success threshold in finer units (:class:`RefinedCoverageNet`).
+
 The trained weights ship as ``world_gym/assets/reward_heads/resnet_iou_pusht.safetensors``
 (fp16), with their card in ``docs/reward_heads.md``.
 """
@@ -19,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
@@ -28,6 +34,9 @@ from world_gym.reward_models.base import RewardContext, RewardHead, RewardOutput
 PUSHT_SUCCESS_THRESHOLD = 0.95
 #: Frame size gym-pusht observes (and the Push-T world model imagines).
 PUSHT_FRAME_SIZE = 96
+#: ``(top, left, size)`` of the refiner's square in a 96x96 frame: the goal T spans rows 40-65 and
+#: columns 31-55, and a block with coverage >= 0.6 stays inside the 7-pixel margin.
+GOAL_CROP = (33, 23, 40)
 
 
 def default_weights_path() -> Path:
@@ -48,6 +57,66 @@ def build_coverage_net() -> nn.Module:
         The network; input ``(N, 3, 96, 96)`` float from :func:`frames_to_input`, output ``(N, 1)``.
     """
     return torchvision.models.resnet18(weights=None, num_classes=1)
+
+
+class FP32Linear(nn.Linear):
+    """A linear layer that stays in float32 under autocast: bf16 keeps 8 bits of mantissa, so a
+    bf16 output near 0.95 moves in steps of 0.004, the size of the errors that flip success."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
+def crop_goal(x: torch.Tensor) -> torch.Tensor:
+    """The refiner's input: the :data:`GOAL_CROP` square of ``(N, 3, 96, 96)`` input, bilinearly
+    upsampled back to 96x96."""
+    top, left, size = GOAL_CROP
+    crop = x[:, :, top:top + size, left:left + size]
+    out = F.interpolate(crop, size=(PUSHT_FRAME_SIZE, PUSHT_FRAME_SIZE), mode="bilinear", align_corners=False)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+class RefinedCoverageNet(nn.Module):
+    """Whole-frame coverage, refined near the goal by a second ResNet-18 on :func:`crop_goal`.
+
+    Args:
+        base: whole-frame regressor (:func:`build_coverage_net`).
+        refiner: a ResNet-18 with one :class:`FP32Linear` output, predicting
+            ``(coverage - center) * scale``.
+        gate: the refiner decides where ``base`` predicts more than this.
+        center, scale: the refiner's target units.
+
+    Input ``(N, 3, 96, 96)`` from :func:`frames_to_input`, output ``(N, 1)`` coverage, as the base net.
+    """
+
+    def __init__(self, base: nn.Module, refiner: nn.Module, gate: float = 0.75, center: float = 0.95,
+                 scale: float = 20.0) -> None:
+        super().__init__()
+        self.base, self.refiner = base, refiner
+        self.gate, self.center, self.scale = gate, center, scale
+
+    def refine(self, x: torch.Tensor) -> torch.Tensor:
+        """The refiner's coverage ``(N,)`` of whole-frame input ``x``, whatever the base says."""
+        return self.center + self.refiner(crop_goal(x)).float().squeeze(1) / self.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cov = self.base(x).float()
+        near = cov[:, 0] > self.gate
+        if near.any():
+            cov = cov.clone()
+            cov[near, 0] = self.refine(x[near])
+        return cov
+
+
+def build_refiner(base: nn.Module | None = None) -> nn.Module:
+    """The refiner's ResNet-18 (``weights=None``), its trunk copied from ``base`` when given
+    (a start that already knows the board), with a fresh :class:`FP32Linear` output."""
+    net = build_coverage_net()
+    if base is not None:
+        net.load_state_dict(base.state_dict())
+    net.fc = FP32Linear(net.fc.in_features, 1)
+    return net
 
 
 def frames_to_input(frames: np.ndarray | torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -83,7 +152,7 @@ def save_coverage_net(net: nn.Module, path: str | os.PathLike, metadata: dict[st
     """Write the network's weights as fp16 safetensors, with ``metadata`` as JSON in the header.
 
     Args:
-        net: a network from :func:`build_coverage_net`.
+        net: a network from :func:`build_coverage_net`, or a :class:`RefinedCoverageNet`.
         path: destination file.
         metadata: training facts to keep beside the weights (data, steps, metrics).
 
@@ -99,6 +168,10 @@ def save_coverage_net(net: nn.Module, path: str | os.PathLike, metadata: dict[st
     header = {"format": "pt", "arch": "torchvision.resnet18", "num_classes": "1",
               "input": f"uint8 RGB {PUSHT_FRAME_SIZE}x{PUSHT_FRAME_SIZE} -> x/127.5-1",
               "world_gym": json.dumps(metadata or {})}
+    if isinstance(net, RefinedCoverageNet):
+        header["arch"] = "torchvision.resnet18 x2 (base, goal-crop refiner)"
+        header["refiner"] = json.dumps({"gate": net.gate, "center": net.center, "scale": net.scale,
+                                        "goal_crop": list(GOAL_CROP)})
     save_file(state, str(path), metadata=header)
     return path
 
@@ -111,7 +184,7 @@ def load_coverage_net(path: str | os.PathLike, device: str | torch.device = "cpu
         device: where the network goes.
 
     Returns:
-        ``(net, metadata)``.
+        ``(net, metadata)``; ``net`` is a :class:`RefinedCoverageNet` when the file holds a refiner.
 
     Raises:
         FileNotFoundError: the file does not exist; the message says how to train one.
@@ -129,7 +202,16 @@ def load_coverage_net(path: str | os.PathLike, device: str | torch.device = "cpu
     with safe_open(str(path), framework="pt") as f:
         header = f.metadata() or {}
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
-    net = build_coverage_net()
+    net: nn.Module
+    if "refiner" in header:  # two stages: keys base.* and refiner.*
+        refine = json.loads(header["refiner"])
+        if tuple(refine["goal_crop"]) != GOAL_CROP:
+            raise ValueError(f"{path} was trained on goal crop {refine['goal_crop']}, "
+                             f"this code crops {GOAL_CROP}")
+        net = RefinedCoverageNet(build_coverage_net(), build_refiner(), refine["gate"], refine["center"],
+                                 refine["scale"])
+    else:
+        net = build_coverage_net()
     net.load_state_dict(state, strict=True)
     net.to(device).to(memory_format=torch.channels_last).eval()
     return net, json.loads(header.get("world_gym", "{}"))

@@ -38,11 +38,17 @@ from world_gym.reward_models.pusht_coverage import (
 )
 from world_gym.reward_models.resnet_iou import (
     PUSHT_SUCCESS_THRESHOLD,
+    RefinedCoverageNet,
     build_coverage_net,
+    build_refiner,
+    crop_goal,
     frames_to_input,
     load_coverage_net,
     save_coverage_net,
 )
+
+#: The refiner learns frames with at least this coverage (its gate, 0.75, leaves room for the base's error).
+REFINER_MIN_COVERAGE = 0.6
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -70,14 +76,40 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
+@torch.no_grad()
+def recalibrate_batch_norm(net: torch.nn.Module, batches: Any) -> None:
+    """Replace every batch norm's running statistics by their plain average over ``batches``.
+
+    Training normalises each batch by its own statistics; evaluation uses running averages that,
+    with momentum 0.1, remember the last ten or so batches. When batches differ (rendered or
+    recorded frames, blurred or not), that memory moves the eval-mode output by more than the
+    0.005 of coverage that decides success. Averaging over many batches removes the wobble.
+
+    Args:
+        net: network with batch norms (put back in train mode afterwards).
+        batches: iterable of inputs drawn as in training.
+    """
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    net.train()
+    for x in batches:
+        net(x)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+
+
 def boundary_weighted_loss(pred: torch.Tensor, target: torch.Tensor, boundary_weight: float,
-                           threshold: float = PUSHT_SUCCESS_THRESHOLD, width: float = 0.02) -> torch.Tensor:
-    """Smooth L1 (beta 0.01) on coverage, each frame weighted ``1 + boundary_weight * g``.
+                           threshold: float = PUSHT_SUCCESS_THRESHOLD, width: float = 0.02,
+                           scale: float = 1.0, beta: float = 0.01) -> torch.Tensor:
+    """Smooth L1 on ``scale * coverage``, each frame weighted ``1 + boundary_weight * g``.
 
     ``g`` is a Gaussian bump of ``width`` around the success threshold: an error there flips the
     success flag, the same error at coverage 0.3 changes a reward by a little.
     """
-    per_frame = F.smooth_l1_loss(pred, target, beta=0.01, reduction="none")
+    per_frame = F.smooth_l1_loss(pred * scale, target * scale, beta=beta, reduction="none")
     if boundary_weight <= 0:
         return per_frame.mean()
     w = 1.0 + boundary_weight * torch.exp(-0.5 * ((target - threshold) / width) ** 2)
@@ -107,6 +139,8 @@ class TrainConfig:
     bf16: bool = True
     seed: int = 0
     export: str | None = None
+    refine_from: str | None = None
+    bn_recalibrate: int = 0
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
@@ -131,8 +165,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    net = build_coverage_net().to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    refine = cfg.refine_from is not None
+    if refine:  # second stage: the base stays as trained, only the goal-crop refiner learns
+        base, _ = load_coverage_net(cfg.refine_from)
+        if isinstance(base, RefinedCoverageNet):
+            raise ValueError(f"{cfg.refine_from} already has a refiner; give the whole-frame weights")
+        net = RefinedCoverageNet(base, build_refiner(base)).to(memory_format=torch.channels_last)
+        net.base.requires_grad_(False).eval()
+        trained = net.refiner
+    else:
+        net = trained = build_coverage_net().to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(trained.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"step": 0, "wall_s": 0.0, "cpu_s": 0.0, "frames_seen": 0}
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
@@ -146,16 +189,57 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     real = [load_coverage_frames(r) for r in cfg.train_root]
     real_frames = np.concatenate([f for f, _ in real]) if real else None
     real_cov = np.concatenate([c for _, c in real]) if real else None
+    if real and refine:
+        keep = real_cov >= REFINER_MIN_COVERAGE
+        real_frames, real_cov = real_frames[keep], real_cov[keep]
+        real = real if len(real_cov) else []
     real_p = balanced_weights(real_cov) if real else None
     rendered_fraction = cfg.rendered_fraction if real else 1.0
-    renderer = RenderedCoverage(boundary=cfg.boundary_fraction) if rendered_fraction > 0 else None
+    if refine:
+        # half of the rendered frames in the success band, half anywhere the refiner decides
+        renderer = _MixedRenderer([
+            RenderedCoverage(boundary=1.0, agent_near=0.5),
+            RenderedCoverage(boundary=1.0, band=(REFINER_MIN_COVERAGE, 1.0), max_offset=(25.0, 0.25),
+                             agent_near=0.5)])
+    else:
+        renderer = RenderedCoverage(boundary=cfg.boundary_fraction) if rendered_fraction > 0 else None
     eval_sets = {"rendered": RenderedCoverage().sample(min(cfg.eval_frames, 1000), np.random.default_rng(10_000 + cfg.seed))}
-    if cfg.boundary_fraction > 0:
+    if refine:
+        boundary_rng = np.random.default_rng(20_000 + cfg.seed)
+        eval_sets["boundary"] = RenderedCoverage(boundary=1.0, agent_near=0.5).sample(
+            min(cfg.eval_frames, 500), boundary_rng)
+    elif cfg.boundary_fraction > 0:
         # Frames within 0.02 of the success threshold: where the flag's precision and recall are decided.
         boundary_rng = np.random.default_rng(20_000 + cfg.seed)
         eval_sets["boundary"] = RenderedCoverage(boundary=1.0).sample(min(cfg.eval_frames, 500), boundary_rng)
     if cfg.heldout_root:
         eval_sets["heldout"] = load_coverage_frames(cfg.heldout_root, cfg.eval_frames, cfg.seed)
+        if refine:  # every held-out frame the refiner may decide
+            frames, cov = load_coverage_frames(cfg.heldout_root)
+            eval_sets["heldout_near"] = frames[cov >= 0.5], cov[cov >= 0.5]
+
+    def draw_batch(rng: np.random.Generator, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        n_rendered = int(round(cfg.batch_size * rendered_fraction))
+        parts_f, parts_c = [], []
+        if n_rendered:
+            f, c = renderer.sample(n_rendered, rng)
+            parts_f.append(f), parts_c.append(c)
+        if cfg.batch_size - n_rendered:
+            idx = rng.choice(len(real_cov), cfg.batch_size - n_rendered, p=real_p)
+            parts_f.append(real_frames[idx]), parts_c.append(real_cov[idx])
+        x = frames_to_input(np.concatenate(parts_f))
+        y = torch.from_numpy(np.concatenate(parts_c))
+        return (augment(x, gen) if cfg.augment else x), y
+
+    def evaluate() -> dict[str, Any]:
+        if cfg.bn_recalibrate:  # its own random stream: the training batches do not depend on it
+            seed = 7_777_777 + cfg.seed + state["step"]
+            batches = (draw_batch(np.random.default_rng(seed), torch.Generator().manual_seed(seed))[0]
+                       for _ in range(cfg.bn_recalibrate))
+            recalibrate_batch_norm(trained, (crop_goal(x) for x in batches) if refine else batches)
+        result = {name: evaluate_coverage(net, f, c) for name, (f, c) in eval_sets.items()}
+        trained.train()  # evaluation leaves the whole net as it found it; only `trained` learns
+        return result
 
     def save_checkpoint() -> None:
         tmp = ckpt.with_suffix(".tmp")
@@ -168,27 +252,20 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     last: dict[str, Any] = {}
     bar = tqdm(total=cfg.steps, initial=state["step"], desc="resnet_iou")
     t0, c0 = time.time() - state["wall_s"], time.process_time() - state.get("cpu_s", 0.0)
-    net.train()
+    trained.train()
     try:
         while state["step"] < cfg.steps:
-            n_rendered = int(round(cfg.batch_size * rendered_fraction))
-            parts_f, parts_c = [], []
-            if n_rendered:
-                f, c = renderer.sample(n_rendered, rng)
-                parts_f.append(f), parts_c.append(c)
-            if cfg.batch_size - n_rendered:
-                idx = rng.choice(len(real_cov), cfg.batch_size - n_rendered, p=real_p)
-                parts_f.append(real_frames[idx]), parts_c.append(real_cov[idx])
-            x = frames_to_input(np.concatenate(parts_f))
-            y = torch.from_numpy(np.concatenate(parts_c))
-            if cfg.augment:
-                x = augment(x, gen)
+            x, y = draw_batch(rng, gen)
             for g in opt.param_groups:
                 g["lr"] = _lr_at(state["step"], cfg)
             # bf16 autocast: about 2x faster on CPUs with avx512_bf16; weights and optimizer stay fp32.
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                pred = net(x).squeeze(1)
-            loss = boundary_weighted_loss(pred.float(), y, cfg.boundary_weight)
+                pred = net.refine(x) if refine else net(x).squeeze(1)
+            if refine:  # in the refiner's own units (coverage x 20): beta 0.02 is 0.001 of coverage
+                loss = boundary_weighted_loss(pred.float(), y, cfg.boundary_weight, scale=net.scale,
+                                              beta=0.02)
+            else:
+                loss = boundary_weighted_loss(pred.float(), y, cfg.boundary_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -198,7 +275,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
-                last = {name: evaluate_coverage(net, f, c) for name, (f, c) in eval_sets.items()}
+                last = evaluate()
                 record = {"step": state["step"], "loss": loss.item(), "lr": _lr_at(state["step"], cfg),
                           "wall_s": round(state["wall_s"], 1), "cpu_s": round(state["cpu_s"], 1),
                           "frames_seen": state["frames_seen"], **last}
@@ -220,6 +297,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         # The final weights, not the best on held-out data: the held-out figures stay unbiased.
         save_coverage_net(net, cfg.export, {"train": asdict(cfg), "state": dict(state), "eval": last})
     return {"eval": last, "state": state}
+
+
+class _MixedRenderer:
+    """Draws each rendered frame from one of several :class:`RenderedCoverage`, picked uniformly."""
+
+    def __init__(self, renderers: list[RenderedCoverage]) -> None:
+        self.renderers = renderers
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        counts = np.bincount(rng.integers(len(self.renderers), size=n), minlength=len(self.renderers))
+        parts = [r.sample(int(k), rng) for r, k in zip(self.renderers, counts) if k]
+        return np.concatenate([f for f, _ in parts]), np.concatenate([c for _, c in parts])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -248,6 +337,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 (bf16 autocast by default)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--export", default=None, help="write the final weights (fp16 safetensors) here at the end")
+    p.add_argument("--bn-recalibrate", type=int, default=d.bn_recalibrate, metavar="N",
+                   help="before each evaluation and the export, set batch-norm statistics to their "
+                        "average over N training batches (0: keep the running averages)")
+    p.add_argument("--refine-from", default=None, metavar="WEIGHTS",
+                   help="train the goal-crop refiner on top of these whole-frame weights (kept frozen); "
+                        "the export holds both")
     p.add_argument("--eval-only", default=None, metavar="WEIGHTS",
                    help="only evaluate these weights on --heldout-root and print JSON")
     p.add_argument("--world-model", default=None,

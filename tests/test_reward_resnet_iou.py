@@ -11,10 +11,15 @@ import torch
 
 from world_gym.reward_models import RewardContext, make_reward_head
 from world_gym.reward_models.resnet_iou import (
+    GOAL_CROP,
+    RefinedCoverageNet,
     ResNetIoUReward,
     build_coverage_net,
+    build_refiner,
     coverage_to_reward,
+    crop_goal,
     frames_to_input,
+    load_coverage_net,
     save_coverage_net,
 )
 from world_gym.envs.pusht_ground_truth import GOAL_POSE
@@ -25,7 +30,13 @@ from world_gym.reward_models.pusht_coverage import (
     evaluate_on_world_model,
     load_coverage_frames,
 )
-from world_gym.reward_models.train_resnet_iou import TrainConfig, boundary_weighted_loss, register, train
+from world_gym.reward_models.train_resnet_iou import (
+    TrainConfig,
+    boundary_weighted_loss,
+    recalibrate_batch_norm,
+    register,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -128,20 +139,23 @@ def test_balanced_weights_equalise_bins() -> None:
     assert p[:90].sum() == pytest.approx(1 / 3) and p[99] == pytest.approx(1 / 3)
 
 
+class Constant(torch.nn.Module):
+    """A stand-in whole-frame net that predicts fixed coverages, one per input row."""
+
+    def __init__(self, values: list[float]) -> None:
+        super().__init__()
+        self.values = torch.tensor(values).unsqueeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.values[: len(x)]
+
+
 def test_evaluate_precision_recall() -> None:
-    class Fixed(torch.nn.Module):
-        def __init__(self, values: list[float]) -> None:
-            super().__init__()
-            self.values = torch.tensor(values).unsqueeze(1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.values[: len(x)]
-
     truth = np.array([0.0, 0.96, 0.99, 0.5], np.float32)
-    m = evaluate_coverage(Fixed([0.1, 0.97, 0.9, 0.96]), np.zeros((4, 96, 96, 3), np.uint8), truth)
+    m = evaluate_coverage(Constant([0.1, 0.97, 0.9, 0.96]), np.zeros((4, 96, 96, 3), np.uint8), truth)
     assert m["mae"] == pytest.approx((0.1 + 0.01 + 0.09 + 0.46) / 4, abs=1e-6)
     assert m["precision"] == pytest.approx(0.5) and m["recall"] == pytest.approx(0.5) and m["n_success"] == 2
-    swept = evaluate_coverage(Fixed([0.1, 0.97, 0.9, 0.96]), np.zeros((4, 96, 96, 3), np.uint8), truth,
+    swept = evaluate_coverage(Constant([0.1, 0.97, 0.9, 0.96]), np.zeros((4, 96, 96, 3), np.uint8), truth,
                               sweep=(0.85, 0.965))["sweep"]
     # at 0.85 every frame but the first is called a success; at 0.965 only the second
     assert swept["0.850"] == pytest.approx({"precision": 2 / 3, "recall": 1.0})
@@ -194,3 +208,92 @@ def test_cli_registration() -> None:
     register(parser.add_subparsers())
     args = parser.parse_args(["train-reward-head", "--train-root", "a", "--train-root", "b", "--steps", "5", "--no-bf16"])
     assert args.train_root == ["a", "b"] and args.steps == 5 and not args.bf16 and callable(args.func)
+
+
+def test_refiner_decides_only_above_the_gate() -> None:
+    torch.manual_seed(0)
+    refiner = build_refiner()
+    net = RefinedCoverageNet(Constant([0.2, 0.8, 0.74, 0.99]), refiner.eval(), gate=0.75, center=0.95,
+                             scale=20.0)
+    x = frames_to_input(np.random.default_rng(0).integers(0, 256, (4, 96, 96, 3), dtype=np.uint8))
+    with torch.no_grad():
+        out = net(x)[:, 0]
+        refined = 0.95 + refiner(crop_goal(x))[:, 0] / 20.0
+    assert out.shape == (4,)
+    assert out[0] == pytest.approx(0.2) and out[2] == pytest.approx(0.74)  # below the gate: the base's
+    torch.testing.assert_close(out[[1, 3]], refined[[1, 3]])
+
+
+def test_goal_crop_holds_the_goal_t(renderer: RenderedCoverage) -> None:
+    # The block far away, the agent in a corner: the only green is the goal T, and all of it is in the crop.
+    renderer.env.reset(options={"reset_to_state": [460, 460, 80, 80, 0.0]})
+    frame = renderer.env.get_obs().astype(int)
+    green = (frame[..., 1] - frame[..., 0] > 30) & (frame[..., 2] < 200)
+    green[85:] = green[:, 85:] = False  # the board's border
+    top, left, size = GOAL_CROP
+    assert green.sum() > 150 and green[top:top + size, left:left + size].sum() == green.sum()
+    x = frames_to_input(frame[None].astype(np.uint8))
+    crop = crop_goal(x)
+    assert crop.shape == (1, 3, 96, 96)
+    # the crop's centre pixel is the frame's, interpolated
+    centre = x[0, :, top + size // 2, left + size // 2]
+    assert torch.allclose(crop[0, :, 48, 48], centre, atol=0.15)
+
+
+def test_refiner_output_stays_float32_under_autocast() -> None:
+    refiner = build_refiner()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert refiner(x).dtype == torch.float32
+
+
+def test_two_stage_weights_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    base = build_coverage_net()
+    net = RefinedCoverageNet(base, build_refiner(base), gate=0.7).eval()
+    path = save_coverage_net(net, tmp_path / "two.safetensors", {"stage": "refiner"})
+    loaded, meta = load_coverage_net(path)
+    assert isinstance(loaded, RefinedCoverageNet) and loaded.gate == 0.7 and meta == {"stage": "refiner"}
+    x = frames_to_input(np.random.default_rng(1).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8))
+    with torch.no_grad():  # fp16 storage: close, not equal
+        torch.testing.assert_close(loaded.refine(x), net.refine(x), atol=2e-2, rtol=0)
+    head = ResNetIoUReward(weights=path)
+    assert head(np.zeros((1, 2, 96, 96, 3), np.uint8), RewardContext()).reward.shape == (1, 2)
+
+
+def test_refiner_training_keeps_the_base(tmp_path: Path, renderer: RenderedCoverage, weights: Path) -> None:
+    frames, coverage = RenderedCoverage(boundary=1.0, band=(0.6, 1.0), max_offset=(25.0, 0.25)).sample(
+        6, np.random.default_rng(3))
+    root = make_dataset(tmp_path / "train", frames, coverage)
+    cfg = TrainConfig(out=str(tmp_path / "run"), train_root=[str(root)], heldout_root=str(root), steps=2,
+                      batch_size=4, eval_every=2, eval_frames=6, warmup=1, refine_from=str(weights),
+                      bn_recalibrate=2, export=str(tmp_path / "two.safetensors"))
+    result = train(cfg)
+    assert result["state"]["step"] == 2 and result["eval"]["heldout_near"]["n"] == 6
+    base, _ = load_coverage_net(weights)
+    two, meta = load_coverage_net(tmp_path / "two.safetensors")
+    assert isinstance(two, RefinedCoverageNet) and meta["train"]["refine_from"] == str(weights)
+    for (k, a), b in zip(base.state_dict().items(), two.base.state_dict().values()):
+        assert torch.equal(a, b), k  # frozen, batch-norm statistics included
+    with pytest.raises(ValueError, match="already has a refiner"):
+        train(TrainConfig(out=str(tmp_path / "run2"), steps=1, batch_size=2,
+                          refine_from=str(tmp_path / "two.safetensors")))
+
+
+def test_agent_beside_goal_leaves_a_gap() -> None:
+    from shapely.geometry import Point
+
+    renderer = RenderedCoverage(agent_near=1.0)
+    rng = np.random.default_rng(0)
+    points = [renderer._agent_beside_goal(rng) for _ in range(20)]
+    assert all(18.0 <= renderer._goal_geom.distance(Point(p)) <= 50.0 for p in points)
+
+
+def test_recalibrated_batch_norm_is_the_plain_average() -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4)).eval()
+    batches = [torch.randn(8, 3, 5, 5) + i for i in range(3)]
+    recalibrate_batch_norm(net, batches)
+    with torch.no_grad():
+        means = torch.stack([net[0](b).mean(dim=(0, 2, 3)) for b in batches])
+    torch.testing.assert_close(net[1].running_mean, means.mean(0), atol=1e-5, rtol=1e-5)
+    assert net[1].momentum == 0.1 and net.training  # momentum restored; left in train mode
