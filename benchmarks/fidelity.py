@@ -427,6 +427,7 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.no_reconstruction:
             methods.append(CodecReconstruction(models[0].model, models[0].name))
     methods += models
+    shown = [m.name for m in models] or [methods[0].name]  # the videos' columns beside the truth
     rows, report = [], {"benchmark": "fidelity", "data": str(args.data), "episodes": len(episodes),
                         "device": torch.cuda.get_device_name() if args.device.startswith("cuda")
                         else f"CPU ({torch.get_num_threads()} threads)", "seed": args.seed}
@@ -456,8 +457,7 @@ def main(argv: list[str] | None = None) -> dict:
             label = f"long ({args.long_horizon})" if args.long_horizon else f"long (whole, >= {args.long_min_steps})"
             rows += [{"protocol": label, "method": k, **v} for k, v in res.items()]
         if args.video:
-            write_side_by_side(args.video, truth, {m.name: kept[m.name] for m in models} or
-                               {methods[0].name: kept[methods[0].name]}, args.video_scale, 10.0)
+            write_side_by_side(args.video, truth, {n: kept[n] for n in shown}, args.video_scale, 10.0)
     elif "long" in protocols:
         print(f"long: no selected episode has >= {args.long_min_steps} actions", flush=True)
     if "random" in protocols:
@@ -471,8 +471,7 @@ def main(argv: list[str] | None = None) -> dict:
         report["random"] = {"horizon": args.random_horizon, "episodes": len(selected), "methods": res}
         rows += [{"protocol": f"random ({args.random_horizon})", "method": k, **v} for k, v in res.items()]
         if args.random_video:
-            write_side_by_side(args.random_video, truth, {m.name: kept[m.name] for m in models} or
-                               {methods[0].name: kept[methods[0].name]}, args.video_scale, 10.0)
+            write_side_by_side(args.random_video, truth, {n: kept[n] for n in shown}, args.video_scale, 10.0)
     print()
     print(format_table(rows))
     if "long" in protocols:

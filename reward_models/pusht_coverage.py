@@ -39,6 +39,8 @@ class RenderedCoverage:
     def __init__(self, near_goal: float = 0.7, boundary: float = 0.0,
                  band: tuple[float, float] = (0.93, 0.97), max_offset: tuple[float, float] = (6.0, 0.06),
                  agent_near: float = 0.0) -> None:
+        from gym_pusht.envs.pusht import pymunk_to_shapely
+
         from world_gym.envs.pusht_ground_truth import GOAL_POSE, make_pusht_env  # needs gym-pusht
 
         self.env = make_pusht_env().unwrapped
@@ -49,14 +51,12 @@ class RenderedCoverage:
         self.band = band
         self.max_offset = max_offset
         self.agent_near = agent_near
+        goal = self.env.get_goal_pose_body(self.goal_pose)
+        self._goal_geom = pymunk_to_shapely(goal, self.env.block.shapes)  # the goal T, for agent_near
 
     def _agent_beside_goal(self, rng: np.random.Generator) -> np.ndarray:
-        from gym_pusht.envs.pusht import pymunk_to_shapely
         from shapely.geometry import Point
 
-        if not hasattr(self, "_goal_geom"):
-            goal = self.env.get_goal_pose_body(self.goal_pose)
-            self._goal_geom = pymunk_to_shapely(goal, self.env.block.shapes)
         while True:  # about a third of the draws land in the ring
             p = self.goal_pose[:2] + rng.uniform(-140, 140, size=2)
             if 18.0 <= self._goal_geom.distance(Point(p)) <= 50.0:
