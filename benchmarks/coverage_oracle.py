@@ -1,15 +1,23 @@
 """How well can any head read gym-pusht's success flag off a 96x96 frame? An oracle's precision/recall.
 
     python benchmarks/coverage_oracle.py --data data/pusht/heldout
-    python benchmarks/coverage_oracle.py --data data/pusht/heldout_flag --perturbations 250
+    python benchmarks/coverage_oracle.py --data data/pusht/heldout_flag --perturbations 250 [--prior local]
 
 gym-pusht draws the board at 512x512 and shrinks it to 96x96, so block poses a fraction of a pixel
 apart can give the very same frame, with coverages on both sides of the 0.95 success threshold.
 For every recorded frame whose coverage lies in ``--band``, the oracle re-renders the recorded state
-(checked against the stored frame), draws ``--perturbations`` block poses around it (position
-offsets at log-uniform scales of 0.05-3 px of the 512 board, angle offsets 0.004 rad per px) and
-keeps those whose frame is pixel-identical. Under that local prior, ``p = P(coverage > 0.95 | frame)``
-is the best any function of the frame can know; the oracle flags success where ``p > tau``.
+(checked against the stored frame) and estimates ``p = P(coverage > 0.95 | frame)`` over the block
+poses that render the very same frame; it flags success where ``p > tau``. Two priors over those poses:
+
+* ``plateau`` (default): uniform over the connected set of poses with that frame. A random walk
+  from the recorded pose (``--perturbations`` steps; offsets at log-uniform scales of 0.02-0.5 px
+  of the 512 board, 1/60 rad per px, the T's lever arm) moves only to poses that render the same
+  frame, so its stationary distribution is that uniform prior. This is the fair bound: a head
+  sees the frame, not where in the set the true pose lies.
+* ``local`` (session 4): poses drawn around the recorded pose itself (offsets at log-uniform scales
+  of 0.05-3 px, 0.004 rad per px), keeping those with the same frame. Most draws are tiny, so the
+  kept poses cluster at the true one and ``p`` leans toward the truth: an optimistic bound.
+
 Frames outside the band count as certain (identical frames' coverages span at most 0.015 in the
 held-out sets, less than the band's half-width).
 
@@ -59,6 +67,25 @@ def success_posterior(renderer: StateRenderer, block_pose: np.ndarray, agent: np
     return frame, cov, np.asarray(same)
 
 
+def plateau_walk(renderer: StateRenderer, block_pose: np.ndarray, agent: np.ndarray, n: int,
+                 rng: np.random.Generator, scales: tuple[float, float] = (0.02, 0.5),
+                 rad_per_px: float = 1 / 60) -> tuple[np.ndarray, float, np.ndarray]:
+    """Frame, coverage, and the coverages along an ``n``-step random walk over the poses that render
+    the same frame (Metropolis with a symmetric proposal: a step to another frame is refused and the
+    walk stays), whose stationary distribution is uniform over that set."""
+    frame, cov = renderer.render(block_pose, agent)
+    pose, current = np.asarray(block_pose, np.float64), cov
+    chain = [cov]
+    for _ in range(n):
+        s = np.exp(rng.uniform(np.log(scales[0]), np.log(scales[1])))
+        proposal = pose + rng.normal(0.0, [s, s, s * rad_per_px])
+        other, c = renderer.render(proposal, agent)
+        if np.array_equal(other, frame):
+            pose, current = proposal, c
+        chain.append(current)
+    return frame, cov, np.asarray(chain)
+
+
 def oracle_flags(p: np.ndarray, truth: np.ndarray, taus: tuple[float, ...]) -> dict[str, dict[str, float]]:
     """Precision and recall of ``p > tau`` against the true flags, for each ``tau``."""
     out = {}
@@ -75,7 +102,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", default="data/pusht/heldout",
                         help="LeRobotDataset root from `world-gym collect pusht`")
     parser.add_argument("--band", type=float, nargs=2, default=(0.93, 0.97), help="coverage range examined")
-    parser.add_argument("--perturbations", type=int, default=300, help="block poses drawn per frame")
+    parser.add_argument("--perturbations", type=int, default=300, help="poses drawn (walk steps) per frame")
+    parser.add_argument("--prior", choices=("plateau", "local"), default="plateau",
+                        help="uniform over the same-frame poses (fair) or clustered at the true one")
     parser.add_argument("--taus", type=float, nargs="+", default=(0.3, 0.4, 0.5, 0.6, 0.7))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -89,9 +118,10 @@ def main(argv: list[str] | None = None) -> dict:
     rows = np.flatnonzero((coverage > lo) & (coverage < hi))
     renderer, rng = StateRenderer(), np.random.default_rng(args.seed)
     p, truth, spans, mismatched = [], [], [], 0
+    estimate = plateau_walk if args.prior == "plateau" else success_posterior
     start = time.time()
     for k, i in enumerate(rows):
-        frame, cov, same = success_posterior(renderer, pose[i], agent[i], args.perturbations, rng)
+        frame, cov, same = estimate(renderer, pose[i], agent[i], args.perturbations, rng)
         # the recorded pose is float32: a re-render may differ from the stored frame in a pixel or two
         mismatched += int(np.abs(frame.astype(int) - data.frames[i]).any(-1).sum() > 2)
         p.append(float(np.mean(same > SUCCESS_THRESHOLD)))
@@ -106,11 +136,11 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"benchmark": "coverage_oracle", "data": args.data, "frames": int(len(coverage)),
               "successes": int(np.sum(coverage > SUCCESS_THRESHOLD)), "band": [lo, hi],
               "band_frames": int(len(rows)),
-              "perturbations": args.perturbations, "rerender_mismatches": mismatched,
+              "perturbations": args.perturbations, "prior": args.prior, "rerender_mismatches": mismatched,
               "identical_frame_span_median": float(np.median(spans)) if spans else float("nan"),
               "identical_frame_span_max": float(np.max(spans)) if spans else float("nan"),
               "seconds": round(time.time() - start, 1), "oracle": flags}
-    print(f"\n{args.data}: {report['frames']} frames, {report['successes']} successes, "
+    print(f"\n{args.data} ({args.prior} prior): {report['frames']} frames, {report['successes']} successes, "
           f"{len(rows)} with coverage in ({lo}, {hi}); re-renders off the stored frame: {mismatched}")
     print(f"coverage span of pixel-identical frames: median {report['identical_frame_span_median']:.4f}, "
           f"max {report['identical_frame_span_max']:.4f}\n")

@@ -51,18 +51,19 @@ from world_gym.reward_models.resnet_iou import (
 REFINER_MIN_COVERAGE = 0.6
 
 
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Blur and noise on half the batch, so the head tolerates a world model's softer frames.
+def augment(x: torch.Tensor, gen: torch.Generator, fraction: float = 0.5) -> torch.Tensor:
+    """Blur and noise on a ``fraction`` of the batch, so the head tolerates a world model's softer frames.
 
     Args:
         x: network input ``(N, 3, H, W)`` in [-1, 1].
         gen: random source.
+        fraction: chance of each frame to be blurred.
 
     Returns:
         The augmented batch (same shape).
     """
     n = x.shape[0]
-    pick = torch.rand(n, generator=gen) < 0.5
+    pick = torch.rand(n, generator=gen) < fraction
     if pick.any():
         sigma = 0.3 + 0.9 * torch.rand(1, generator=gen).item()
         k = torch.exp(-torch.arange(-2, 3, dtype=x.dtype) ** 2 / (2 * sigma**2))
@@ -132,6 +133,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup: int = 100
     augment: bool = True
+    augment_fraction: float = 0.5
     eval_every: int = 250
     eval_frames: int = 2000
     checkpoint_every: int = 25
@@ -229,7 +231,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             parts_f.append(real_frames[idx]), parts_c.append(real_cov[idx])
         x = frames_to_input(np.concatenate(parts_f))
         y = torch.from_numpy(np.concatenate(parts_c))
-        return (augment(x, gen) if cfg.augment else x), y
+        return (augment(x, gen, cfg.augment_fraction) if cfg.augment else x), y
 
     def evaluate() -> dict[str, Any]:
         if cfg.bn_recalibrate:  # its own random stream: the training batches do not depend on it
@@ -330,6 +332,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--warmup", type=int, default=d.warmup)
     p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--augment-fraction", type=float, default=d.augment_fraction,
+                   help="share of training frames blurred and noised (the refiner needs sharp frames more)")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-frames", type=int, default=d.eval_frames)
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)

@@ -49,6 +49,17 @@ def test_identical_frames_include_the_state_itself(oracle) -> None:
     assert frame.shape == (96, 96, 3) and (same > 0.9).all()  # tiny offsets around a perfect placement
 
 
+def test_plateau_walk_stays_on_the_frame(oracle) -> None:
+    from world_gym.envs.pusht_ground_truth import GOAL_POSE
+
+    renderer = oracle.StateRenderer()
+    agent = np.array([80.0, 80.0])
+    frame, cov, chain = oracle.plateau_walk(renderer, GOAL_POSE.copy(), agent, 30, np.random.default_rng(0))
+    assert cov == pytest.approx(1.0) and chain[0] == cov and chain.shape == (31,)
+    assert len(np.unique(chain)) > 1  # it moved, and only to poses of the same frame, near coverage 1
+    assert (chain > 0.97).all() and np.array_equal(renderer.render(GOAL_POSE.copy(), agent)[0], frame)
+
+
 def test_oracle_flag_arithmetic(oracle) -> None:
     p = np.array([0.9, 0.6, 0.2, 0.0])
     truth = np.array([True, False, True, False])
@@ -59,8 +70,9 @@ def test_oracle_flag_arithmetic(oracle) -> None:
 
 def test_runs_and_reports(oracle, dataset: Path, capsys: pytest.CaptureFixture) -> None:
     report = oracle.main(["--data", str(dataset), "--band", "-1", "2", "--perturbations", "3",
-                          "--taus", "0.5"])
+                          "--taus", "0.5", "--prior", "local"])
     out = capsys.readouterr().out
     assert json.loads(out.strip().splitlines()[-1]) == json.loads(json.dumps(report))
     assert report["band_frames"] == report["frames"] == 9 and report["rerender_mismatches"] == 0
-    assert "| 0.50 |" in out
+    assert "| 0.50 |" in out and report["prior"] == "local"
+    assert oracle.main(["--data", str(dataset), "--perturbations", "3"])["prior"] == "plateau"

@@ -32,6 +32,7 @@ from world_gym.reward_models.pusht_coverage import (
 )
 from world_gym.reward_models.train_resnet_iou import (
     TrainConfig,
+    augment,
     boundary_weighted_loss,
     recalibrate_batch_norm,
     register,
@@ -287,6 +288,17 @@ def test_agent_beside_goal_leaves_a_gap() -> None:
     rng = np.random.default_rng(0)
     points = [renderer._agent_beside_goal(rng) for _ in range(20)]
     assert all(18.0 <= renderer._goal_geom.distance(Point(p)) <= 50.0 for p in points)
+
+
+def test_augment_fraction_picks_how_many_frames_blur() -> None:
+    x = frames_to_input(np.random.default_rng(0).integers(0, 256, (200, 96, 96, 3), dtype=np.uint8))
+
+    def changed(fraction: float) -> float:
+        out = augment(x, torch.Generator().manual_seed(1), fraction)
+        return (out != x).flatten(1).any(1).float().mean().item()
+
+    shares = {f: changed(f) for f in (0.0, 0.25, 1.0)}
+    assert shares[0.0] == 0.0 and shares[1.0] == 1.0 and 0.15 < shares[0.25] < 0.35
 
 
 def test_recalibrated_batch_norm_is_the_plain_average() -> None:
