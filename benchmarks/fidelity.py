@@ -31,7 +31,7 @@ import math
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -337,6 +337,18 @@ def run_random(data: EpisodeArrays, methods: list[Any], args: argparse.Namespace
     return results, list(frames[:keep]), kept
 
 
+def timed(models: list[ModelRollout], run: Callable[[], Any]) -> Any:
+    """Run one protocol (``run()`` returns its summaries, or a tuple that starts with them) with the
+    models' rollout timers reset, and add each model's ``frames_per_s`` to its summary."""
+    for m in models:
+        m.seconds, m.frames = 0.0, 0
+    out = run()
+    results = out[0] if isinstance(out, tuple) else out
+    for m in models:
+        results[m.name]["frames_per_s"] = m.frames_per_s
+    return out
+
+
 def write_side_by_side(path: str, truth: list[np.ndarray], preds: dict[str, list[np.ndarray]], scale: int,
                        fps: float) -> None:
     """Ground truth | each model, episode after episode, frames upscaled ``scale`` times (nearest)."""
@@ -432,23 +444,16 @@ def main(argv: list[str] | None = None) -> dict:
                         "device": torch.cuda.get_device_name() if args.device.startswith("cuda")
                         else f"CPU ({torch.get_num_threads()} threads)", "seed": args.seed}
     if "short" in protocols:
-        for m in models:
-            m.seconds, m.frames = 0.0, 0
-        res = run_short(data, methods, args, episodes)
-        for m in models:
-            res[m.name]["frames_per_s"] = m.frames_per_s
+        res = timed(models, lambda: run_short(data, methods, args, episodes))
         report["short"] = {"horizon": args.horizon, "windows_per_episode": args.windows, "methods": res}
         rows += [{"protocol": f"short ({args.horizon})", "method": k, **v} for k, v in res.items()]
     eligible = [rows_ for rows_ in episodes if len(rows_) - 1 >= args.long_min_steps]
     long_eps = eligible[: args.long_episodes]
     if ("long" in protocols or args.video) and long_eps:
-        for m in models:
-            m.seconds, m.frames = 0.0, 0
         long_methods = methods if "long" in protocols or not models else models
         selected = long_eps if "long" in protocols else long_eps[: args.video_episodes]
-        res, truth, kept = run_long(data, long_methods, args, selected, args.video_episodes if args.video else 0)
-        for m in models:
-            res[m.name]["frames_per_s"] = m.frames_per_s
+        keep = args.video_episodes if args.video else 0
+        res, truth, kept = timed(models, lambda: run_long(data, long_methods, args, selected, keep))
         if "long" in protocols:
             lengths = [min(len(r) - 1, args.long_horizon or len(r)) for r in long_eps]
             report["long"] = {"min_steps": args.long_min_steps, "horizon": args.long_horizon, "episodes": len(long_eps),
@@ -461,13 +466,9 @@ def main(argv: list[str] | None = None) -> dict:
     elif "long" in protocols:
         print(f"long: no selected episode has >= {args.long_min_steps} actions", flush=True)
     if "random" in protocols:
-        for m in models:
-            m.seconds, m.frames = 0.0, 0
         selected = episodes[: args.random_episodes]
         keep = args.video_episodes if args.random_video else 0
-        res, truth, kept = run_random(data, methods, args, selected, keep)
-        for m in models:
-            res[m.name]["frames_per_s"] = m.frames_per_s
+        res, truth, kept = timed(models, lambda: run_random(data, methods, args, selected, keep))
         report["random"] = {"horizon": args.random_horizon, "episodes": len(selected), "methods": res}
         rows += [{"protocol": f"random ({args.random_horizon})", "method": k, **v} for k, v in res.items()]
         if args.random_video:

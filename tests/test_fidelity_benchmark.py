@@ -57,6 +57,7 @@ def test_benchmark_runs_and_reports_every_protocol(fidelity, setup, tmp_path: Pa
     long = report["long"]
     assert long["episodes"] == 3 and long["mean_steps"] == 13
     assert len(long["methods"]["micro"]["curves"]["psnr"]) == 13
+    assert long["methods"]["micro"]["frames_per_s"] > 0
     assert video.is_file() and video.stat().st_size > 0
 
 
@@ -129,3 +130,4 @@ def test_random_protocol_scores_against_gym_pusht(fidelity, tmp_path: Path, caps
     assert report["random"]["episodes"] == 2 and set(methods) == {
         "copy first frame", "codec reconstruction (tiny-pusht)", "tiny-pusht"}
     assert all(m["sequences"] == 2 and len(m["curves"]["psnr"]) == 4 for m in methods.values())
+    assert methods["tiny-pusht"]["frames_per_s"] > 0 and "frames_per_s" not in methods["copy first frame"]
