@@ -32,26 +32,8 @@ import time
 
 import numpy as np
 
-from world_gym.envs.pusht_ground_truth import SUCCESS_THRESHOLD, make_pusht_env
+from world_gym.envs.pusht_ground_truth import SUCCESS_THRESHOLD, StateRenderer
 from world_gym.training.episodes import load_episodes
-
-
-class StateRenderer:
-    """gym-pusht's own renderer, put into a recorded state without stepping the physics."""
-
-    def __init__(self) -> None:
-        self.env = make_pusht_env().unwrapped
-        self.env.reset(seed=0)
-
-    def render(self, block_pose: np.ndarray, agent: np.ndarray) -> tuple[np.ndarray, float]:
-        """Frame and coverage of a block pose ``(x, y, angle)`` (as ``info["block_pose"]``) and agent."""
-        env = self.env
-        env.block.angle = float(block_pose[2])  # angle first: setting it moves the position (pymunk CoG)
-        env.block.position = (float(block_pose[0]), float(block_pose[1]))
-        env.agent.position = (float(agent[0]), float(agent[1]))
-        for shape in (*env.block.shapes, *env.agent.shapes):
-            shape.cache_bb()  # the debug drawing reads the shapes' cached world vertices
-        return env.get_obs(), float(env._get_coverage())
 
 
 def success_posterior(renderer: StateRenderer, block_pose: np.ndarray, agent: np.ndarray, n: int,

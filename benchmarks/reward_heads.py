@@ -11,7 +11,10 @@ Heads are scored on random 96x96 frames (Push-T's size), ``batch`` envs by ``chu
   a real VLM adds its own latency per request, divided by ``max_workers``.
 * ``resnet_iou`` uses the shipped weights when present, else random weights (same speed). Random
   frames never pass its refiner's gate, so with a refiner a second row forces the refiner on every
-  frame: the cost when every frame is near the goal.
+  frame: the cost when every frame is near the goal. A third row scores exact gym-pusht renders with
+  coverage in (0.94, 0.96) (``--fit-frames`` of them, one call): each is re-rendered until gym-pusht
+  draws it (``render_fit``), which world-model frames never are: the cost of a ground-truth frame at
+  the success threshold. Needs gym-pusht.
 """
 
 from __future__ import annotations
@@ -92,12 +95,28 @@ def build_heads(tmp: Path, vlm_url: str) -> dict[str, tuple[RewardHead, Callable
     return heads
 
 
+def time_render_fit(head: RewardHead, n: int) -> dict[str, float | str]:
+    """One call on ``n`` exact gym-pusht renders with coverage in (0.94, 0.96), which the shipped
+    head re-renders (random weights score them elsewhere: the row then times the network alone)."""
+    from world_gym.reward_models.pusht_coverage import RenderedCoverage
+
+    frames, _ = RenderedCoverage(boundary=1.0, band=(0.94, 0.96)).sample(n, np.random.default_rng(1))
+    t0 = time.perf_counter()
+    out = head(frames[None], RewardContext())
+    dt = time.perf_counter() - t0
+    fitted = int(out.info["render_fit"].sum())
+    return {"head": "resnet_iou, render fit", "frames_per_s": n / dt, "ms_per_call": 1000 * dt,
+            "fitted": f"{fitted}/{n}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=4, help="envs per call (B)")
     parser.add_argument("--chunk", type=int, default=16, help="frames per env per call (T)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per head (after one warm-up)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--fit-frames", type=int, default=8,
+                        help="exact renders near the threshold for the render-fit row (0: skip it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -115,6 +134,8 @@ def main() -> None:
             dt = time.perf_counter() - t0
             n = args.batch * args.chunk * args.repeats
             rows.append({"head": name, "frames_per_s": n / dt, "ms_per_call": 1000 * dt / args.repeats})
+        if args.fit_frames:
+            rows.append(time_render_fit(heads["resnet_iou"][0], args.fit_frames))
     server.shutdown()
     print(f"reward heads on CPU ({platform.processor() or platform.machine()}, torch threads={args.threads}, "
           f"B={args.batch} T={args.chunk} 96x96)")
@@ -124,7 +145,8 @@ def main() -> None:
         print(f"| {r['head']:<24} | {r['frames_per_s']:>10.1f} | {r['ms_per_call']:>9.1f} |")
     print(json.dumps({"benchmark": "reward_heads", "batch": args.batch, "chunk": args.chunk, "threads": args.threads,
                       "python": sys.version.split()[0], "torch": torch.__version__,
-                      "results": {r["head"]: round(r["frames_per_s"], 1) for r in rows}}))
+                      "results": {r["head"]: round(r["frames_per_s"], 1) for r in rows},
+                      "render_fitted": next((r["fitted"] for r in rows if "fitted" in r), None)}))
 
 
 if __name__ == "__main__":

@@ -204,3 +204,26 @@ def initial_frame(seed: int, env: gym.Env | None = None) -> np.ndarray:
         if own:
             env.close()
     return np.asarray(obs["pixels"] if isinstance(obs, dict) else obs, dtype=np.uint8)
+
+
+class StateRenderer:
+    """gym-pusht's own renderer, put into a given state without stepping the physics.
+
+    >>> frame, cov = StateRenderer().render(GOAL_POSE, np.array([80.0, 80.0]))
+    >>> frame.shape, round(cov, 6)
+    ((96, 96, 3), 1.0)
+    """
+
+    def __init__(self) -> None:
+        self.env = make_pusht_env().unwrapped
+        self.env.reset(seed=0)
+
+    def render(self, block_pose: np.ndarray, agent: np.ndarray) -> tuple[np.ndarray, float]:
+        """Frame and coverage of a block pose ``(x, y, angle)`` (as ``info["block_pose"]``) and agent."""
+        env = self.env
+        env.block.angle = float(block_pose[2])  # angle first: setting it moves the position (pymunk CoG)
+        env.block.position = (float(block_pose[0]), float(block_pose[1]))
+        env.agent.position = (float(agent[0]), float(agent[1]))
+        for shape in (*env.block.shapes, *env.agent.shapes):
+            shape.cache_bb()  # the debug drawing reads the shapes' cached world vertices
+        return env.get_obs(), float(env._get_coverage())

@@ -136,7 +136,8 @@ def load_coverage_frames(root: str | Path, max_frames: int | None = None, seed: 
 
 @torch.no_grad()
 def evaluate_on_world_model(net: torch.nn.Module, model_dir: str, root: str | Path, episodes: int = 16,
-                            horizon: int = 16, batch: int = 8, seed: int = 0) -> dict[str, dict[str, float]]:
+                            horizon: int = 16, batch: int = 8, seed: int = 0,
+                            render_fit: Any = None) -> dict[str, dict[str, float]]:
     """Coverage error on frames a world model imagines for held-out episodes' own actions.
 
     From each episode, two windows (its first ``horizon`` steps and its last, where the expert
@@ -152,6 +153,7 @@ def evaluate_on_world_model(net: torch.nn.Module, model_dir: str, root: str | Pa
         horizon: imagined steps per window.
         batch: windows per rollout call.
         seed: noise seed of the rollouts.
+        render_fit: passed to :func:`evaluate_coverage` for both sets of frames.
 
     Returns:
         ``{"world_model": metrics, "ground_truth": metrics}`` over the same steps (see
@@ -185,8 +187,8 @@ def evaluate_on_world_model(net: torch.nn.Module, model_dir: str, root: str | Pa
         true_frames.append(np.asarray(data.frames[steps]))
         true_cov.append(coverage[steps])
     cov = np.concatenate(true_cov)
-    return {"world_model": evaluate_coverage(net, np.concatenate(imagined), cov),
-            "ground_truth": evaluate_coverage(net, np.concatenate(true_frames), cov)}
+    return {"world_model": evaluate_coverage(net, np.concatenate(imagined), cov, render_fit=render_fit),
+            "ground_truth": evaluate_coverage(net, np.concatenate(true_frames), cov, render_fit=render_fit)}
 
 
 def balanced_weights(coverage: np.ndarray, n_bins: int = 20) -> np.ndarray:
@@ -208,7 +210,8 @@ def balanced_weights(coverage: np.ndarray, n_bins: int = 20) -> np.ndarray:
 @torch.no_grad()
 def evaluate_coverage(net: torch.nn.Module, frames: np.ndarray, coverage: np.ndarray, batch_size: int = 256,
                       threshold: float = PUSHT_SUCCESS_THRESHOLD,
-                      sweep: tuple[float, ...] = ()) -> dict[str, Any]:
+                      sweep: tuple[float, ...] = (), render_fit: Any = None,
+                      render_fit_band: float = 0.012) -> dict[str, Any]:
     """Coverage error and success-flag precision/recall of a network on labelled frames.
 
     Args:
@@ -219,6 +222,10 @@ def evaluate_coverage(net: torch.nn.Module, frames: np.ndarray, coverage: np.nda
         threshold: success is coverage above it, for truth and prediction alike.
         sweep: other decision thresholds for the predicted coverage (the truth stays at
             ``threshold``); their precision/recall go to ``result["sweep"]``.
+        render_fit: a :class:`~world_gym.reward_models.render_fit.RenderFit`: score as
+            ``ResNetIoUReward`` does, re-rendering the exact gym-pusht frames the network puts within
+            ``render_fit_band`` of ``threshold`` (``result["render_fitted"]`` counts them).
+        render_fit_band: see ``render_fit``.
 
     Returns:
         ``mae``, ``mae_covered`` (frames with true coverage > 0), ``precision``, ``recall``,
@@ -229,6 +236,14 @@ def evaluate_coverage(net: torch.nn.Module, frames: np.ndarray, coverage: np.nda
     pred = torch.cat([net(frames_to_input(frames[i:i + batch_size])).squeeze(1)
                       for i in range(0, len(frames), batch_size)]).clamp(0, 1).numpy()
     net.train(was_training)
+    fitted = None
+    if render_fit is not None:
+        from tqdm import tqdm
+
+        from world_gym.reward_models.render_fit import refine_coverage
+
+        pred, fitted = refine_coverage(frames, pred, render_fit, render_fit_band, threshold,
+                                       progress=lambda rows: tqdm(rows, desc="render fit", mininterval=30))
     err = np.abs(pred - coverage)
     ts = coverage > threshold
 
@@ -242,6 +257,8 @@ def evaluate_coverage(net: torch.nn.Module, frames: np.ndarray, coverage: np.nda
     result: dict[str, Any] = {
         "mae": float(err.mean()), "mae_covered": float(err[covered].mean()) if covered.any() else math.nan,
         "precision": precision, "recall": recall, "n": int(len(frames)), "n_success": int(ts.sum())}
+    if fitted is not None:
+        result["render_fitted"] = int(fitted.sum())
     if sweep:
         result["sweep"] = {f"{d:.3f}": dict(zip(("precision", "recall"), flag(d))) for d in sweep}
     return result

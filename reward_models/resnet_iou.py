@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -225,11 +226,17 @@ class ResNetIoUReward(RewardHead):
         device: where the network runs.
         batch_size: frames per forward pass.
         success_threshold: coverage above which a frame counts as success (gym-pusht: 0.95).
+        render_fit: for frames the network scores within ``render_fit_band`` of the threshold and
+            that gym-pusht drew itself (exact colours; a world model's frames are not), read coverage
+            by re-rendering instead (:mod:`~world_gym.reward_models.render_fit`; needs gym-pusht,
+            about 2 s of one core per such frame). Off where gym-pusht is not installed.
+        render_fit_band: see ``render_fit``.
 
     Raises:
         FileNotFoundError: no weights at ``weights`` (or none shipped).
 
-    ``info["coverage"]`` holds the predicted coverage, ``(B, T)`` float32, clipped to [0, 1].
+    ``info["coverage"]`` holds the predicted coverage, ``(B, T)`` float32, clipped to [0, 1], and
+    ``info["render_fit"]`` (bool, ``(B, T)``) marks the frames whose coverage came from re-rendering.
     """
 
     name = "resnet_iou"
@@ -240,12 +247,16 @@ class ResNetIoUReward(RewardHead):
         device: str | torch.device = "cpu",
         batch_size: int = 256,
         success_threshold: float = PUSHT_SUCCESS_THRESHOLD,
+        render_fit: bool = True,
+        render_fit_band: float = 0.012,
     ) -> None:
         self.weights = Path(weights) if weights is not None else default_weights_path()
         self.net, self.metadata = load_coverage_net(self.weights, device)
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.success_threshold = success_threshold
+        self.render_fit, self.render_fit_band = render_fit, render_fit_band
+        self._fitter: Any = None
 
     def to(self, device: str | torch.device) -> "ResNetIoUReward":
         """Move the network to ``device``."""
@@ -253,7 +264,6 @@ class ResNetIoUReward(RewardHead):
         self.net.to(self.device)
         return self
 
-    @torch.no_grad()
     def predict_coverage(self, frames: np.ndarray) -> np.ndarray:
         """Coverage of each frame.
 
@@ -263,10 +273,32 @@ class ResNetIoUReward(RewardHead):
         Returns:
             float32 ``(N,)`` in [0, 1].
         """
+        return self._predict(frames)[0]
+
+    @torch.no_grad()
+    def _predict(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coverage ``(N,)`` and which frames' coverage came from re-rendering ``(N,)``."""
         out = [self.net(frames_to_input(frames[i:i + self.batch_size], self.device)).squeeze(1).float().cpu()
                for i in range(0, len(frames), self.batch_size)]
-        cov = torch.cat(out).numpy() if out else np.zeros(0, np.float32)
-        return np.clip(cov, 0.0, 1.0).astype(np.float32)
+        cov = np.clip(torch.cat(out).numpy() if out else np.zeros(0, np.float32), 0.0, 1.0).astype(np.float32)
+        fitted = np.zeros(len(cov), bool)
+        near = np.abs(cov - self.success_threshold) < self.render_fit_band
+        if self.render_fit and near.any() and self._get_fitter() is not None:
+            from world_gym.reward_models.render_fit import refine_coverage
+
+            cov, fitted = refine_coverage(frames, cov, self._fitter, self.render_fit_band, self.success_threshold)
+        return cov, fitted
+
+    def _get_fitter(self) -> Any:
+        if self._fitter is None:
+            try:
+                from world_gym.reward_models.render_fit import RenderFit
+
+                self._fitter = RenderFit(threshold=self.success_threshold)
+            except ImportError as e:  # gym-pusht (the renderer) is an optional dependency
+                warnings.warn(f"resnet_iou: render_fit needs gym-pusht ({e}); using the network alone")
+                self.render_fit = False
+        return self._fitter
 
     def __call__(self, frames: np.ndarray, context: RewardContext) -> RewardOutput:
         """Score ``(B, T, 96, 96, 3)`` uint8 frames.
@@ -284,6 +316,8 @@ class ResNetIoUReward(RewardHead):
             raise ValueError(f"resnet_iou scores uint8 frames of shape (B, T, {s}, {s}, 3), "
                              f"got {frames.dtype} {frames.shape}")
         b, t = frames.shape[:2]
-        coverage = self.predict_coverage(frames.reshape(b * t, s, s, 3)).reshape(b, t)
+        coverage, fitted = self._predict(frames.reshape(b * t, s, s, 3))
+        coverage, fitted = coverage.reshape(b, t), fitted.reshape(b, t)
         reward = np.clip(coverage / self.success_threshold, 0.0, 1.0).astype(np.float32)
-        return RewardOutput(reward=reward, success=coverage > self.success_threshold, info={"coverage": coverage})
+        return RewardOutput(reward=reward, success=coverage > self.success_threshold,
+                            info={"coverage": coverage, "render_fit": fitted})

@@ -354,6 +354,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--wm-episodes", type=int, default=16, help="held-out episodes for --world-model")
     p.add_argument("--sweep", type=float, nargs="+", default=(),
                    help="with --eval-only: precision/recall also at these decision thresholds")
+    p.add_argument("--no-render-fit", dest="render_fit", action="store_false",
+                   help="with --eval-only: the networks alone, without re-rendering exact gym-pusht frames "
+                        "near the threshold (which the resnet_iou head does by default)")
     p.set_defaults(func=_run)
 
 
@@ -364,10 +367,16 @@ def _run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
         net, _ = load_coverage_net(args.eval_only)
         frames, coverage = load_coverage_frames(args.heldout_root)
-        heldout = evaluate_coverage(net, frames, coverage, sweep=tuple(args.sweep))
+        fitter = None
+        if args.render_fit:
+            from world_gym.reward_models.render_fit import RenderFit
+
+            fitter = RenderFit()
+        heldout = evaluate_coverage(net, frames, coverage, sweep=tuple(args.sweep), render_fit=fitter)
         result: dict[str, Any] = {"heldout_gt": heldout}
         if args.world_model:
-            result.update(evaluate_on_world_model(net, args.world_model, args.heldout_root, args.wm_episodes))
+            result.update(evaluate_on_world_model(net, args.world_model, args.heldout_root, args.wm_episodes,
+                                                  render_fit=fitter))
         print(json.dumps(result))
         return 0
     fields = TrainConfig.__dataclass_fields__
