@@ -156,6 +156,62 @@ def test_published_irasim_recipe_trains_and_exports(pipeline):
     assert model.config.schedule.prediction_type == "epsilon"
 
 
+def test_gpu_recipe_runs_on_cpu_with_bf16_autocast(pipeline, capsys):
+    # the GPU trainer's code path (device selection, bf16 autocast, its config) on this CPU machine
+    overrides = [o.replace(str(pipeline / "dyn"), str(pipeline / "dyn_gpu")) for o in _overrides(pipeline)]
+    cfg = compose("train_dynamics", ["trainer=dynamics_gpu", *overrides, "trainer.device=auto",
+                                     "trainer.steps=2"])
+    assert cfg.trainer.bf16 and cfg.trainer.history_noise == 0.2
+    out = train_dynamics(cfg)
+    assert "cpu, bf16 autocast" in capsys.readouterr().out
+    state = torch.load(out / "ckpt.pt", weights_only=True)
+    floats = [v for v in state["model"].values() if v.is_floating_point()]
+    assert state["step"] == 2 and all(v.dtype == torch.float32 for v in floats)
+
+
+def test_shards_carry_a_run_to_another_machine(pipeline, tmp_path):
+    from world_gym.training.train_dynamics import load_shards, save_shards
+
+    overrides = [o.replace(str(pipeline / "dyn"), str(tmp_path / "first")) for o in _overrides(pipeline)]
+    train_dynamics(compose("train_dynamics", [*overrides, "trainer.steps=2"]))
+    files = save_shards(tmp_path / "first" / "ckpt.pt", tmp_path / "shards", max_bytes=64 * 1024)
+    assert len(files) > 1 and all(f.stat().st_size <= 64 * 1024 + 4096 for f in files)  # + safetensors header
+    weights, step = load_shards(tmp_path / "shards")
+    ema = torch.load(tmp_path / "first" / "ckpt.pt", weights_only=True)["ema"]
+    assert step == 2 and weights.keys() == ema.keys()
+    assert all(torch.allclose(weights[k], ema[k].float(), rtol=1e-2, atol=1e-3) for k in ema)
+    # a second machine starts from them: no checkpoint in its out_dir, trainer.init_from set
+    second = [o.replace(str(tmp_path / "first"), str(tmp_path / "second")) for o in overrides]
+    cfg = compose("train_dynamics", [*second, "trainer.steps=3", f"trainer.init_from={tmp_path / 'shards'}"])
+    train_dynamics(cfg)
+    with open(tmp_path / "second" / "log.csv") as f:
+        assert [r["step"] for r in csv.DictReader(f)] == ["3"]
+    assert torch.load(tmp_path / "second" / "ckpt.pt", weights_only=True)["step"] == 3
+    # and the shards alone export a world model
+    shards_only = compose("train_dynamics", [*overrides, f"out_dir={tmp_path / 'none'}",
+                                             f"trainer.init_from={tmp_path / 'shards'}"])
+    model = WorldModel.from_pretrained(export_world_model(shards_only, tmp_path / "wm"))
+    assert model.config.metadata["steps"] == 2
+
+
+def test_max_minutes_stops_with_a_checkpoint(pipeline, tmp_path, capsys):
+    overrides = [o.replace(str(pipeline / "dyn"), str(tmp_path / "dyn")) for o in _overrides(pipeline)]
+    train_dynamics(compose("train_dynamics", [*overrides, "trainer.steps=1000",
+                                              "trainer.max_minutes=0.0001"]))
+    assert "max_minutes reached" in capsys.readouterr().out
+    assert 0 < torch.load(tmp_path / "dyn" / "ckpt.pt", weights_only=True)["step"] < 1000
+
+
+def test_training_device():
+    from world_gym.training.train_dynamics import training_device
+
+    assert training_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert training_device("auto") == torch.device("cpu")
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            training_device("cuda")
+
+
 def test_ddp_with_two_cpu_processes(pipeline):
     overrides = [o if not o.startswith("out_dir=") else f"out_dir={pipeline / 'ddp'}" for o in _overrides(pipeline)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

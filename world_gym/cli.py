@@ -14,6 +14,7 @@ COMMAND_MODULES: list[str] = [
     "world_gym.commands.rollout",
     "world_gym.convert_irasim",
     "world_gym.data.collect",
+    "world_gym.data.replay",
     "world_gym.commands.train",
     "world_gym.reward_models.train_resnet_iou",
     "world_gym.evaluation.command",

@@ -1,4 +1,4 @@
-"""``world-gym train {codec,encode,decoder,dynamics,export} [hydra overrides]``: the training pipeline."""
+"""``world-gym train {codec,encode,decoder,dynamics,export,shards} [overrides]``: the training pipeline."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ STAGES = {
     "decoder": "world_gym.training.train_codec:main_decoder",
     "dynamics": "world_gym.training.train_dynamics:main",
     "export": "world_gym.training.train_dynamics:main_export",
+    "shards": "world_gym.training.train_dynamics:main_shards",
 }
 
 
@@ -17,9 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a world model: codec, encode (pre-encode latents), decoder (fine-tune on whole frames), "
-        "dynamics, export",
+        "dynamics, export, shards (EMA weights in <=15 MiB bf16 files, for trainer.init_from)",
         description="Stages run with the Hydra configs in configs/ (train_codec.yaml, train_dynamics.yaml); "
-        "pass overrides such as trainer.steps=100 data.train_root=data/pusht/train. export takes export_to=DIR.",
+        "pass overrides such as trainer.steps=100 data.train_root=data/pusht/train. export takes "
+        "export_to=DIR, shards shards_to=DIR.",
     )
     p.add_argument("stage", choices=sorted(STAGES))
     p.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")

@@ -178,16 +178,31 @@ def encode_dataset(cfg: DictConfig) -> Path:
 
     The frames are those of ``data.train_root`` and of every root in ``data.extra_train_roots``
     (for example rollouts of learned policies), so the dynamics train on all of them; the codec
-    itself is trained on ``data.train_root`` only.
+    itself is trained on ``data.train_root`` only. With ``data.replay_manifest`` (a
+    :mod:`~world_gym.data.replay` manifest of those roots) the frames are replayed in gym-pusht
+    instead (``data.replay_workers`` processes), where the datasets are not at hand; with
+    ``trainer.device`` (``cuda``, ``auto``) the encoder runs there.
     """
     out = Path(cfg.out_dir)
     torch.set_num_threads(int(cfg.trainer.threads))
     codec = load_codec(out)
-    roots = [str(cfg.data.train_root), *map(str, cfg.data.get("extra_train_roots", []))]
-    train = load_training_episodes(roots)
+    device = str(cfg.trainer.get("device", "cpu"))
+    if device != "cpu":
+        from world_gym.training.train_dynamics import training_device
+
+        codec = codec.to(training_device(device))
+    manifest = cfg.data.get("replay_manifest")
+    if manifest:
+        from world_gym.data.replay import replay_manifest
+
+        train = replay_manifest(manifest, int(cfg.data.get("replay_workers", 1)))
+        roots = [f"replay:{manifest}", *map(str, np.load(manifest)["roots"])]
+    else:
+        roots = [str(cfg.data.train_root), *map(str, cfg.data.get("extra_train_roots", []))]
+        train = load_training_episodes(roots)
     batch = 128
     latents = [
-        codec.encode(train.frames[i : i + batch]).to(torch.float16).numpy()
+        codec.encode(train.frames[i : i + batch]).to(torch.float16).cpu().numpy()
         for i in tqdm(range(0, len(train), batch), desc="encoding", unit="batch")
     ]
     np.save(out / "latents.npy", np.concatenate(latents))

@@ -2,6 +2,7 @@
 
     world-gym train dynamics dynamics=pusht_frame_ada trainer=dynamics_cpu
     torchrun --nproc_per_node 2 -m world_gym.training.train_dynamics trainer.threads=1   # DDP (gloo on CPU)
+    world-gym train dynamics trainer=dynamics_gpu dynamics.size=S                       # one GPU, bf16
     world-gym train export export_to=world_gym/assets/pusht        # codec + EMA backbone -> WorldModel
 
 AdamW, EMA and gradient clipping as in IRASim. Clips are ``history`` clean frames followed by
@@ -103,16 +104,33 @@ def motion_weight(latents: torch.Tensor, history: int, strength: float) -> torch
     return 1.0 + strength * change[:, history - 1 :]
 
 
-def _setup_distributed() -> tuple[int, int]:
+def _setup_distributed(device: torch.device) -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return (dist.get_rank() if world > 1 else 0), world
+
+
+def training_device(name: str) -> torch.device:
+    """``trainer.device``: ``cpu``, ``cuda`` (this process's ``LOCAL_RANK`` GPU under torchrun), or
+    ``auto`` (CUDA when there is one)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("trainer.device=cuda, but torch sees no CUDA device")
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device(name)
 
 
 def train_dynamics(cfg: DictConfig) -> Path:
     """Train (or resume) the dynamics backbone; rank 0 writes ``ckpt.pt``, ``log.csv``, ``ema.safetensors``."""
-    rank, world = _setup_distributed()
+    device = training_device(str(cfg.trainer.get("device", "cpu")))
+    # bf16 autocast: on a GPU about 2x the fp32 speed; the weights, EMA and optimizer stay fp32
+    amp = bool(cfg.trainer.get("bf16", False))
+    rank, world = _setup_distributed(device)
     out = Path(cfg.out_dir)
     torch.manual_seed(int(cfg.trainer.seed) + rank)
     torch.set_num_threads(int(cfg.trainer.threads))
@@ -122,10 +140,10 @@ def train_dynamics(cfg: DictConfig) -> Path:
     actions = spec.normalize(np.load(codec_dir / "actions.npy"))
     episodes = np.load(codec_dir / "episode_index.npy")
     bb_cfg = backbone_config(cfg, latents.shape[1], tuple(latents.shape[2:]))
-    model = IRASim(bb_cfg)
+    model = IRASim(bb_cfg).to(device)
     ema = EMA(model, float(cfg.trainer.ema_decay))
     opt = torch.optim.AdamW(model.parameters(), lr=float(cfg.trainer.lr), weight_decay=float(cfg.trainer.weight_decay))
-    step = 0
+    step = warm_from = 0
     state = load_checkpoint(out / "ckpt.pt")
     if state is not None:
         model.load_state_dict(state["model"])
@@ -133,7 +151,18 @@ def train_dynamics(cfg: DictConfig) -> Path:
         opt.load_state_dict(state["opt"])
         step = int(state["step"])
         torch.manual_seed(int(cfg.trainer.seed) + rank + 7919 * step)  # fresh noise after a resume
-    net = DistributedDataParallel(model) if world > 1 else model
+    elif cfg.trainer.get("init_from"):
+        # weights another machine returned (save_shards): model and EMA start there, the optimizer
+        # afresh with its own warm-up
+        weights, step = load_shards(cfg.trainer.init_from)
+        model.load_state_dict(weights)
+        ema.module.load_state_dict(weights)
+        warm_from = step
+        torch.manual_seed(int(cfg.trainer.seed) + rank + 7919 * step)
+    if world > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        net = model
     sampler = ClipSampler(np.asarray(latents), actions, episodes, cfg, int(cfg.trainer.seed) * 1000 + rank + step)
     schedule = NoiseSchedule(**OmegaConf.to_container(cfg.dynamics.schedule, resolve=True))  # type: ignore[arg-type]
     train_scheduler = DDPMScheduler(**schedule.to_dict())
@@ -143,19 +172,29 @@ def train_dynamics(cfg: DictConfig) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
         print(f"backbone {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
-              f"{len(sampler.starts)} clip starts, {world} process(es), batch {per_rank_batch} per process")
+              f"{len(sampler.starts)} clip starts, {world} process(es), batch {per_rank_batch} per process, "
+              f"{device}{', bf16 autocast' if amp else ''}")
     log = CsvLog(out / "log.csv", ["step", "loss", "lr", "seconds"]) if rank == 0 else None
     bar = tqdm(total=total, initial=step, desc="dynamics", unit="step", disable=rank != 0)
     start, running = time.perf_counter(), []
+    # a wall-clock budget for this run (a lent GPU's session): stop with a checkpoint, resume later
+    budget_s = 60.0 * float(cfg.trainer.get("max_minutes", 0) or 0)
     while step < total:
-        lr = float(cfg.trainer.lr) * min(1.0, (step + 1) / max(1, warmup))
+        if budget_s and time.perf_counter() - start > budget_s:
+            if rank == 0:
+                save_checkpoint(out / "ckpt.pt", {"model": model.state_dict(), "ema": ema.module.state_dict(),
+                                                  "opt": opt.state_dict(), "step": step})
+                print(f"trainer.max_minutes reached at step {step}; checkpoint saved, run again to resume")
+            break
+        lr = float(cfg.trainer.lr) * min(1.0, (step - warm_from + 1) / max(1, warmup))
         for group in opt.param_groups:
             group["lr"] = lr
-        x, a, mask = sampler.sample(per_rank_batch)
-        loss = diffusion_loss(net, train_scheduler, x, a, mask, int(cfg.dynamics.history),
-                              float(cfg.trainer.action_dropout),
-                              motion_weight(x, int(cfg.dynamics.history), float(cfg.trainer.motion_weight)),
-                              float(cfg.trainer.get("history_noise", 0.0)))
+        x, a, mask = (t.to(device, non_blocking=True) for t in sampler.sample(per_rank_batch))
+        weight = motion_weight(x, int(cfg.dynamics.history), float(cfg.trainer.motion_weight))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = diffusion_loss(net, train_scheduler, x, a, mask, int(cfg.dynamics.history),
+                                  float(cfg.trainer.action_dropout), weight,
+                                  float(cfg.trainer.get("history_noise", 0.0)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.trainer.grad_clip))
@@ -179,9 +218,56 @@ def train_dynamics(cfg: DictConfig) -> Path:
     return out
 
 
+def save_shards(ckpt: str | Path, directory: str | Path, max_bytes: int = 15 * 2**20) -> list[Path]:
+    """The EMA weights of a ``ckpt.pt`` as bf16 safetensors files of at most ``max_bytes`` each, and
+    ``shards.json`` (step, files): small enough to come back from a machine that returns files of
+    16 MiB at most (the lent GPU's), and to be carried to the next one (``trainer.init_from``)."""
+    from safetensors.torch import save_file
+
+    state = load_checkpoint(ckpt)
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint at {ckpt}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    groups: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, tensor in state["ema"].items():
+        t = tensor.to(torch.bfloat16) if tensor.is_floating_point() else tensor
+        nbytes = t.numel() * t.element_size()
+        if groups[-1] and size + nbytes > max_bytes:
+            groups.append({})
+            size = 0
+        groups[-1][name] = t.contiguous()
+        size += nbytes
+    files = []
+    for i, group in enumerate(groups):
+        files.append(directory / f"ema-{i:05d}.safetensors")
+        save_file(group, str(files[-1]))
+    (directory / "shards.json").write_text(json.dumps({"step": int(state["step"]),
+                                                       "files": [f.name for f in files]}) + "\n")
+    return files
+
+
+def load_shards(directory: str | Path) -> tuple[dict[str, torch.Tensor], int]:
+    """Weights (float32) and step written by :func:`save_shards`."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    meta = json.loads((directory / "shards.json").read_text())
+    weights: dict[str, torch.Tensor] = {}
+    for name in meta["files"]:
+        for key, value in load_file(str(directory / name)).items():
+            weights[key] = value.float() if value.is_floating_point() else value
+    return weights, int(meta["step"])
+
+
 def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
-    """Assemble codec + EMA backbone of a finished run into a world-model directory at ``target``."""
+    """Assemble codec + EMA backbone of a finished run into a world-model directory at ``target``
+    (from ``out_dir/ckpt.pt``, or from ``trainer.init_from``'s shards when there is none)."""
     state = load_checkpoint(Path(cfg.out_dir) / "ckpt.pt")
+    if state is None and cfg.trainer.get("init_from"):
+        weights, step = load_shards(cfg.trainer.init_from)
+        state = {"ema": weights, "step": step}
     if state is None:
         raise FileNotFoundError(f"no checkpoint in {cfg.out_dir}: train first")
     codec = load_codec(cfg.codec_dir)
@@ -232,6 +318,14 @@ def main_export(overrides: list[str]) -> int:
     cfg = compose("train_dynamics", [o for o in overrides if not o.startswith("export_to=")])
     path = export_world_model(cfg, target[0] if target else Path(cfg.out_dir) / "world_model")
     print(f"wrote {path}")
+    return 0
+
+
+def main_shards(overrides: list[str]) -> int:
+    target = [o.split("=", 1)[1] for o in overrides if o.startswith("shards_to=")]
+    cfg = compose("train_dynamics", [o for o in overrides if not o.startswith("shards_to=")])
+    files = save_shards(Path(cfg.out_dir) / "ckpt.pt", target[0] if target else Path(cfg.out_dir) / "shards")
+    print(f"wrote {len(files)} shard(s): {', '.join(str(f) for f in files)}")
     return 0
 
 
