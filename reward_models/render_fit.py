@@ -14,7 +14,7 @@ reader of the frame can do, without the recorded state the oracle starts from.
 It applies to exact renders only. :meth:`RenderFit.is_render` checks that most pixels around the
 goal have gym-pusht's exact colours (a world model's frames do not), and a frame no pose reproduces
 keeps the network's coverage. ``ResNetIoUReward`` calls :func:`refine_coverage` for the frames it
-scores within ``band`` of the threshold; about 2 s of one CPU core per such frame.
+scores within ``band`` of the threshold; about 1.4 s of one CPU core per such frame.
 
 >>> from world_gym.envs.pusht_ground_truth import GOAL_POSE, StateRenderer
 >>> frame, cov = StateRenderer().render(GOAL_POSE + [3.0, -2.0, 0.01], np.array([120.0, 380.0]))

@@ -229,7 +229,7 @@ class ResNetIoUReward(RewardHead):
         render_fit: for frames the network scores within ``render_fit_band`` of the threshold and
             that gym-pusht drew itself (exact colours; a world model's frames are not), read coverage
             by re-rendering instead (:mod:`~world_gym.reward_models.render_fit`; needs gym-pusht,
-            about 2 s of one core per such frame). Off where gym-pusht is not installed.
+            about 1.4 s of one core per such frame). Off where gym-pusht is not installed.
         render_fit_band: see ``render_fit``.
 
     Raises:

@@ -222,6 +222,10 @@ def test_ddp_with_two_cpu_processes(pipeline):
     assert "2 process(es), batch 2 per process" in result.stdout
     with open(pipeline / "ddp" / "log.csv") as f:
         assert [r["step"] for r in csv.DictReader(f)] == ["1", "2"]
+    # a time budget stops both processes at the same step (else one waits forever in the all-reduce)
+    result = subprocess.run([*cmd[:-1], "trainer.steps=100000", "trainer.max_minutes=0.0001"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0 and "max_minutes reached" in result.stdout, result.stderr[-2000:]
 
 
 def test_motion_weight_marks_changing_cells():

@@ -68,22 +68,24 @@ def pack_manifest(roots: list[str | Path], out: str | Path) -> Path:
     return out
 
 
+_ENV: dict = {}  # one gym-pusht env per process, made on its first episode
+
+
 def _replay_episode(job: tuple[int, np.ndarray]) -> tuple[np.ndarray, float]:
     seed, actions = job
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from world_gym.envs.pusht_ground_truth import make_pusht_env
+    if "env" not in _ENV:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from world_gym.envs.pusht_ground_truth import make_pusht_env
 
-        env = _ENV.setdefault("env", make_pusht_env(max_episode_steps=100_000))
+            _ENV["env"] = make_pusht_env(max_episode_steps=100_000)
+    env = _ENV["env"]
     obs, _ = env.reset(seed=int(seed))
     frames = [obs]
     for a in actions[:-1]:
         obs, *_ = env.step(a)
         frames.append(obs)
     return np.stack(frames), float(env.unwrapped._get_coverage())
-
-
-_ENV: dict = {}  # one gym-pusht env per worker process
 
 
 def replay_manifest(path: str | Path, workers: int = 1, episodes: int | None = None,

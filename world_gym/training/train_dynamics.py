@@ -111,6 +111,16 @@ def _setup_distributed(device: torch.device) -> tuple[int, int]:
     return (dist.get_rank() if world > 1 else 0), world
 
 
+def _out_of_time(mine: bool, world: int, device: torch.device) -> bool:
+    """Whether any process is past ``trainer.max_minutes``: under DDP all stop at the same step (a
+    process that left alone would leave the others waiting in the gradient all-reduce)."""
+    if world == 1:
+        return mine
+    flag = torch.tensor([float(mine)], device=device if device.type == "cuda" else "cpu")
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item() > 0)
+
+
 def training_device(name: str) -> torch.device:
     """``trainer.device``: ``cpu``, ``cuda`` (this process's ``LOCAL_RANK`` GPU under torchrun), or
     ``auto`` (CUDA when there is one)."""
@@ -180,7 +190,7 @@ def train_dynamics(cfg: DictConfig) -> Path:
     # a wall-clock budget for this run (a lent GPU's session): stop with a checkpoint, resume later
     budget_s = 60.0 * float(cfg.trainer.get("max_minutes", 0) or 0)
     while step < total:
-        if budget_s and time.perf_counter() - start > budget_s:
+        if budget_s and _out_of_time(time.perf_counter() - start > budget_s, world, device):
             if rank == 0:
                 save_checkpoint(out / "ckpt.pt", {"model": model.state_dict(), "ema": ema.module.state_dict(),
                                                   "opt": opt.state_dict(), "step": step})
