@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from world_gym.envs.pusht_ground_truth import SUCCESS_THRESHOLD, StateRenderer
+from world_gym.reward_models.render_fit import RAD_PER_PX, walk_plateau
 from world_gym.training.episodes import load_episodes
 
 
@@ -51,21 +52,17 @@ def success_posterior(renderer: StateRenderer, block_pose: np.ndarray, agent: np
 
 def plateau_walk(renderer: StateRenderer, block_pose: np.ndarray, agent: np.ndarray, n: int,
                  rng: np.random.Generator, scales: tuple[float, float] = (0.02, 0.5),
-                 rad_per_px: float = 1 / 60) -> tuple[np.ndarray, float, np.ndarray]:
+                 rad_per_px: float = RAD_PER_PX) -> tuple[np.ndarray, float, np.ndarray]:
     """Frame, coverage, and the coverages along an ``n``-step random walk over the poses that render
     the same frame (Metropolis with a symmetric proposal: a step to another frame is refused and the
     walk stays), whose stationary distribution is uniform over that set."""
     frame, cov = renderer.render(block_pose, agent)
-    pose, current = np.asarray(block_pose, np.float64), cov
-    chain = [cov]
-    for _ in range(n):
-        s = np.exp(rng.uniform(np.log(scales[0]), np.log(scales[1])))
-        proposal = pose + rng.normal(0.0, [s, s, s * rad_per_px])
-        other, c = renderer.render(proposal, agent)
-        if np.array_equal(other, frame):
-            pose, current = proposal, c
-        chain.append(current)
-    return frame, cov, np.asarray(chain)
+
+    def on_frame(pose: np.ndarray) -> tuple[bool, float]:
+        other, c = renderer.render(pose, agent)
+        return np.array_equal(other, frame), c
+
+    return frame, cov, walk_plateau(block_pose, cov, on_frame, n, rng, scales, rad_per_px)
 
 
 def oracle_flags(p: np.ndarray, truth: np.ndarray, taus: tuple[float, ...]) -> dict[str, dict[str, float]]:

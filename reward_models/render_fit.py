@@ -37,6 +37,8 @@ from world_gym.reward_models.resnet_iou import GOAL_CROP, PUSHT_SUCCESS_THRESHOL
 _AGENT_COLOURS = np.array([[65, 105, 225], [78, 126, 255]])
 #: 96x96 pixels per 512x512 workspace pixel.
 _SCALE = 96 / 512
+#: Angle step per position step (rad per workspace px) of pose proposals: about the T's lever arm.
+RAD_PER_PX = 1 / 60
 #: Offsets from the goal pose (workspace px, px, rad) that restarts start from, best first.
 _GRID = [np.array([dx, dy, da]) for dx in (-6, -3, 0, 3, 6) for dy in (-6, -3, 0, 3, 6)
          for da in (-0.04, -0.02, 0.0, 0.02, 0.04)]
@@ -154,19 +156,37 @@ class RenderFit:
                     break
         if best > 0:
             return None
-        # uniform over the plateau: Metropolis with a symmetric proposal, refusing steps off the frame
-        pose, chain = best_pose, [cov]
-        for _ in range(self.walk):
-            s = np.exp(rng.uniform(np.log(0.02), np.log(0.5)))
-            proposal = pose + rng.normal(0.0, [s, s, s / 60])
-            v, c = distance(proposal)
-            if v == 0:
-                pose, cov = proposal, c
-            chain.append(cov)
-        plateau = np.asarray(chain)
+
+        # the plateau: every pose that draws the frame (the comparison's distance 0)
+        def on_frame(pose: np.ndarray) -> tuple[bool, float]:
+            v, c = distance(pose)
+            return v == 0, c
+
+        plateau = walk_plateau(best_pose, cov, on_frame, self.walk, rng)
         return FitResult(coverage=float(np.median(plateau)),
                          p_success=float(np.mean(plateau > self.threshold)),
                          pose=best_pose, plateau=plateau, evals=evals)
+
+
+def walk_plateau(pose: np.ndarray, coverage: float, on_frame: Callable[[np.ndarray], tuple[bool, float]],
+                 n: int, rng: np.random.Generator, scales: tuple[float, float] = (0.02, 0.5),
+                 rad_per_px: float = RAD_PER_PX) -> np.ndarray:
+    """Coverages along an ``n``-step random walk over the poses that draw a frame, from ``pose``
+    (which does, with ``coverage``): uniform over that connected set of poses.
+
+    Metropolis with a symmetric proposal (position offsets at log-uniform ``scales`` of workspace
+    px, angle ``rad_per_px`` times that): a step that ``on_frame(pose) -> (draws the frame,
+    coverage)`` refuses is not taken and the walk stays. Returns ``(n + 1,)`` coverages.
+    """
+    pose, chain = np.asarray(pose, np.float64), [coverage]
+    for _ in range(n):
+        s = np.exp(rng.uniform(np.log(scales[0]), np.log(scales[1])))
+        proposal = pose + rng.normal(0.0, [s, s, s * rad_per_px])
+        same, c = on_frame(proposal)
+        if same:
+            pose, coverage = proposal, c
+        chain.append(coverage)
+    return np.asarray(chain)
 
 
 def refine_coverage(frames: np.ndarray, coverage: np.ndarray, fitter: RenderFit, band: float = 0.012,

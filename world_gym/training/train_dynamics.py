@@ -187,13 +187,17 @@ def train_dynamics(cfg: DictConfig) -> Path:
     log = CsvLog(out / "log.csv", ["step", "loss", "lr", "seconds"]) if rank == 0 else None
     bar = tqdm(total=total, initial=step, desc="dynamics", unit="step", disable=rank != 0)
     start, running = time.perf_counter(), []
+
+    def save() -> None:
+        save_checkpoint(out / "ckpt.pt", {"model": model.state_dict(), "ema": ema.module.state_dict(),
+                                          "opt": opt.state_dict(), "step": step})
+
     # a wall-clock budget for this run (a lent GPU's session): stop with a checkpoint, resume later
     budget_s = 60.0 * float(cfg.trainer.get("max_minutes", 0) or 0)
     while step < total:
         if budget_s and _out_of_time(time.perf_counter() - start > budget_s, world, device):
             if rank == 0:
-                save_checkpoint(out / "ckpt.pt", {"model": model.state_dict(), "ema": ema.module.state_dict(),
-                                                  "opt": opt.state_dict(), "step": step})
+                save()
                 print(f"trainer.max_minutes reached at step {step}; checkpoint saved, run again to resume")
             break
         lr = float(cfg.trainer.lr) * min(1.0, (step - warm_from + 1) / max(1, warmup))
@@ -219,8 +223,7 @@ def train_dynamics(cfg: DictConfig) -> Path:
                       seconds=f"{time.perf_counter() - start:.0f}")
             running = []
         if rank == 0 and (step % int(cfg.trainer.ckpt_every) == 0 or step == total):
-            save_checkpoint(out / "ckpt.pt", {"model": model.state_dict(), "ema": ema.module.state_dict(),
-                                              "opt": opt.state_dict(), "step": step})
+            save()
     bar.close()
     if world > 1:
         dist.barrier()
