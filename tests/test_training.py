@@ -202,6 +202,28 @@ def test_max_minutes_stops_with_a_checkpoint(pipeline, tmp_path, capsys):
     assert 0 < torch.load(tmp_path / "dyn" / "ckpt.pt", weights_only=True)["step"] < 1000
 
 
+def test_learning_rate_schedules():
+    from omegaconf import OmegaConf
+    from world_gym.training.train_dynamics import learning_rate
+
+    constant = OmegaConf.create({"lr": 1e-3, "warmup_steps": 10, "steps": 100})
+    assert learning_rate(constant, 0) == pytest.approx(1e-4)
+    assert learning_rate(constant, 9) == learning_rate(constant, 99) == pytest.approx(1e-3)
+    # a resumed run anneals its own steps: full lr at decay_from, lr_min at steps, half-way between
+    cosine = OmegaConf.create({"lr": 1e-3, "warmup_steps": 1, "steps": 300, "lr_schedule": "cosine",
+                               "decay_from": 100, "lr_min": 1e-5})
+    assert learning_rate(cosine, 50) == learning_rate(cosine, 100) == pytest.approx(1e-3)
+    assert learning_rate(cosine, 200) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert learning_rate(cosine, 300) == learning_rate(cosine, 400) == pytest.approx(1e-5)
+    assert learning_rate(cosine, 150) > learning_rate(cosine, 250)
+    # the warm-up of weights started elsewhere (init_from) still applies under the schedule
+    assert learning_rate(cosine, 100, warm_from=100) == pytest.approx(1e-3)
+    warm = OmegaConf.merge(cosine, {"warmup_steps": 10})
+    assert learning_rate(warm, 100, warm_from=100) == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learning_rate(OmegaConf.merge(cosine, {"lr_schedule": "linear"}), 0)
+
+
 def test_training_device():
     from world_gym.training.train_dynamics import training_device
 

@@ -14,6 +14,7 @@ after ``reset``). Checkpoints every ``ckpt_every`` steps; re-running resumes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -135,6 +136,23 @@ def training_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def learning_rate(trainer: DictConfig, step: int, warm_from: int = 0) -> float:
+    """The learning rate of ``step``: a linear warm-up of ``warmup_steps`` from ``warm_from``, then
+    ``lr``, or with ``lr_schedule: cosine`` a cosine decay from ``lr`` at ``decay_from`` to ``lr_min``
+    at ``steps`` (``decay_from`` lets a resumed run anneal only its own steps)."""
+    base = float(trainer.lr)
+    lr = base * min(1.0, (step - warm_from + 1) / max(1, int(trainer.warmup_steps)))
+    schedule = str(trainer.get("lr_schedule", "constant"))
+    if schedule == "constant":
+        return lr
+    if schedule != "cosine":
+        raise ValueError(f"trainer.lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
+    start, end = int(trainer.get("decay_from", 0) or 0), int(trainer.steps)
+    progress = min(1.0, max(0.0, (step - start) / max(1, end - start)))
+    low = float(trainer.get("lr_min", 0.0))
+    return min(lr, low + (base - low) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
 def train_dynamics(cfg: DictConfig) -> Path:
     """Train (or resume) the dynamics backbone; rank 0 writes ``ckpt.pt``, ``log.csv``, ``ema.safetensors``."""
     device = training_device(str(cfg.trainer.get("device", "cpu")))
@@ -176,7 +194,7 @@ def train_dynamics(cfg: DictConfig) -> Path:
     sampler = ClipSampler(np.asarray(latents), actions, episodes, cfg, int(cfg.trainer.seed) * 1000 + rank + step)
     schedule = NoiseSchedule(**OmegaConf.to_container(cfg.dynamics.schedule, resolve=True))  # type: ignore[arg-type]
     train_scheduler = DDPMScheduler(**schedule.to_dict())
-    total, warmup = int(cfg.trainer.steps), int(cfg.trainer.warmup_steps)
+    total = int(cfg.trainer.steps)
     per_rank_batch = int(cfg.trainer.batch_size) // world
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -200,7 +218,7 @@ def train_dynamics(cfg: DictConfig) -> Path:
                 save()
                 print(f"trainer.max_minutes reached at step {step}; checkpoint saved, run again to resume")
             break
-        lr = float(cfg.trainer.lr) * min(1.0, (step - warm_from + 1) / max(1, warmup))
+        lr = learning_rate(cfg.trainer, step, warm_from)
         for group in opt.param_groups:
             group["lr"] = lr
         x, a, mask = (t.to(device, non_blocking=True) for t in sampler.sample(per_rank_batch))
