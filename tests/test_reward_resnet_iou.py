@@ -14,15 +14,17 @@ from world_gym.reward_models.resnet_iou import (
     GOAL_CROP,
     RefinedCoverageNet,
     ResNetIoUReward,
+    block_on_goal,
     build_coverage_net,
     build_refiner,
     coverage_to_reward,
     crop_goal,
     frames_to_input,
+    goal_mask,
     load_coverage_net,
     save_coverage_net,
 )
-from world_gym.envs.pusht_ground_truth import GOAL_POSE
+from world_gym.envs.pusht_ground_truth import GOAL_POSE, StateRenderer
 from world_gym.reward_models.pusht_coverage import (
     RenderedCoverage,
     balanced_weights,
@@ -81,7 +83,9 @@ def test_head_matches_its_network(weights: Path) -> None:
     assert out.reward.shape == (2, 3) and out.reward.dtype == np.float32 and out.success.dtype == bool
     with torch.no_grad():
         raw = head.net(frames_to_input(frames.reshape(6, 96, 96, 3))).squeeze(1).numpy().reshape(2, 3)
-    np.testing.assert_allclose(out.info["coverage"], np.clip(raw, 0, 1), atol=1e-5)
+    cap = block_on_goal(frames.reshape(6, 96, 96, 3)).reshape(2, 3) + head.goal_check_margin
+    np.testing.assert_allclose(out.info["coverage"], np.minimum(np.clip(raw, 0, 1), cap), atol=1e-5)
+    assert (out.info["goal_capped"] == (np.clip(raw, 0, 1) > cap)).all()
     reward, success = coverage_to_reward(out.info["coverage"])
     np.testing.assert_allclose(out.reward, reward)
     assert (out.success == success).all()
@@ -239,6 +243,37 @@ def test_goal_crop_holds_the_goal_t(renderer: RenderedCoverage) -> None:
     # the crop's centre pixel is the frame's, interpolated
     centre = x[0, :, top + size // 2, left + size // 2]
     assert torch.allclose(crop[0, :, 48, 48], centre, atol=0.15)
+
+
+def test_goal_mask_is_gym_pusht_goal(renderer: RenderedCoverage) -> None:
+    renderer.env.reset(options={"reset_to_state": [460, 460, 80, 80, 0.0]})  # block and agent far away
+    frame = renderer.env.get_obs().astype(int)
+    green = (frame[..., 1] - frame[..., 0] > 30) & (frame[..., 2] < 200)
+    green[85:] = green[:, 85:] = False  # the board's border
+    mask = goal_mask()
+    # every mask pixel is drawn green; the green outside it is the T's anti-aliased outline
+    assert mask.sum() == 200 and (mask & green).sum() == 200 and (green & ~mask).sum() < 40
+    assert block_on_goal(frame[None].astype(np.uint8))[0] == 0.0
+    # the block on the goal covers the mask: block_on_goal is at least the coverage, less edge pixels
+    home, cov = StateRenderer().render(GOAL_POSE + [2.0, -1.0, 0.01], np.array([100.0, 400.0]))
+    assert cov > 0.95 and block_on_goal(home[None])[0] > cov - 0.01
+
+
+def test_goal_check_caps_a_goal_without_the_block() -> None:
+    # a world model's failure: the goal T erased to white board, the block elsewhere. The network
+    # learned that green missing from the goal means the block covers it; the check says it cannot.
+    far, far_cov = StateRenderer().render(np.array([420.0, 120.0, 1.0]), np.array([100.0, 400.0]))
+    home, home_cov = StateRenderer().render(GOAL_POSE + [2.0, -1.0, 0.01], np.array([100.0, 400.0]))
+    erased = far.copy()
+    erased[goal_mask()] = 255
+    frames = np.stack([far, erased, home])[None]
+    plain = ResNetIoUReward(render_fit=False, goal_check=False)(frames, RewardContext()).info["coverage"][0]
+    out = ResNetIoUReward(render_fit=False)(frames, RewardContext())
+    assert far_cov == 0.0 and home_cov > 0.95
+    assert plain[1] > 0.1  # what the network alone reads into the erased goal
+    assert out.info["goal_capped"][0].tolist() == [False, True, False]
+    assert out.info["coverage"][0, 1] <= 0.05 + 1e-6
+    np.testing.assert_allclose(out.info["coverage"][0, [0, 2]], plain[[0, 2]])
 
 
 def test_refiner_output_stays_float32_under_autocast() -> None:
