@@ -25,6 +25,7 @@ from world_gym.reward_models.resnet_iou import (
     save_coverage_net,
 )
 from world_gym.envs.pusht_ground_truth import GOAL_POSE, StateRenderer
+from world_gym.metrics import BLOCK, pusht_segment
 from world_gym.reward_models.pusht_coverage import (
     RenderedCoverage,
     balanced_weights,
@@ -257,6 +258,11 @@ def test_goal_mask_is_gym_pusht_goal(renderer: RenderedCoverage) -> None:
     # the block on the goal covers the mask: block_on_goal is at least the coverage, less edge pixels
     home, cov = StateRenderer().render(GOAL_POSE + [2.0, -1.0, 0.01], np.array([100.0, 400.0]))
     assert cov > 0.95 and block_on_goal(home[None])[0] > cov - 0.01
+    # the same labels as the fidelity benchmark's segmentation, on real and arbitrary colours
+    noise = np.random.default_rng(0).integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
+    for frames in (home[None], noise):
+        expected = (pusht_segment(frames[:, mask]) == BLOCK).mean(1)
+        np.testing.assert_allclose(block_on_goal(frames), expected)
 
 
 def test_goal_check_caps_a_goal_without_the_block() -> None:
