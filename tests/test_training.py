@@ -237,16 +237,19 @@ def test_training_device():
 def test_ddp_with_two_cpu_processes(pipeline):
     overrides = [o if not o.startswith("out_dir=") else f"out_dir={pipeline / 'ddp'}" for o in _overrides(pipeline)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "world_gym.training.train_dynamics", *overrides, "trainer.steps=2"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    # --standalone: a free port of torchrun's choosing (a fixed one can be taken on a shared machine);
+    # a short collective timeout turns a stuck process into an error that says where it waited
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "world_gym.training.train_dynamics", *overrides, "trainer.dist_timeout_minutes=2",
+           "trainer.steps=2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 process(es), batch 2 per process" in result.stdout
     with open(pipeline / "ddp" / "log.csv") as f:
         assert [r["step"] for r in csv.DictReader(f)] == ["1", "2"]
     # a time budget stops both processes at the same step (else one waits forever in the all-reduce)
     result = subprocess.run([*cmd[:-1], "trainer.steps=100000", "trainer.max_minutes=0.0001"],
-                            capture_output=True, text=True, env=env, timeout=300)
+                            capture_output=True, text=True, env=env, timeout=400)
     assert result.returncode == 0 and "max_minutes reached" in result.stdout, result.stderr[-2000:]
 
 

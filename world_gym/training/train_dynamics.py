@@ -13,6 +13,7 @@ after ``reset``). Checkpoints every ``ckpt_every`` steps; re-running resumes.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -105,10 +106,13 @@ def motion_weight(latents: torch.Tensor, history: int, strength: float) -> torch
     return 1.0 + strength * change[:, history - 1 :]
 
 
-def _setup_distributed(device: torch.device) -> tuple[int, int]:
+def _setup_distributed(device: torch.device, timeout_minutes: float = 30.0) -> tuple[int, int]:
+    """Rank and world size (torchrun's env). ``timeout_minutes`` bounds every collective: a process
+    that waits longer for its peers fails with an error that names the collective instead of hanging."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(minutes=timeout_minutes))
     return (dist.get_rank() if world > 1 else 0), world
 
 
@@ -158,7 +162,7 @@ def train_dynamics(cfg: DictConfig) -> Path:
     device = training_device(str(cfg.trainer.get("device", "cpu")))
     # bf16 autocast: on a GPU about 2x the fp32 speed; the weights, EMA and optimizer stay fp32
     amp = bool(cfg.trainer.get("bf16", False))
-    rank, world = _setup_distributed(device)
+    rank, world = _setup_distributed(device, float(cfg.trainer.get("dist_timeout_minutes", 30)))
     out = Path(cfg.out_dir)
     torch.manual_seed(int(cfg.trainer.seed) + rank)
     torch.set_num_threads(int(cfg.trainer.threads))
