@@ -33,21 +33,17 @@ with warnings.catch_warnings():
     import pymunk
     from gym_pusht.envs.pusht import PushTEnv, pymunk_to_shapely
 
+# the T's geometry and the goal pose, kept where frames are read without gym-pusht
+from world_gym.envs.pusht_pixels import GOAL_POSE, TEE_RECTANGLES  # noqa: E402
+
 ENV_ID = "gym_pusht/PushT-v0"
 FPS = 10
 FRAME_SIZE = 96
 MAX_EPISODE_STEPS = 300
 SUCCESS_THRESHOLD = 0.95
-GOAL_POSE = np.array([256.0, 256.0, np.pi / 4])
 AGENT_RADIUS = 15.0
 TASK = "Push the T-shaped block onto the T-shaped target."
 
-# The T in block-local coordinates (pymunk vertices before the centre-of-gravity shift), gym-pusht's
-# add_tee with scale 30: bar 120 x 30 on top, stem 30 x 90 below it.
-TEE_RECTANGLES = (
-    np.array([[-60.0, 0.0], [60.0, 0.0], [60.0, 30.0], [-60.0, 30.0]]),
-    np.array([[-15.0, 30.0], [15.0, 30.0], [15.0, 120.0], [-15.0, 120.0]]),
-)
 TEE_KEYPOINTS_LOCAL = np.concatenate(TEE_RECTANGLES)
 TEE_CENTER_OF_GRAVITY = np.array([0.0, 45.0])
 

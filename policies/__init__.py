@@ -6,12 +6,13 @@ from typing import Any
 
 from world_gym.policies.base import Policy, PolicySpec, RandomPolicy
 
-__all__ = ["ActionReplayPolicy", "CNNBCPolicy", "LeRobotPolicy", "Policy", "PolicySpec", "PushTExpert", "PushTPlay",
-           "RandomPolicy", "SB3Policy"]
+__all__ = ["ActionReplayPolicy", "CNNBCPolicy", "LeRobotPolicy", "PixelPushTExpert", "Policy", "PolicySpec",
+           "PushTExpert", "PushTPlay", "RandomPolicy", "SB3Policy"]
 
 _LAZY = {
     "PushTExpert": "world_gym.policies.pusht_expert",
     "PushTPlay": "world_gym.policies.pusht_expert",
+    "PixelPushTExpert": "world_gym.policies.pusht_pixel_expert",
     "CNNBCPolicy": "world_gym.policies.cnn_bc",
     "LeRobotPolicy": "world_gym.policies.lerobot_policy",
     "SB3Policy": "world_gym.policies.sb3_policy",

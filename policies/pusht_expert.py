@@ -105,16 +105,20 @@ class _PushSim:
         block.position = (float(block_pose[0]), float(block_pose[1]))
         block.velocity = (0.0, 0.0)
         block.angular_velocity = 0.0
-        n_sub = int(1 / (env.dt * env.control_hz))
         for target in targets:
-            tx, ty = float(target[0]), float(target[1])
-            for _ in range(n_sub):
-                (px, py), (vx, vy) = agent.position, agent.velocity
-                ax = env.k_p * (tx - px) - env.k_v * vx
-                ay = env.k_p * (ty - py) - env.k_v * vy
-                agent.velocity = (vx + ax * env.dt, vy + ay * env.dt)
-                env.space.step(env.dt)
+            self.step(target)
         return np.array([*block.position, block.angle])
+
+    def step(self, target: np.ndarray) -> None:
+        """One 10 Hz step of gym-pusht's PD controller towards ``target`` from the current state."""
+        env, agent = self.env, self.env.agent
+        tx, ty = float(target[0]), float(target[1])
+        for _ in range(int(1 / (env.dt * env.control_hz))):
+            (px, py), (vx, vy) = agent.position, agent.velocity
+            ax = env.k_p * (tx - px) - env.k_v * vx
+            ay = env.k_p * (ty - py) - env.k_v * vy
+            agent.velocity = (vx + ax * env.dt, vy + ay * env.dt)
+            env.space.step(env.dt)
 
 
 class PushTExpert:
@@ -205,6 +209,8 @@ class PushTExpert:
         candidates = [
             c for c in self._candidates(block_pose) if np.all((c.start >= lo) & (c.start <= hi))
         ]
+        if not candidates:  # a block against a wall (or misread off the board): targets get clipped
+            candidates = self._candidates(block_pose)
         if self._rng.random() < self.random_primitive_prob:
             best = candidates[self._rng.integers(len(candidates))]
         else:

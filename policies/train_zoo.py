@@ -9,7 +9,10 @@ The zoo is a folder with a manifest ``zoo.json`` (read by :func:`world_gym.polic
   :class:`~world_gym.policies.lerobot_policy.LeRobotPolicy` (in the world model the agent position
   is estimated from the imagined frame);
 - ``replay_*``: open-loop replays of the scripted expert (:class:`~world_gym.policies.pusht_expert.PushTExpert`)
-  from the evaluation seeds, clean and with action noise (graded by noise; high success).
+  from the evaluation seeds, clean and with action noise (graded by noise; high success);
+- ``pixel_expert_*``: the scripted expert closed-loop on the state read off each frame
+  (:class:`~world_gym.policies.pusht_pixel_expert.PixelPushTExpert`), graded by its noise level: the
+  image policies that succeed (no artifact).
 
 Every stage skips what already exists, so an interrupted run resumes where it stopped::
 
@@ -200,7 +203,7 @@ def record_expert_replays(seeds: Sequence[int], path: Path, max_steps: int = 300
 
 def build_zoo(data: Path | None, out: Path, steps: Sequence[int], data_fraction: float, data_steps: int,
               replay_seeds: Sequence[int], replay_noise: Sequence[float], behaviors: Sequence[int],
-              act_steps: int = 0) -> Path:
+              act_steps: int = 0, pixel_expert_noise: Sequence[float] = ()) -> Path:
     """Train/record whatever is missing in ``out`` and write its manifest; returns the manifest path."""
     out.mkdir(parents=True, exist_ok=True)
     entries: list[dict[str, Any]] = [{"name": "random", "kind": "random", "options": {"chunk_size": 8},
@@ -244,6 +247,10 @@ def build_zoo(data: Path | None, out: Path, steps: Sequence[int], data_fraction:
             entries.append({"name": f"replay_noise{noise:g}", "kind": "replay", "path": path.name,
                             "options": {"noise": noise, "chunk_size": 8},
                             "description": f"open-loop expert replay, action noise {noise:g} px"})
+    for noise in pixel_expert_noise:
+        entries.append({"name": f"pixel_expert_noise{noise:g}", "kind": "pixel_expert",
+                        "options": {"noise": noise, "chunk_size": 8},
+                        "description": f"scripted expert on the state read off each frame, noise {noise:g}"})
     manifest = out / MANIFEST
     manifest.write_text(json.dumps({"created": time.strftime("%Y-%m-%d %H:%M:%S"), "policies": entries}, indent=2))
     return manifest
@@ -266,6 +273,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--behaviors", default="0", help="behaviour codes used for BC (0 expert, 1 noisy expert; 'all': every row)")
     p.add_argument("--replay-seeds", default="0:50", help="evaluation seeds to record expert replays for, lo:hi")
     p.add_argument("--replay-noise", default="0,3,8,15,40", help="action noise levels (px) of the replay policies")
+    p.add_argument("--pixel-expert-noise", default="0,10,20,35",
+                   help="noise levels (px) of the pixel-reading scripted experts ('': none)")
     p.add_argument("--act-steps", type=int, default=800, help="steps of the small LeRobot ACT policy (0: none)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.set_defaults(func=run)
@@ -277,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
         Path(args.data) if args.data else None, Path(args.out), [int(s) for s in args.steps.split(",") if s],
         args.data_fraction, args.data_steps, _seed_range(args.replay_seeds),
         [float(s) for s in args.replay_noise.split(",") if s], [] if args.behaviors == "all" else [int(b) for b in args.behaviors.split(",")], args.act_steps,
+        [float(s) for s in args.pixel_expert_noise.split(",") if s],
     )
     print(json.dumps({"manifest": str(manifest), "policies": [e["name"] for e in json.loads(manifest.read_text())["policies"]]}))
     return 0

@@ -10,6 +10,8 @@ A spec string is ``[name=]kind[:path][,key=value...]``:
 ``replay:replays.npz,noise=10``        open-loop replays by seed (:mod:`world_gym.policies.replay`);
                                        ``replay`` alone: the shipped scripted-expert replays of
                                        gym-pusht seeds 0..49 (``world_gym/assets``)
+``pixel_expert,noise=5``               the scripted expert on the state read off the frame
+                                       (:mod:`world_gym.policies.pusht_pixel_expert`)
 ``zoo:zoo``                            every policy listed in ``zoo/zoo.json``
 =====================================  ==========================================================
 
@@ -87,8 +89,16 @@ def _replay(path: str | None, options: dict[str, Any]) -> tuple[Callable[[], Pol
     return (lambda: ActionReplayPolicy(base.actions, chunk, base.noise)), chunk
 
 
+def _pixel_expert(path: str | None, options: dict[str, Any]) -> tuple[Callable[[], Policy], int]:
+    from world_gym.policies.pusht_pixel_expert import PixelPushTExpert
+
+    chunk, noise = int(options.get("chunk_size", 8)), float(options.get("noise", 0.0))
+    return (lambda: PixelPushTExpert(noise=noise, chunk_size=chunk)), chunk
+
+
 KINDS: dict[str, Callable[[str | None, dict[str, Any]], tuple[Callable[[], Policy], int]]] = {
     "random": _random, "cnn_bc": _cnn_bc, "lerobot": _lerobot, "sb3": _sb3, "replay": _replay,
+    "pixel_expert": _pixel_expert,
 }
 
 

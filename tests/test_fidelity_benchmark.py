@@ -123,7 +123,7 @@ def test_random_protocol_scores_against_gym_pusht(fidelity, tmp_path: Path, caps
     from world_gym.assets import bundled_model_path
 
     report = fidelity.main(["--data", str(root), "--protocols", "random", "--random-horizon", "4", "--model",
-                            str(bundled_model_path("tiny-pusht")), "--steps", "1", "--device", "cpu"])
+                            str(bundled_model_path("tiny-pusht")), "--steps", "1", "--device", "cpu", "--shape"])
     out = capsys.readouterr().out
     assert "| random (4) | copy first frame |" in out and "| random (4) | tiny-pusht |" in out
     methods = report["random"]["methods"]
@@ -131,3 +131,6 @@ def test_random_protocol_scores_against_gym_pusht(fidelity, tmp_path: Path, caps
         "copy first frame", "codec reconstruction (tiny-pusht)", "tiny-pusht"}
     assert all(m["sequences"] == 2 and len(m["curves"]["psnr"]) == 4 for m in methods.values())
     assert methods["tiny-pusht"]["frames_per_s"] > 0 and "frames_per_s" not in methods["copy first frame"]
+    # --shape: gym-pusht's own (first) frame shows a rigid T; an untrained model's frames do not
+    assert methods["copy first frame"]["t_shape"] < 0.15 < methods["tiny-pusht"]["t_shape"]
+    assert "T shape err" in out

@@ -25,10 +25,12 @@ def test_zoo_command_builds_a_loadable_zoo(tmp_path, capsys):
     data = write_tiny_dataset(tmp_path / "data", episodes=3, length=10, size=96)
     out = tmp_path / "zoo"
     args = ["zoo", "--data", str(data), "--out", str(out), "--steps", "2,4", "--data-fraction", "0.5",
-            "--data-steps", "2", "--behaviors", "all", "--replay-seeds", "", "--replay-noise", "", "--act-steps", "0"]
+            "--data-steps", "2", "--behaviors", "all", "--replay-seeds", "", "--replay-noise", "",
+            "--act-steps", "0", "--pixel-expert-noise", "0,20"]
     assert main(args) == 0
     names = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["policies"]
-    assert names == ["random", "bc_steps2", "bc_steps4", "bc_data2"]
+    assert names == ["random", "bc_steps2", "bc_steps4", "bc_data2",
+                     "pixel_expert_noise0", "pixel_expert_noise20"]
     meta = json.loads((out / "bc_steps4" / "config.json").read_text())["metadata"]
     assert meta["steps"] == 4 and meta["episodes"] == 3
     stamp = (out / "bc_steps4" / "model.safetensors").stat().st_mtime_ns
@@ -37,6 +39,7 @@ def test_zoo_command_builds_a_loadable_zoo(tmp_path, capsys):
     specs = load_zoo(out)
     frame = np.zeros((96, 96, 3), np.uint8)
     assert specs[1].make().act(frame).shape == (8, 2)
+    assert specs[-1].fingerprint["options"] == {"noise": 20.0, "chunk_size": 8}
 
 
 def test_small_lerobot_act_trains_and_loads(tmp_path):

@@ -17,7 +17,7 @@ import time
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate policies in a world model and its ground truth, compared")
     p.add_argument("--policy", action="append", required=True,
-                   help="[name=]kind[:path][,key=value...]; kinds: random, cnn_bc, lerobot, sb3, replay, zoo (repeatable)")
+                   help="[name=]kind[:path][,key=value...]; kinds: random, cnn_bc, lerobot, sb3, replay, pixel_expert, zoo (repeatable)")
     p.add_argument("--env", default="IRASim-PushT-v0", help="registered world-model env id")
     p.add_argument("--model", default=None, help="world-model directory (default: the env's)")
     p.add_argument("--reward-model", default=None, help="reward head name (default: the env's; Push-T: zero)")
