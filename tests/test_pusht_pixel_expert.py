@@ -80,3 +80,18 @@ def test_pixel_expert_spec_and_input_check() -> None:
     assert a.shape == (4, 2) and np.all((a >= 0) & (a <= 512))
     with pytest.raises(ValueError, match="uint8"):
         policy.act(frame.astype(np.float32))
+
+
+def test_closed_loop_probe_runs_both_sides(tmp_path) -> None:
+    from conftest import load_benchmark
+    from world_gym.assets import bundled_model_path
+
+    probe = load_benchmark("closed_loop_probe")
+    png = tmp_path / "probe.png"
+    report = probe.main(["--model", str(bundled_model_path("tiny-pusht")), "--seed", "1", "--chunks", "2",
+                         "--dtype", "float32", "--png", str(png), "--frames", "3"])
+    truth, imagined = report["ground_truth"], report["world_model"]
+    assert len(truth["shape_error"]) == len(imagined["shape_error"]) == 2
+    assert truth["shape_error"][0] < 0.15  # gym-pusht's start frame, which both sides begin from
+    assert imagined["shape_error"][0] == pytest.approx(truth["shape_error"][0])
+    assert png.is_file()
