@@ -150,7 +150,8 @@ def t_shape_error(frames: np.ndarray) -> np.ndarray:
     return np.array([1.0 if np.isnan(e) else e for e in errors]).reshape(frames.shape[:-3])
 
 
-def frame_metrics(pred: np.ndarray, true: np.ndarray, device: str, shape: bool = False) -> dict[str, np.ndarray]:
+def frame_metrics(pred: np.ndarray, true: np.ndarray, device: str, shape: bool = False
+                  ) -> dict[str, np.ndarray]:
     """Per-frame metrics of ``(B, L, H, W, 3)`` videos; identical frames' PSNR is the 8-bit floor.
     ``shape``: also the predictions' T shape error."""
     h, w = true.shape[-3:-1]

@@ -19,9 +19,9 @@ fit's mismatch says how T-shaped an imagined block still is.
 
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from world_gym.metrics import BLOCK, PUSHT_PALETTE, mask_centroid
 
@@ -124,6 +124,7 @@ class PushTFrameState:
         size: frame side in pixels (gym-pusht's 96).
         supersample: sub-pixel samples per side when rendering the T.
         min_block_pixels: fewer block pixels than this read as "no block".
+        drawn_margin: how much larger than its bodies gym-pusht draws the T (workspace units).
 
     >>> frame = np.full((96, 96, 3), 255, np.uint8)
     >>> state = PushTFrameState().estimate(frame)
