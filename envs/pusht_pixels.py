@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from world_gym.metrics import BLOCK, PUSHT_PALETTE, mask_centroid
+from world_gym.metrics import BLOCK, mask_centroid, palette_labels
 
 AGENT_RGB = (65, 105, 225)  # pygame's RoyalBlue, gym-pusht's agent colour
 WORKSPACE_SIZE = 512.0
@@ -43,8 +43,6 @@ TEE_AREA_CENTROID = sum(a * r.mean(0) for a, r in zip(_AREAS, TEE_RECTANGLES)) /
 #: gym-pusht outlines the drawn T, which comes out this much (workspace units) larger on every side
 #: than its bodies (the mask of 259 pixels vs the T's 221 in a frame; measured by PushTFrameState's fit).
 DRAWN_MARGIN = 2.0
-_PALETTE_RGB = np.array([rgb for rgb, _ in PUSHT_PALETTE], np.int32)
-_PALETTE_LABEL = np.array([label for _, label in PUSHT_PALETTE])
 
 
 def agent_mask(frames: np.ndarray, tolerance: int = 40) -> np.ndarray:
@@ -77,6 +75,15 @@ def estimate_agent_pos(frames: np.ndarray, fallback: np.ndarray | None = None) -
     centre = mask_centroid(agent_mask(batch)) * (WORKSPACE_SIZE / np.array([w, h]))
     out = np.where(np.isnan(centre), default, centre).astype(np.float32)
     return out[0] if single else out
+
+
+def world_to_block(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """Block-local coordinates of world points ``(..., 2)`` for a pose ``(..., 3)`` (broadcast): the
+    inverse of ``pusht_ground_truth.block_local_to_world``, ``R(-angle) (point - position)``."""
+    pose = np.asarray(pose, np.float64)
+    c, s = np.cos(pose[..., 2]), np.sin(pose[..., 2])
+    d = points - pose[..., :2]
+    return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
 
 
 def inside_tee(local: np.ndarray, margin: float = 0.0) -> np.ndarray:
@@ -151,23 +158,18 @@ class PushTFrameState:
             raise ValueError(f"expected a ({self.size}, {self.size}, 3) frame, got {frame.shape}")
         agent = agent_mask(frame).reshape(-1)
         agent_pos = self.centres[agent].mean(0) if agent.any() else None
-        pixels = frame.astype(np.int32).reshape(-1, 1, 3)
-        block = _PALETTE_LABEL[((pixels - _PALETTE_RGB) ** 2).sum(-1).argmin(-1)] == BLOCK
-        block &= ~agent
+        block = (palette_labels(frame.reshape(-1, 3)) == BLOCK) & ~agent
         if block.sum() < self.min_block_pixels:
             return FrameState(agent_pos, None)
         pose = self._fit(block, ~agent)
         # the fitted T drawn at pixel centres against the mask, where the agent does not hide it
-        c, s = np.cos(pose[2]), np.sin(pose[2])
-        d = self.centres - pose[:2]
-        tee = inside_tee(np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1), self.margin)
+        tee = inside_tee(world_to_block(self.centres, pose), self.margin)
         return FrameState(agent_pos, pose, float((tee != block)[~agent].sum() / self.tee_pixels))
 
     def _mismatch(self, poses: np.ndarray, points: np.ndarray, target: np.ndarray) -> np.ndarray:
         """For each pose ``(K, 3)``: sum over ``points`` of |fraction of the pixel in the T - target|."""
-        c, s = np.cos(poses[:, 2])[:, None, None], np.sin(poses[:, 2])[:, None, None]
-        d = (points[:, None, :] + self.offsets[None])[None] - poses[:, None, None, :2]  # (K, P, S, 2)
-        local = np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
+        samples = points[:, None, :] + self.offsets[None]  # (P, S, 2)
+        local = world_to_block(samples[None], poses[:, None, None, :])  # (K, P, S, 2)
         return np.abs(inside_tee(local, self.margin).mean(-1) - target[None]).sum(-1)
 
     def _fit(self, block: np.ndarray, visible: np.ndarray) -> np.ndarray:

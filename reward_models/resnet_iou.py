@@ -29,7 +29,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from world_gym.metrics import BLOCK, PUSHT_PALETTE
+from world_gym.metrics import BLOCK, palette_labels
 from world_gym.reward_models.base import RewardContext, RewardHead, RewardOutput
 
 #: gym-pusht's ``success_threshold``: success is coverage strictly above it, reward saturates at it.
@@ -39,17 +39,16 @@ PUSHT_FRAME_SIZE = 96
 #: ``(top, left, size)`` of the refiner's square in a 96x96 frame: the goal T spans rows 40-65 and
 #: columns 31-55, and a block with coverage >= 0.6 stays inside the 7-pixel margin.
 GOAL_CROP = (33, 23, 40)
-#: :data:`world_gym.metrics.PUSHT_PALETTE` (the fidelity benchmark's segmentation) as arrays.
-_PALETTE_RGB = np.array([rgb for rgb, _ in PUSHT_PALETTE], np.int32)
-_PALETTE_LABEL = np.array([label for _, label in PUSHT_PALETTE])
 
 
 def goal_mask(size: int = PUSHT_FRAME_SIZE) -> np.ndarray:
     """``(size, size)`` bool: the pixels whose centres lie inside gym-pusht's goal T.
 
     The goal never moves: pose ``(256, 256, pi / 4)`` on the 512x512 board, a 120 x 30 bar with a
-    30 x 90 stem below it (``envs/pusht_ground_truth.TEE_RECTANGLES``, not imported here because that
-    module needs gym-pusht). 200 of the 96x96 frame's pixels.
+    30 x 90 stem below it. 200 of the 96x96 frame's pixels. The T is written out here rather than
+    taken from ``envs/pusht_pixels`` (``inside_tee(world_to_block(centres, GOAL_POSE))``): pixel
+    (42, 42)'s centre lies exactly on the bar's top edge, and that computation rounds it inside (201
+    pixels), where this one, which the goal check's figures were measured with, leaves it out.
     """
     rows, cols = np.mgrid[0:size, 0:size]
     world = np.stack([cols + 0.5, rows + 0.5], -1).reshape(-1, 2) * (512 / size) - 256.0
@@ -70,9 +69,7 @@ def block_on_goal(frames: np.ndarray, mask: np.ndarray | None = None) -> np.ndar
     board, a blue agent or green instead of the block cannot be covered.
     """
     mask = goal_mask(frames.shape[1]) if mask is None else mask
-    pixels = frames[:, mask].astype(np.int32)
-    nearest = ((pixels[:, :, None, :] - _PALETTE_RGB) ** 2).sum(-1).argmin(-1)
-    return (_PALETTE_LABEL[nearest] == BLOCK).mean(1).astype(np.float32)
+    return (palette_labels(frames[:, mask]) == BLOCK).mean(1).astype(np.float32)
 
 
 def default_weights_path() -> Path:

@@ -147,3 +147,12 @@ def test_agent_error_is_nan_without_agent() -> None:
     white = np.full((2, 96, 96, 3), 255, np.uint8)
     assert np.isnan(metrics.agent_error(white, white)).all()
     assert (metrics.block_iou(white, white) == 1.0).all()  # both empty: nothing to get wrong
+
+
+def test_palette_labels_are_the_segmentation_without_its_table() -> None:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    palette = np.array([rgb for rgb, _ in metrics.PUSHT_PALETTE], np.uint8)
+    pixels[0, :7] = palette[:, None]  # the exact palette colours too
+    np.testing.assert_array_equal(metrics.palette_labels(pixels), metrics.pusht_segment(pixels))
+    assert metrics.palette_labels(pixels[0, :7, 0]).tolist() == [label for _, label in metrics.PUSHT_PALETTE]
