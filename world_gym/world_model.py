@@ -16,20 +16,26 @@ from torch import nn
 from world_gym.action_spec import ActionSpec
 from world_gym.diffusion import NoiseSchedule, SamplerConfig, make_scheduler, sample_clip
 from world_gym.models.codec import LatentCodec
+from world_gym.models.compact import CompactConfig, CompactDynamics
 from world_gym.models.irasim import IRASim, IRASimConfig
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 BackboneFactory = Callable[[dict[str, Any]], nn.Module]
-BACKBONES: dict[str, BackboneFactory] = {"IRASim": lambda cfg: IRASim(IRASimConfig.from_dict(cfg))}
+BACKBONES: dict[str, BackboneFactory] = {
+    "IRASim": lambda cfg: IRASim(IRASimConfig.from_dict(cfg)),
+    "Compact": lambda cfg: CompactDynamics(CompactConfig.from_dict(cfg)),
+}
 
 
 def register_backbone(name: str, factory: BackboneFactory) -> None:
     """Make a dynamics backbone class loadable by name from a world-model config.
 
     The backbone is called as ``backbone(x, t, actions, action_mask) -> epsilon`` over whole clips
-    and must expose ``config.num_frames``.
+    and must expose ``config.num_frames`` and ``config.latent_size``. A backbone with
+    ``deterministic = True`` is not sampled: ``rollout_latents`` calls its
+    ``rollout(context, context_actions, context_mask, actions)`` instead.
     """
     BACKBONES[name] = factory
 
@@ -196,6 +202,9 @@ class WorldModel(nn.Module):
         Returns:
             ``(B, L, C, h_l, w_l)`` latents of the frames the actions produce.
         """
+        if getattr(self.backbone, "deterministic", False):
+            # a next-frame model without noise: any number of actions in one call; no sampler
+            return self.backbone.rollout(context, context_actions, context_mask, actions)
         steps = num_inference_steps or self.config.sampler.num_inference_steps
         name = sampler or self.config.sampler.name
         options = self.config.sampler.options if name == self.config.sampler.name else None

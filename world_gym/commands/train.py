@@ -1,4 +1,5 @@
-"""``world-gym train {codec,encode,decoder,dynamics,export,shards} [overrides]``: the training pipeline."""
+"""``world-gym train {codec,encode,decoder,dynamics,export,shards,compact-*} [overrides]``: the
+training pipelines."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ STAGES = {
     "dynamics": "world_gym.training.train_dynamics:main",
     "export": "world_gym.training.train_dynamics:main_export",
     "shards": "world_gym.training.train_dynamics:main_shards",
+    "compact-ae": "world_gym.training.train_compact:main_autoencoder",
+    "compact-dynamics": "world_gym.training.train_compact:main_dynamics",
+    "compact-export": "world_gym.training.train_compact:main_export",
 }
 
 
@@ -18,8 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a world model: codec, encode (pre-encode latents), decoder (fine-tune on whole frames), "
-        "dynamics, export, shards (EMA weights in <=15 MiB bf16 files, for trainer.init_from)",
-        description="Stages run with the Hydra configs in configs/ (train_codec.yaml, train_dynamics.yaml); "
+        "dynamics, export, shards (EMA weights in <=15 MiB bf16 files, for trainer.init_from); "
+        "compact-ae, compact-dynamics, compact-export (the compact-state model, train_compact.yaml)",
+        description="Stages run with the Hydra configs in configs/ (train_codec.yaml, train_dynamics.yaml, "
+        "train_compact.yaml); "
         "pass overrides such as trainer.steps=100 data.train_root=data/pusht/train. export takes "
         "export_to=DIR, shards shards_to=DIR.",
     )

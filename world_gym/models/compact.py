@@ -1,0 +1,196 @@
+"""Compact-state next-frame dynamics: the Interactive World Simulator's structure, deterministic.
+
+The Interactive World Simulator (Wang et al. 2026) encodes each frame with a CNN, steps a latent
+state one frame at a time from a sliding context with a little noise on that context, and decodes
+the state back to a frame. This module keeps that structure on top of a spatial
+:class:`~world_gym.models.codec.LatentCodec`:
+
+* an autoencoder squeezes the codec's ``(C, h, w)`` latents of a frame into a state vector of
+  ``state_dim`` numbers and back (``CompactAutoencoder``);
+* a residual MLP steps the state: ``s_{t+1} = s_t + f(s_{t-1}, s_t, a_{t-1}, a_t)``
+  (``CompactDynamics.step``), one frame per call, trained on multi-step rollouts of itself.
+
+Both the decoder and the step are deterministic, where the paper trains consistency models: the
+simulator this project learns (gym-pusht) is deterministic given two frames and the actions, and a
+deterministic model costs one MLP call per frame, which is what lets it train on a 2-core CPU.
+The hope: a decoder that maps every state to a whole frame draws only frames like those it was
+trained on, so a pushed block would stay a block, where the spatial IRASim models here melt it
+under contact. Measured (``docs/pusht_world_model.md``, session 9): trained on the CPU for 76
+minutes, the autoencoder itself draws the T as a rounded blob; it is not shipped.
+
+As a :class:`~world_gym.world_model.WorldModel` backbone (registered as ``"Compact"``) it works
+on the codec's latents like IRASim: :meth:`CompactDynamics.rollout` takes the context latents and
+returns one latent frame per action, so envs, the fidelity benchmark and the evaluation harness use
+it unchanged. ``WorldModel.rollout_latents`` calls ``rollout`` instead of a diffusion sampler for a
+backbone that says ``deterministic = True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class CompactConfig:
+    """Hyper-parameters of :class:`CompactDynamics`.
+
+    Attributes:
+        latent_channels, latent_size: the codec's latents, ``(C, h, w)``; ``h`` and ``w`` divisible by 4.
+        state_dim: numbers per frame state.
+        encoder_channels: the two stride-2 convolutions of the encoder.
+        hidden: width of the dense layers on both sides of the state.
+        decoder_channels: channels of the decoder's convolutions at ``h/2`` and at ``h``.
+        dynamics_hidden, dynamics_depth: the step MLP (hidden layers of that width).
+        action_dim: action size (normalised units).
+        history: context frames a step reads (2: the state and its velocity).
+        num_frames: ``history`` + the most frames a call is expected to generate; the step itself
+            runs for any number of actions (kept for the ``WorldModel`` interface).
+        state_noise: std of the noise added to the state during autoencoder training (in units of
+            the raw state), so that nearby states decode to nearby frames.
+    """
+
+    latent_channels: int = 4
+    latent_size: tuple[int, int] = (24, 24)
+    state_dim: int = 32
+    encoder_channels: tuple[int, int] = (48, 96)
+    hidden: int = 256
+    decoder_channels: tuple[int, int] = (64, 32)
+    dynamics_hidden: int = 512
+    dynamics_depth: int = 3
+    action_dim: int = 2
+    history: int = 2
+    num_frames: int = 10
+    state_noise: float = 0.05
+
+    def __post_init__(self) -> None:
+        self.latent_size = tuple(self.latent_size)  # type: ignore[assignment]
+        self.encoder_channels = tuple(self.encoder_channels)  # type: ignore[assignment]
+        self.decoder_channels = tuple(self.decoder_channels)  # type: ignore[assignment]
+        if any(s % 4 for s in self.latent_size):
+            raise ValueError(f"latent_size must be divisible by 4, got {self.latent_size}")
+        if self.history != 2:
+            raise ValueError(f"CompactDynamics steps from 2 context frames, got history={self.history}")
+        if self.num_frames <= self.history:
+            raise ValueError(f"num_frames ({self.num_frames}) must exceed history ({self.history})")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("latent_size", "encoder_channels", "decoder_channels"):
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CompactConfig":
+        return cls(**d)
+
+
+class CompactAutoencoder(nn.Module):
+    """Codec latents ``(N, C, h, w)`` <-> states ``(N, state_dim)`` (raw, not normalised)."""
+
+    def __init__(self, config: CompactConfig) -> None:
+        super().__init__()
+        c = config
+        e1, e2 = c.encoder_channels
+        d1, d2 = c.decoder_channels
+        h, w = c.latent_size
+        self.grid = (h // 2, w // 2)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(c.latent_channels, e1, 4, 2, 1), nn.SiLU(),
+            nn.Conv2d(e1, e2, 4, 2, 1), nn.SiLU(),
+            nn.Flatten(), nn.Linear(e2 * (h // 4) * (w // 4), c.hidden), nn.SiLU(),
+            nn.Linear(c.hidden, c.state_dim),
+        )
+        self.decoder_fc = nn.Sequential(
+            nn.Linear(c.state_dim, c.hidden), nn.SiLU(),
+            nn.Linear(c.hidden, d1 * self.grid[0] * self.grid[1]), nn.SiLU(),
+        )
+        self.decoder = nn.Sequential(
+            nn.Conv2d(d1, d1, 3, 1, 1), nn.SiLU(),
+            nn.Upsample(scale_factor=2), nn.Conv2d(d1, d2, 3, 1, 1), nn.SiLU(),
+            nn.Conv2d(d2, c.latent_channels, 3, 1, 1),
+        )
+        self.d1 = d1
+
+    def encode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.encoder(latents)
+
+    def decode(self, states: torch.Tensor) -> torch.Tensor:
+        x = self.decoder_fc(states).view(-1, self.d1, *self.grid)
+        return self.decoder(x)
+
+
+class CompactDynamics(nn.Module):
+    """The compact world-model backbone: autoencoder, state statistics and the step MLP.
+
+    >>> cfg = CompactConfig(latent_size=(8, 8), state_dim=4, encoder_channels=(8, 8), hidden=16,
+    ...                     decoder_channels=(8, 8), dynamics_hidden=16, num_frames=6)
+    >>> net = CompactDynamics(cfg)
+    >>> ctx = torch.zeros(2, 2, 4, 8, 8)
+    >>> mask = torch.zeros(2, 2, dtype=torch.bool)
+    >>> net.rollout(ctx, torch.zeros(2, 2, 2), mask, torch.zeros(2, 5, 2)).shape
+    torch.Size([2, 5, 4, 8, 8])
+    """
+
+    deterministic = True
+
+    def __init__(self, config: CompactConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.autoencoder = CompactAutoencoder(config)
+        layers: list[nn.Module] = []
+        width = 2 * config.state_dim + 2 * config.action_dim
+        for _ in range(config.dynamics_depth):
+            layers += [nn.Linear(width, config.dynamics_hidden), nn.SiLU()]
+            width = config.dynamics_hidden
+        layers.append(nn.Linear(width, config.state_dim))
+        self.step_net = nn.Sequential(*layers)
+        # per-dimension mean and std of the training states: the step works in normalised units
+        self.register_buffer("state_mean", torch.zeros(config.state_dim))
+        self.register_buffer("state_std", torch.ones(config.state_dim))
+
+    def encode_states(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``(..., C, h, w)`` -> normalised states ``(..., state_dim)``."""
+        lead = latents.shape[:-3]
+        raw = self.autoencoder.encode(latents.reshape(-1, *latents.shape[-3:]))
+        return ((raw - self.state_mean) / self.state_std).reshape(*lead, -1)
+
+    def decode_states(self, states: torch.Tensor) -> torch.Tensor:
+        """Normalised states ``(..., state_dim)`` -> latents ``(..., C, h, w)``."""
+        lead = states.shape[:-1]
+        raw = states.reshape(-1, states.shape[-1]) * self.state_std + self.state_mean
+        out = self.autoencoder.decode(raw)
+        return out.reshape(*lead, *out.shape[1:])
+
+    def step(self, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,
+             action: torch.Tensor) -> torch.Tensor:
+        """The next normalised state from the last two and the actions that led to the last one
+        (``prev_action``, zero when unknown) and away from it (``action``)."""
+        return state + self.step_net(torch.cat([prev, state, prev_action, action], dim=-1))
+
+    def rollout_states(self, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,
+                       actions: torch.Tensor) -> torch.Tensor:
+        """Normalised states ``(B, L, state_dim)`` of ``L`` actions ``(B, L, A)``, one step each."""
+        out = []
+        for k in range(actions.shape[1]):
+            nxt = self.step(prev, state, prev_action, actions[:, k])
+            out.append(nxt)
+            prev, state, prev_action = state, nxt, actions[:, k]
+        return torch.stack(out, dim=1)
+
+    @torch.no_grad()
+    def rollout(self, context: torch.Tensor, context_actions: torch.Tensor, context_mask: torch.Tensor,
+                actions: torch.Tensor) -> torch.Tensor:
+        """Latents ``(B, L, C, h, w)`` of the frames ``actions`` ``(B, L, A)`` produce after ``context``
+        ``(B, 2, C, h, w)`` (its actions ``(B, 2, A)``, ``context_mask`` True where known)."""
+        states = self.encode_states(context)
+        last = context_actions[:, -1]
+        prev_action = torch.where(context_mask[:, -1:], last, torch.zeros_like(last))
+        new = self.rollout_states(states[:, -2], states[:, -1], prev_action, actions.to(states.dtype))
+        return self.decode_states(new)
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        raise TypeError("CompactDynamics is not a denoiser: WorldModel calls its rollout()")

@@ -1,0 +1,277 @@
+"""Train the compact-state world model (:mod:`world_gym.models.compact`) on pre-encoded latents.
+
+    world-gym train compact-ae                 # autoencoder: codec latents <-> state vectors
+    world-gym train compact-dynamics           # the step MLP, on multi-step rollouts of itself
+    world-gym train compact-export export_to=runs/pusht/wm_compact
+
+Both stages read the latents that ``world-gym train encode`` wrote into ``codec_dir`` (the same
+ones the IRASim dynamics train on), checkpoint every ``trainer.ckpt_every`` steps, resume when run
+again, log to ``log_ae.csv`` / ``log_dynamics.csv`` and stop after ``trainer.max_minutes``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from world_gym.diffusion import NoiseSchedule, SamplerConfig
+from world_gym.models.compact import CompactAutoencoder, CompactConfig, CompactDynamics
+from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
+from world_gym.training.train_codec import load_codec
+from world_gym.training.train_dynamics import action_spec
+from world_gym.world_model import WorldModel, WorldModelConfig
+
+
+def model_config(cfg: DictConfig, latents: np.ndarray) -> CompactConfig:
+    fields = OmegaConf.to_container(cfg.model, resolve=True)
+    return CompactConfig(latent_channels=int(latents.shape[1]), latent_size=tuple(latents.shape[2:]),
+                         action_dim=int(cfg.data.action.dim), **fields)  # type: ignore[arg-type]
+
+
+def _latents(cfg: DictConfig) -> np.ndarray:
+    path = Path(cfg.codec_dir) / "latents.npy"
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path}: run `world-gym train encode` first")
+    return np.load(path, mmap_mode="r")
+
+
+def object_weight(latents: torch.Tensor, mean: torch.Tensor, strength: float) -> torch.Tensor:
+    """Per-cell loss weights ``1 + strength * |z - mean|`` (channel mean, capped at 2): the agent and
+    the block sit where a frame differs from the average frame, a few cells of a static board."""
+    return 1.0 + strength * (latents - mean).abs().mean(dim=1, keepdim=True).clamp(max=2.0)
+
+
+def _train_loop(cfg: DictConfig, desc: str, step: int, total: int, opt: torch.optim.Optimizer,
+                grad_clip: float, batch_loss: Callable[[], torch.Tensor], save: Callable[[int], None],
+                log: CsvLog, learning_rate: Callable[[int], float] | None = None) -> int:
+    """Optimizer steps from ``step`` to ``total`` (clipped gradients), with progress, CSV log,
+    checkpoints (``save(step)``) every ``trainer.ckpt_every`` steps and at the end, and the
+    ``trainer.max_minutes`` budget. Returns the step reached."""
+    params = [p for group in opt.param_groups for p in group["params"]]
+    budget = 60.0 * float(cfg.trainer.get("max_minutes", 0) or 0)
+    start, running = time.perf_counter(), []
+    bar = tqdm(total=total, initial=step, desc=desc, unit="step")
+    while step < total:
+        if budget and time.perf_counter() - start > budget:
+            print(f"trainer.max_minutes reached at step {step}; checkpoint saved, run again to resume")
+            break
+        lr = learning_rate(step) if learning_rate else opt.param_groups[0]["lr"]
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = batch_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        opt.step()
+        step += 1
+        running.append(loss.item())
+        bar.update(1)
+        if step % int(cfg.trainer.log_every) == 0 or step == total:
+            bar.set_postfix(loss=f"{np.mean(running):.4f}")
+            log.write(step=step, loss=f"{np.mean(running):.5f}", lr=f"{lr:.2e}",
+                      seconds=f"{time.perf_counter() - start:.0f}")
+            running = []
+        if step % int(cfg.trainer.ckpt_every) == 0 or step == total:
+            save(step)
+    save(step)
+    bar.close()
+    return step
+
+
+def train_autoencoder(cfg: DictConfig) -> Path:
+    """Train (or resume) the autoencoder; writes ``out_dir/autoencoder.pt`` and ``log_ae.csv``."""
+    torch.set_num_threads(int(cfg.trainer.threads))
+    torch.manual_seed(int(cfg.trainer.seed))
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config_ae.yaml")
+    latents = torch.from_numpy(np.array(_latents(cfg), dtype=np.float16))  # in memory: random rows
+    config = model_config(cfg, latents)
+    net = CompactAutoencoder(config)
+    tc = cfg.autoencoder
+    opt = torch.optim.AdamW(net.parameters(), lr=float(tc.lr))
+    step = 0
+    mean = latents[: int(tc.mean_frames)].float().mean(0)
+    state = load_checkpoint(out / "autoencoder.pt")
+    if state is not None:
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, mean = int(state["step"]), state["latent_mean"]
+    rng = np.random.default_rng(int(cfg.trainer.seed) + step)
+
+    def batch_loss() -> torch.Tensor:
+        x = latents[torch.from_numpy(rng.integers(0, len(latents), int(tc.batch_size)))].float()
+        states = net.encode(x)
+        recon = net.decode(states + config.state_noise * torch.randn_like(states))
+        loss = (object_weight(x, mean, float(tc.object_weight)) * (recon - x) ** 2).mean()
+        return loss + float(tc.state_l2) * states.pow(2).mean()
+
+    def save(step: int) -> None:
+        save_checkpoint(out / "autoencoder.pt", {"model": net.state_dict(), "opt": opt.state_dict(),
+                                                 "step": step, "latent_mean": mean})
+
+    _train_loop(cfg, "compact autoencoder", step, int(tc.steps), opt, float(tc.grad_clip), batch_loss, save,
+                CsvLog(out / "log_ae.csv", ["step", "loss", "seconds"]))
+    return out
+
+
+def encode_states(cfg: DictConfig, net: CompactAutoencoder, ae_step: int) -> np.ndarray:
+    """Raw states of every training frame, cached in ``out_dir/states.npy`` for this autoencoder step."""
+    out = Path(cfg.out_dir)
+    path, stamp = out / "states.npy", out / "states.step"
+    if path.is_file() and stamp.is_file() and int(stamp.read_text()) == ae_step:
+        return np.load(path)
+    latents = _latents(cfg)
+    with torch.no_grad():
+        states = np.concatenate([
+            net.encode(torch.from_numpy(np.asarray(latents[i:i + 2048], np.float32))).numpy()
+            for i in tqdm(range(0, len(latents), 2048), desc="encoding states", unit="batch")
+        ])
+    np.save(path, states)
+    stamp.write_text(f"{ae_step}\n")
+    return states
+
+
+def rollout_loss(model: CompactDynamics, states: torch.Tensor, actions: torch.Tensor, context_noise: float,
+                 pad_history_prob: float) -> torch.Tensor:
+    """Mean squared error of a model's own ``L - 2``-step rollout from each clip's first two states.
+
+    Args:
+        states: ``(B, L, D)`` normalised states of consecutive frames.
+        actions: ``(B, L, A)`` normalised; ``actions[:, t]`` leads from frame ``t`` to ``t + 1``.
+        context_noise: the two context states get Gaussian noise of a std drawn per clip from
+            ``U(0, context_noise)`` (the paper's small noise on the context).
+        pad_history_prob: share of clips whose context is the second frame twice without an action,
+            as a rollout starts right after ``reset``.
+    """
+    b = states.shape[0]
+    sigma = context_noise * torch.rand(b, 1)
+    prev = states[:, 0] + sigma * torch.randn_like(states[:, 0])
+    state = states[:, 1] + sigma * torch.randn_like(states[:, 1])
+    prev_action = actions[:, 0]
+    pad = torch.rand(b, 1) < pad_history_prob
+    prev = torch.where(pad, state, prev)
+    prev_action = torch.where(pad, torch.zeros_like(prev_action), prev_action)
+    pred = model.rollout_states(prev, state, prev_action, actions[:, 1:-1])
+    return (pred - states[:, 2:]).pow(2).mean()
+
+
+def train_dynamics(cfg: DictConfig) -> Path:
+    """Train (or resume) the step MLP on the autoencoder's states; writes ``out_dir/dynamics.pt``."""
+    torch.set_num_threads(int(cfg.trainer.threads))
+    torch.manual_seed(int(cfg.trainer.seed))
+    out = Path(cfg.out_dir)
+    ae_state = load_checkpoint(out / "autoencoder.pt")
+    if ae_state is None:
+        raise FileNotFoundError(f"no {out / 'autoencoder.pt'}: run `world-gym train compact-ae` first")
+    save_config(cfg, out / "config_dynamics.yaml")
+    latents = _latents(cfg)
+    model = CompactDynamics(model_config(cfg, latents))
+    model.autoencoder.load_state_dict(ae_state["model"])
+    model.autoencoder.requires_grad_(False)
+    raw = torch.from_numpy(encode_states(cfg, model.autoencoder, int(ae_state["step"])))
+    model.state_mean.copy_(raw.mean(0))
+    model.state_std.copy_(raw.std(0) + 1e-3)
+    states = (raw - model.state_mean) / model.state_std
+    actions = torch.from_numpy(action_spec(cfg).normalize(np.load(Path(cfg.codec_dir) / "actions.npy")))
+    episodes = np.load(Path(cfg.codec_dir) / "episode_index.npy")
+    tc = cfg.dynamics
+    length = int(tc.unroll) + 2
+    starts = np.flatnonzero(episodes[: len(episodes) - length + 1] == episodes[length - 1 :])
+    if len(starts) == 0:
+        raise ValueError(f"no episode is {length} frames long")
+    opt = torch.optim.AdamW(model.step_net.parameters(), lr=float(tc.lr))
+    step = 0
+    state = load_checkpoint(out / "dynamics.pt")
+    if state is not None:
+        if int(state["ae_step"]) != int(ae_state["step"]):
+            raise ValueError(f"{out / 'dynamics.pt'} was trained on the autoencoder of step "
+                             f"{state['ae_step']}, autoencoder.pt is at step {ae_state['step']}: move "
+                             "dynamics.pt away to start afresh")
+        model.step_net.load_state_dict(state["step_net"])
+        opt.load_state_dict(state["opt"])
+        step = int(state["step"])
+    rng = np.random.default_rng(int(cfg.trainer.seed) + step)
+    torch.manual_seed(int(cfg.trainer.seed) + 7919 * step)
+    total = int(tc.steps)
+
+    def learning_rate(step: int) -> float:
+        # a cosine decay to lr_min over the run: the loss is a mean over rollouts, so the late
+        # steps refine what the early ones found
+        low, high = float(tc.lr_min), float(tc.lr)
+        return low + (high - low) * 0.5 * (1 + math.cos(math.pi * step / total))
+
+    def batch_loss() -> torch.Tensor:
+        rows = torch.from_numpy(rng.choice(starts, int(tc.batch_size))[:, None] + np.arange(length))
+        return rollout_loss(model, states[rows], actions[rows], float(tc.context_noise),
+                            float(tc.pad_history_prob))
+
+    def save(step: int) -> None:
+        save_checkpoint(out / "dynamics.pt", {
+            "step_net": model.step_net.state_dict(), "opt": opt.state_dict(), "step": step,
+            "ae_step": int(ae_state["step"]), "state_mean": model.state_mean, "state_std": model.state_std})
+
+    _train_loop(cfg, "compact dynamics", step, total, opt, float(tc.grad_clip), batch_loss, save,
+                CsvLog(out / "log_dynamics.csv", ["step", "loss", "lr", "seconds"]), learning_rate)
+    return out
+
+
+def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
+    """Codec + compact backbone of ``out_dir`` as a world-model directory at ``target``."""
+    out = Path(cfg.out_dir)
+    ae_state, dyn_state = load_checkpoint(out / "autoencoder.pt"), load_checkpoint(out / "dynamics.pt")
+    if ae_state is None or dyn_state is None:
+        raise FileNotFoundError(f"{out} needs autoencoder.pt and dynamics.pt: train both stages first")
+    latents = _latents(cfg)
+    config = model_config(cfg, latents)
+    backbone = CompactDynamics(config)
+    backbone.autoencoder.load_state_dict(ae_state["model"])
+    backbone.step_net.load_state_dict(dyn_state["step_net"])
+    backbone.state_mean.copy_(dyn_state["state_mean"])
+    backbone.state_std.copy_(dyn_state["state_std"])
+    codec = load_codec(cfg.codec_dir)
+    wm_config = WorldModelConfig(
+        backbone="Compact",
+        backbone_config=config.to_dict(),
+        codec=codec.config_dict(),
+        action=action_spec(cfg),
+        frame_size=tuple(cfg.data.frame_size),
+        fps=float(cfg.data.fps),
+        chunk_size=int(cfg.chunk_size),
+        history=config.history,
+        schedule=NoiseSchedule(),
+        sampler=SamplerConfig(name="ddim", num_inference_steps=1),  # unused: the backbone is deterministic
+        metadata={"family": cfg.data.family, "trained": True, "backbone_kind": "compact",
+                  "autoencoder_steps": int(ae_state["step"]), "steps": int(dyn_state["step"]),
+                  "train_config": OmegaConf.to_container(cfg, resolve=True)},
+    )
+    return WorldModel(wm_config, backbone=backbone, codec=codec).save_pretrained(target)
+
+
+def main_autoencoder(overrides: list[str]) -> int:
+    train_autoencoder(compose("train_compact", overrides))
+    return 0
+
+
+def main_dynamics(overrides: list[str]) -> int:
+    train_dynamics(compose("train_compact", overrides))
+    return 0
+
+
+def main_export(overrides: list[str]) -> int:
+    target = [o.split("=", 1)[1] for o in overrides if o.startswith("export_to=")]
+    cfg = compose("train_compact", [o for o in overrides if not o.startswith("export_to=")])
+    print(f"wrote {export_world_model(cfg, target[0] if target else Path(cfg.out_dir) / 'world_model')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_dynamics(sys.argv[1:]))
