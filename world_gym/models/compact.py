@@ -15,7 +15,7 @@ simulator this project learns (gym-pusht) is deterministic given two frames and 
 deterministic model costs one MLP call per frame, which is what lets it train on a 2-core CPU.
 The hope: a decoder that maps every state to a whole frame draws only frames like those it was
 trained on, so a pushed block would stay a block, where the spatial IRASim models here melt it
-under contact. Measured (``docs/pusht_world_model.md``, session 9): trained on the CPU for 76
+under contact. Measured (``docs/pusht_world_model.md``, session 9): trained on the CPU for 75
 minutes, the autoencoder itself draws the T as a rounded blob; it is not shipped.
 
 As a :class:`~world_gym.world_model.WorldModel` backbone (registered as ``"Compact"``) it works

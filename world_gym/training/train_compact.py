@@ -11,7 +11,6 @@ again, log to ``log_ae.csv`` / ``log_dynamics.csv`` and stop after ``trainer.max
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -26,13 +25,14 @@ from world_gym.diffusion import NoiseSchedule, SamplerConfig
 from world_gym.models.compact import CompactAutoencoder, CompactConfig, CompactDynamics
 from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
 from world_gym.training.train_codec import load_codec
-from world_gym.training.train_dynamics import action_spec
+from world_gym.training.train_dynamics import action_spec, learning_rate
 from world_gym.world_model import WorldModel, WorldModelConfig
 
 
-def model_config(cfg: DictConfig, latents: np.ndarray) -> CompactConfig:
+def model_config(cfg: DictConfig, latent_shape: tuple[int, ...]) -> CompactConfig:
+    """The model of ``cfg.model`` for latents of shape ``(N, C, h, w)``."""
     fields = OmegaConf.to_container(cfg.model, resolve=True)
-    return CompactConfig(latent_channels=int(latents.shape[1]), latent_size=tuple(latents.shape[2:]),
+    return CompactConfig(latent_channels=int(latent_shape[1]), latent_size=tuple(latent_shape[2:]),
                          action_dim=int(cfg.data.action.dim), **fields)  # type: ignore[arg-type]
 
 
@@ -94,7 +94,7 @@ def train_autoencoder(cfg: DictConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config_ae.yaml")
     latents = torch.from_numpy(np.array(_latents(cfg), dtype=np.float16))  # in memory: random rows
-    config = model_config(cfg, latents)
+    config = model_config(cfg, tuple(latents.shape))
     net = CompactAutoencoder(config)
     tc = cfg.autoencoder
     opt = torch.optim.AdamW(net.parameters(), lr=float(tc.lr))
@@ -173,8 +173,7 @@ def train_dynamics(cfg: DictConfig) -> Path:
     if ae_state is None:
         raise FileNotFoundError(f"no {out / 'autoencoder.pt'}: run `world-gym train compact-ae` first")
     save_config(cfg, out / "config_dynamics.yaml")
-    latents = _latents(cfg)
-    model = CompactDynamics(model_config(cfg, latents))
+    model = CompactDynamics(model_config(cfg, _latents(cfg).shape))
     model.autoencoder.load_state_dict(ae_state["model"])
     model.autoencoder.requires_grad_(False)
     raw = torch.from_numpy(encode_states(cfg, model.autoencoder, int(ae_state["step"])))
@@ -203,11 +202,10 @@ def train_dynamics(cfg: DictConfig) -> Path:
     torch.manual_seed(int(cfg.trainer.seed) + 7919 * step)
     total = int(tc.steps)
 
-    def learning_rate(step: int) -> float:
-        # a cosine decay to lr_min over the run: the loss is a mean over rollouts, so the late
-        # steps refine what the early ones found
-        low, high = float(tc.lr_min), float(tc.lr)
-        return low + (high - low) * 0.5 * (1 + math.cos(math.pi * step / total))
+    # a cosine decay from lr to lr_min over the run, the IRASim trainer's schedule: the loss is a
+    # mean over rollouts, so the late steps refine what the early ones found
+    schedule = OmegaConf.create({"lr": float(tc.lr), "lr_min": float(tc.lr_min), "steps": total,
+                                 "warmup_steps": 1, "lr_schedule": "cosine", "decay_from": 0})
 
     def batch_loss() -> torch.Tensor:
         rows = torch.from_numpy(rng.choice(starts, int(tc.batch_size))[:, None] + np.arange(length))
@@ -220,7 +218,8 @@ def train_dynamics(cfg: DictConfig) -> Path:
             "ae_step": int(ae_state["step"]), "state_mean": model.state_mean, "state_std": model.state_std})
 
     _train_loop(cfg, "compact dynamics", step, total, opt, float(tc.grad_clip), batch_loss, save,
-                CsvLog(out / "log_dynamics.csv", ["step", "loss", "lr", "seconds"]), learning_rate)
+                CsvLog(out / "log_dynamics.csv", ["step", "loss", "lr", "seconds"]),
+                lambda step: learning_rate(schedule, step))
     return out
 
 
@@ -230,8 +229,7 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
     ae_state, dyn_state = load_checkpoint(out / "autoencoder.pt"), load_checkpoint(out / "dynamics.pt")
     if ae_state is None or dyn_state is None:
         raise FileNotFoundError(f"{out} needs autoencoder.pt and dynamics.pt: train both stages first")
-    latents = _latents(cfg)
-    config = model_config(cfg, latents)
+    config = model_config(cfg, _latents(cfg).shape)
     backbone = CompactDynamics(config)
     backbone.autoencoder.load_state_dict(ae_state["model"])
     backbone.step_net.load_state_dict(dyn_state["step_net"])
