@@ -9,10 +9,18 @@ import torch
 
 import world_gym  # noqa: F401  (registers the envs)
 from test_training import _overrides, pipeline  # noqa: F401  (the tiny dataset, codec and latents)
-from world_gym.models.compact import CompactConfig, CompactDynamics
+from world_gym.models.compact import (
+    CompactAutoencoder,
+    CompactConfig,
+    CompactDynamics,
+    ConvDecoder,
+    KeypointEncoder,
+)
 from world_gym.training.common import compose
 from world_gym.training.train_compact import (
     export_world_model,
+    moving_starts,
+    pose_targets,
     rollout_loss,
     train_autoencoder,
     train_dynamics,
@@ -32,6 +40,51 @@ def test_config_round_trip_and_checks():
         CompactConfig(latent_size=(10, 8))
     with pytest.raises(ValueError, match="history"):
         CompactConfig(history=1)
+    with pytest.raises(ValueError, match="decoder"):
+        CompactConfig(decoder="mlp")
+
+
+def test_keypoint_encoder_reads_positions_by_spatial_softmax():
+    cfg = CompactConfig(**{**_tiny().to_dict(), "state_dim": 6, "encoder": "keypoints", "keypoints": 2})
+    with pytest.raises(ValueError, match="keypoints"):
+        CompactConfig(**{**cfg.to_dict(), "keypoints": 3})
+    enc = KeypointEncoder(cfg)
+    torch.manual_seed(0)
+    states = enc(torch.randn(5, 4, 8, 8))
+    assert states.shape == (5, 6) and states[:, :4].abs().max() <= 1
+    # with the feature maps the input's own channels, map k's point is where channel k peaks
+    enc.features = torch.nn.Identity()
+    enc.points = torch.nn.Conv2d(4, 2, 1, bias=False)
+    enc.rest[0] = torch.nn.Linear(4 + 4, 16)
+    with torch.no_grad():
+        enc.points.weight.copy_(torch.eye(2, 4)[:, :, None, None])
+        enc.log_temperature.fill_(-5.0)
+        x = torch.zeros(1, 4, 8, 8)
+        x[0, 0, 2, 7] = 1.0   # channel 0 peaks at row 2, column 7
+        x[0, 1, 6, 0] = 1.0   # channel 1 at row 6, column 0
+        points = enc(x)[0, :4]
+    grid = torch.linspace(-1, 1, 8)
+    torch.testing.assert_close(points, torch.stack([grid[7], grid[2], grid[0], grid[6]]), atol=1e-3, rtol=0)
+    # an autoencoder with this encoder trains end to end
+    ae = CompactAutoencoder(cfg)
+    ae.decode(ae.encode(torch.randn(2, 4, 8, 8))).pow(2).mean().backward()
+    assert ae.encoder.log_temperature.grad is not None
+
+
+def test_implicit_decoder_draws_from_the_state_alone():
+    torch.manual_seed(0)
+    cfg = CompactConfig(**{**_tiny().to_dict(), "decoder": "implicit", "implicit_width": 8,
+                           "implicit_depth": 2})
+    ae = CompactAutoencoder(cfg)
+    states = torch.randn(3, 4)
+    out = ae.decode(states)
+    assert out.shape == (3, 4, 8, 8)
+    torch.testing.assert_close(ae.decode(states[1:2]), out[1:2])  # no cross-talk within a batch
+    assert not torch.allclose(out[0], out[1])                     # the state changes the frame
+    # the state reaches the frame through every FiLM layer's scale and shift
+    out.pow(2).sum().backward()
+    assert ae.decoder.film[-1].weight.grad.abs().sum() > 0
+    assert not hasattr(ConvDecoder(cfg), "film")
 
 
 def test_rollout_steps_one_frame_per_action_from_the_context():
@@ -53,6 +106,27 @@ def test_rollout_steps_one_frame_per_action_from_the_context():
     torch.testing.assert_close(unknown, out)
     with pytest.raises(TypeError, match="not a denoiser"):
         net(ctx)
+
+
+def test_chunks_fed_back_as_context_continue_the_same_rollout():
+    torch.manual_seed(0)
+    net = CompactDynamics(_tiny()).eval()
+    ctx, acts = torch.randn(2, 2, 4, 8, 8), torch.rand(2, 7, 2) * 2 - 1
+    known, unknown = torch.ones(2, 2, dtype=torch.bool), torch.zeros(2, 2, dtype=torch.bool)
+    whole = net.rollout(ctx, torch.zeros(2, 2, 2), unknown, acts)
+    first = net.rollout(ctx, torch.zeros(2, 2, 2), unknown, acts[:, :3])
+    # an env's next context: its own last two frames (states reused, not encoded again) and actions
+    second = net.rollout(first[:, -2:], acts[:, 1:3], known, acts[:, 3:4])
+    third = net.rollout(torch.cat([first[:, -1:], second], 1), acts[:, 2:4], known, acts[:, 4:])
+    torch.testing.assert_close(torch.cat([first, second, third], 1), whole)
+    # a row that is not the model's own output (a reset env) is encoded as before
+    fresh = torch.randn(1, 2, 4, 8, 8)
+    mixed = net.rollout(torch.cat([fresh, third[1:, -2:]]), acts[:, 5:7], known, acts[:, :2])
+    alone = CompactDynamics(_tiny())
+    alone.load_state_dict(net.state_dict())
+    torch.testing.assert_close(mixed[:1], alone.eval().rollout(fresh, acts[:1, 5:7], known[:1], acts[:1, :2]))
+    encoded_again = alone.rollout(third[1:, -2:], acts[1:, 5:7], known[1:], acts[1:, :2])
+    assert not torch.allclose(mixed[1:], encoded_again)
 
 
 def test_rollout_loss_is_zero_for_a_perfect_model():
@@ -115,3 +189,38 @@ def test_the_env_runs_a_compact_model(pipeline, tmp_path):  # noqa: F811
     obs, reward, terminated, truncated, info = env.step(np.full((3, 2), 256.0, np.float32))
     assert np.asarray(info["frames"]).shape == (3, 32, 32, 3)
     np.testing.assert_array_equal(obs, info["frames"][-1])
+
+
+def test_pose_targets_and_moving_clips(pipeline):  # noqa: F811
+    cfg = compose("train_compact", _compact_overrides(pipeline))
+    poses = pose_targets(cfg, 36)
+    assert poses.shape == (36, 6) and poses.dtype == np.float32
+    # the tiny dataset's block sits at (256, 256), angle 0.5, and slides right in episode 1 only
+    np.testing.assert_allclose(poses[:12, 2:], [[0.0, 0.0, np.cos(0.5), np.sin(0.5)]] * 12, atol=1e-6)
+    np.testing.assert_allclose(poses[12:18, 2] * 256, np.arange(6), atol=1e-4)
+    assert np.abs(poses[:, :2]).max() <= 1
+    with pytest.raises(ValueError, match="hold 36 frames"):
+        pose_targets(cfg, 35)
+    starts = np.array([0, 5, 12, 17, 18, 24])
+    # only clips that see a frame of episode 1 up to its seventh (t = 6) see the block move
+    assert moving_starts(poses, starts, 2).tolist() == [12, 17]
+    assert moving_starts(poses, starts, 4).tolist() == [12, 17]
+    with pytest.raises(ValueError, match="never moves"):
+        moving_starts(poses, np.array([0, 24]), 3)
+
+
+def test_implicit_decoder_pose_supervision_and_moving_clips_train(pipeline, tmp_path):  # noqa: F811
+    over = [o if not o.startswith("out_dir=") else f"out_dir={tmp_path / 'c'}"
+            for o in _compact_overrides(pipeline)]
+    over += ["model.decoder=implicit", "model.implicit_width=8", "autoencoder.pose_weight=1.0",
+             "dynamics.moving_share=0.5"]
+    train_autoencoder(compose("train_compact", [*over, "autoencoder.steps=2"]))
+    state = torch.load(tmp_path / "c" / "autoencoder.pt", weights_only=False)
+    assert set(state) >= {"model", "pose_head"} and state["pose_head"]["weight"].shape == (6, 4)
+    train_autoencoder(compose("train_compact", [*over, "autoencoder.steps=3"]))  # resumes the pose head too
+    cfg = compose("train_compact", [*over, "dynamics.steps=2"])
+    train_dynamics(cfg)
+    model = WorldModel.from_pretrained(export_world_model(cfg, tmp_path / "wm"))
+    assert model.config.backbone_config["decoder"] == "implicit"
+    out = model.rollout(np.full((1, 32, 32, 3), 255, np.uint8), np.full((1, 4, 2), 256.0))
+    assert out.frames.shape == (1, 4, 32, 32, 3)

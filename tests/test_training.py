@@ -13,7 +13,14 @@ import torch
 from training_data import write_tiny_dataset
 from world_gym.training.common import compose
 from world_gym.training.episodes import load_episodes
-from world_gym.training.train_codec import encode_dataset, finetune_decoder, train_codec
+from world_gym.training.train_codec import (
+    codec_from_model,
+    encode_dataset,
+    finetune_decoder,
+    load_codec,
+    main_codec_from_model,
+    train_codec,
+)
 from world_gym.training.train_dynamics import export_world_model, train_dynamics
 from world_gym.assets import bundled_model_path
 from world_gym.world_model import WorldModel
@@ -262,3 +269,18 @@ def test_motion_weight_marks_changing_cells():
     assert w.shape == (1, 2, 1, 3, 3)
     assert w[0, 1, 0, 1, 1] == 6.0 and w.sum() == 18 + 5
     assert motion_weight(x, history=2, strength=0.0) is None
+
+
+def test_codec_from_model_is_the_models_codec(tmp_path):
+    out = codec_from_model("tiny-pusht", tmp_path / "codec")  # a model shipped in the package, by name
+    model = WorldModel.from_pretrained(bundled_model_path("tiny-pusht"))
+    codec = load_codec(out)
+    assert codec.scaling_factor == model.codec.scaling_factor
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(codec.encode(frames), model.codec.encode(frames), rtol=0, atol=0)
+    shipped = bundled_model_path("tiny-pusht")
+    assert main_codec_from_model([f"model={shipped}", f"out_dir={tmp_path / 'b'}"]) == 0
+    assert (tmp_path / "b" / "vae" / "config.json").is_file()
+    with pytest.raises(SystemExit, match="not \\['steps'\\]"):
+        main_codec_from_model(["steps=3"])

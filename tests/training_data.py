@@ -12,10 +12,15 @@ from PIL import Image
 
 
 def write_tiny_dataset(root: Path, episodes: int = 3, length: int = 12, size: int = 32, seed: int = 0) -> Path:
-    """Episodes of a dot moving toward its action target on a white board, written like LeRobot."""
+    """Episodes of a dot moving toward its action target on a white board, written like LeRobot.
+
+    The privileged columns: ``observation.state`` is the dot's position; ``observation.block_pose``
+    (an undrawn block) moves by one unit a frame in the first half of odd episodes, else stays.
+    """
     rng = np.random.default_rng(seed)
-    rows: dict[str, list] = {"observation.image": [], "action": [], "episode_index": [], "frame_index": [],
-                             "observation.coverage": []}
+    keys = ("observation.image", "action", "episode_index", "frame_index", "observation.coverage",
+            "observation.state", "observation.block_pose")
+    rows: dict[str, list] = {k: [] for k in keys}
     for ep in range(episodes):
         pos = rng.uniform(100, 400, 2)
         for t in range(length):
@@ -30,6 +35,9 @@ def write_tiny_dataset(root: Path, episodes: int = 3, length: int = 12, size: in
             rows["episode_index"].append(ep)
             rows["frame_index"].append(t)
             rows["observation.coverage"].append([float(t) / length])
+            rows["observation.state"].append(pos.astype(np.float32).tolist())
+            shift = float(min(t, length // 2)) if ep % 2 else 0.0
+            rows["observation.block_pose"].append([256.0 + shift, 256.0, 0.5])
             pos = pos + 0.3 * (target - pos)
     path = root / "data" / "chunk-000" / "file-000.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +48,8 @@ def write_tiny_dataset(root: Path, episodes: int = 3, length: int = 12, size: in
         "episode_index": pa.array(rows["episode_index"], type=pa.int64()),
         "frame_index": pa.array(rows["frame_index"], type=pa.int64()),
         "observation.coverage": pa.array(rows["observation.coverage"], type=pa.list_(pa.float32(), 1)),
+        "observation.state": pa.array(rows["observation.state"], type=pa.list_(pa.float32(), 2)),
+        "observation.block_pose": pa.array(rows["observation.block_pose"], type=pa.list_(pa.float32(), 3)),
     })
     # shuffled rows: the reader must restore episode / frame order
     pq.write_table(table.take(np.random.default_rng(1).permutation(len(table))), path)

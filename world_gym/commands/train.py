@@ -1,5 +1,5 @@
-"""``world-gym train {codec,encode,decoder,dynamics,export,shards,compact-*} [overrides]``: the
-training pipelines."""
+"""``world-gym train {codec,codec-from-model,encode,decoder,dynamics,export,shards,compact-*}
+[overrides]``: the training pipelines."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 
 STAGES = {
     "codec": "world_gym.training.train_codec:main_codec",
+    "codec-from-model": "world_gym.training.train_codec:main_codec_from_model",
     "encode": "world_gym.training.train_codec:main_encode",
     "decoder": "world_gym.training.train_codec:main_decoder",
     "dynamics": "world_gym.training.train_dynamics:main",
@@ -21,8 +22,10 @@ STAGES = {
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a world model: codec, encode (pre-encode latents), decoder (fine-tune on whole frames), "
-        "dynamics, export, shards (EMA weights in <=15 MiB bf16 files, for trainer.init_from); "
+        help="train a world model: codec, codec-from-model (a trained model's codec, e.g. the "
+        "shipped one's, as a codec stage's output), encode (pre-encode latents), decoder (fine-tune "
+        "on whole frames), dynamics, export, shards (EMA weights in <=15 MiB bf16 files, for "
+        "trainer.init_from); "
         "compact-ae, compact-dynamics, compact-export (the compact-state model, train_compact.yaml)",
         description="Stages run with the Hydra configs in configs/ (train_codec.yaml, train_dynamics.yaml, "
         "train_compact.yaml); "

@@ -288,3 +288,35 @@ def main_decoder(overrides: list[str]) -> int:
 
     finetune_decoder(compose("train_codec", overrides))
     return 0
+
+
+def codec_from_model(model: str | Path, out_dir: str | Path) -> Path:
+    """Write the codec of a world model (a directory, or the name of one shipped in the package)
+    as a ``train codec`` output directory, so that ``train encode`` and the dynamics stages run on
+    it without training a codec: ``vae/`` and ``codec.json`` (its scaling factor)."""
+    from world_gym.assets import ASSETS_DIR
+    from world_gym.world_model import WorldModel
+
+    path = Path(model)
+    if not path.is_dir() and (ASSETS_DIR / str(model)).is_dir():
+        path = ASSETS_DIR / str(model)
+    codec = WorldModel.from_pretrained(path).codec
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    codec.vae.save_pretrained(out / "vae")
+    meta = {"scaling_factor": codec.scaling_factor, "steps": None, "from_model": str(model)}
+    (out / "codec.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+def main_codec_from_model(overrides: list[str]) -> int:
+    """``world-gym train codec-from-model [model=NAME_OR_DIR] [out_dir=DIR]`` (defaults: the shipped
+    Push-T model, ``runs/pusht/codec_f4``)."""
+    options = dict(o.split("=", 1) for o in overrides)
+    unknown = set(options) - {"model", "out_dir"}
+    if unknown:
+        raise SystemExit(f"codec-from-model takes model= and out_dir=, not {sorted(unknown)}")
+    out = codec_from_model(options.get("model", "pusht-irasim-mini"),
+                           options.get("out_dir", "runs/pusht/codec_f4"))
+    print(f"wrote {out}")
+    return 0

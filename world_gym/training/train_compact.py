@@ -11,6 +11,7 @@ again, log to ``log_ae.csv`` / ``log_dynamics.csv`` and stop after ``trainer.max
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,11 +20,13 @@ from typing import Callable
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 from tqdm import tqdm
 
 from world_gym.diffusion import NoiseSchedule, SamplerConfig
 from world_gym.models.compact import CompactAutoencoder, CompactConfig, CompactDynamics
 from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
+from world_gym.training.episodes import load_episodes
 from world_gym.training.train_codec import load_codec
 from world_gym.training.train_dynamics import action_spec, learning_rate
 from world_gym.world_model import WorldModel, WorldModelConfig
@@ -41,6 +44,32 @@ def _latents(cfg: DictConfig) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"no {path}: run `world-gym train encode` first")
     return np.load(path, mmap_mode="r")
+
+
+POSE_COLUMNS = ("observation.state", "observation.block_pose")
+
+
+def pose_targets(cfg: DictConfig, num_frames: int) -> np.ndarray:
+    """The privileged pose of every latent frame, ``(N, 6)`` float32: agent ``x, y`` and block
+    ``x, y`` mapped from ``[0, 512]`` to ``[-1, 1]``, and the cosine and sine of the block's angle.
+
+    Read from the dataset roots that ``latents.json`` names, in the order ``train encode`` read
+    them; raises where they are gone, were replayed or disagree with the latents in length.
+    """
+    meta = json.loads((Path(cfg.codec_dir) / "latents.json").read_text())
+    roots = [r for r in meta["roots"] if not r.startswith("replay:")]
+    if len(roots) != len(meta["roots"]):
+        raise ValueError("autoencoder.pose_weight needs the datasets themselves, not a replay manifest")
+    parts = []
+    for root in roots:
+        extras = load_episodes(root, extra_columns=POSE_COLUMNS, progress=False).extras
+        agent, block = extras[POSE_COLUMNS[0]], extras[POSE_COLUMNS[1]]
+        parts.append(np.concatenate([(agent[:, :2] - 256.0) / 256.0, (block[:, :2] - 256.0) / 256.0,
+                                     np.cos(block[:, 2:3]), np.sin(block[:, 2:3])], axis=1))
+    poses = np.concatenate(parts).astype(np.float32)
+    if len(poses) != num_frames:
+        raise ValueError(f"the roots of latents.json hold {len(poses)} frames, latents.npy {num_frames}")
+    return poses
 
 
 def object_weight(latents: torch.Tensor, mean: torch.Tensor, strength: float) -> torch.Tensor:
@@ -97,26 +126,37 @@ def train_autoencoder(cfg: DictConfig) -> Path:
     config = model_config(cfg, tuple(latents.shape))
     net = CompactAutoencoder(config)
     tc = cfg.autoencoder
-    opt = torch.optim.AdamW(net.parameters(), lr=float(tc.lr))
+    # privileged supervision (optional): a linear read-out of the state must give the frame's pose,
+    # so the state holds the agent and the block however few cells they cover
+    pose_weight = float(tc.get("pose_weight", 0.0))
+    poses = torch.from_numpy(pose_targets(cfg, len(latents))) if pose_weight > 0 else None
+    pose_head = nn.Linear(config.state_dim, 6)
+    opt = torch.optim.AdamW([*net.parameters(), *pose_head.parameters()], lr=float(tc.lr))
     step = 0
     mean = latents[: int(tc.mean_frames)].float().mean(0)
     state = load_checkpoint(out / "autoencoder.pt")
     if state is not None:
         net.load_state_dict(state["model"])
+        if "pose_head" in state:  # checkpoints before session 10 have none
+            pose_head.load_state_dict(state["pose_head"])
         opt.load_state_dict(state["opt"])
         step, mean = int(state["step"]), state["latent_mean"]
     rng = np.random.default_rng(int(cfg.trainer.seed) + step)
 
     def batch_loss() -> torch.Tensor:
-        x = latents[torch.from_numpy(rng.integers(0, len(latents), int(tc.batch_size)))].float()
+        rows = torch.from_numpy(rng.integers(0, len(latents), int(tc.batch_size)))
+        x = latents[rows].float()
         states = net.encode(x)
         recon = net.decode(states + config.state_noise * torch.randn_like(states))
         loss = (object_weight(x, mean, float(tc.object_weight)) * (recon - x) ** 2).mean()
+        if poses is not None:
+            loss = loss + pose_weight * (pose_head(states) - poses[rows]).pow(2).mean()
         return loss + float(tc.state_l2) * states.pow(2).mean()
 
     def save(step: int) -> None:
-        save_checkpoint(out / "autoencoder.pt", {"model": net.state_dict(), "opt": opt.state_dict(),
-                                                 "step": step, "latent_mean": mean})
+        save_checkpoint(out / "autoencoder.pt", {
+            "model": net.state_dict(), "pose_head": pose_head.state_dict(), "opt": opt.state_dict(),
+            "step": step, "latent_mean": mean})
 
     _train_loop(cfg, "compact autoencoder", step, int(tc.steps), opt, float(tc.grad_clip), batch_loss, save,
                 CsvLog(out / "log_ae.csv", ["step", "loss", "seconds"]))
@@ -164,6 +204,19 @@ def rollout_loss(model: CompactDynamics, states: torch.Tensor, actions: torch.Te
     return (pred - states[:, 2:]).pow(2).mean()
 
 
+def moving_starts(poses: np.ndarray, starts: np.ndarray, length: int, threshold: float = 0.002) -> np.ndarray:
+    """The clip starts among ``starts`` whose ``length`` frames see the block move: its position
+    (``poses[:, 2:4]``, ``[-1, 1]`` units: 0.002 is half a workspace unit) or its angle's cosine and
+    sine change by more than ``threshold`` between two of them. Contact is what the step must learn,
+    and the block moves in only a fifth of Push-T's frames."""
+    change = np.abs(np.diff(poses[:, 2:6], axis=0)).max(axis=1) > threshold  # frame t -> t + 1
+    window = np.concatenate([[0], np.cumsum(change)])
+    hits = window[starts + length - 1] - window[starts] > 0
+    if not hits.any():
+        raise ValueError("dynamics.moving_share > 0, but the block never moves in a training clip")
+    return starts[hits]
+
+
 def train_dynamics(cfg: DictConfig) -> Path:
     """Train (or resume) the step MLP on the autoencoder's states; writes ``out_dir/dynamics.pt``."""
     torch.set_num_threads(int(cfg.trainer.threads))
@@ -187,6 +240,8 @@ def train_dynamics(cfg: DictConfig) -> Path:
     starts = np.flatnonzero(episodes[: len(episodes) - length + 1] == episodes[length - 1 :])
     if len(starts) == 0:
         raise ValueError(f"no episode is {length} frames long")
+    moving_share = float(tc.get("moving_share", 0.0))
+    moving = moving_starts(pose_targets(cfg, len(episodes)), starts, length) if moving_share > 0 else starts
     opt = torch.optim.AdamW(model.step_net.parameters(), lr=float(tc.lr))
     step = 0
     state = load_checkpoint(out / "dynamics.pt")
@@ -208,7 +263,11 @@ def train_dynamics(cfg: DictConfig) -> Path:
                                  "warmup_steps": 1, "lr_schedule": "cosine", "decay_from": 0})
 
     def batch_loss() -> torch.Tensor:
-        rows = torch.from_numpy(rng.choice(starts, int(tc.batch_size))[:, None] + np.arange(length))
+        first = rng.choice(starts, int(tc.batch_size))
+        if moving_share > 0:
+            n_moving = int(rng.binomial(len(first), moving_share))
+            first[:n_moving] = rng.choice(moving, n_moving)
+        rows = torch.from_numpy(first[:, None] + np.arange(length))
         return rollout_loss(model, states[rows], actions[rows], float(tc.context_noise),
                             float(tc.pad_history_prob))
 
