@@ -224,3 +224,24 @@ def test_implicit_decoder_pose_supervision_and_moving_clips_train(pipeline, tmp_
     assert model.config.backbone_config["decoder"] == "implicit"
     out = model.rollout(np.full((1, 32, 32, 3), 255, np.uint8), np.full((1, 4, 2), 256.0))
     assert out.frames.shape == (1, 4, 32, 32, 3)
+
+
+def test_compact_autoencoder_benchmark_read_out_errors():
+    from conftest import load_benchmark
+
+    bench = load_benchmark("compact_autoencoder")
+    agent = np.array([[100.0, 400.0], [256.0, 256.0]])
+    block = np.array([[300.0, 200.0, 0.1], [256.0, 128.0, 6.2]])  # 6.2 rad is 0.083 rad short of a turn
+    targets = np.concatenate([(agent - 256) / 256, (block[:, :2] - 256) / 256,
+                              np.cos(block[:, 2:]), np.sin(block[:, 2:])], axis=1)
+    head = torch.nn.Linear(6, 6)  # the states are the pose targets themselves: an exact read-out
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(6))
+        head.bias.zero_()
+    exact = bench.read_out_errors(head, torch.tensor(targets, dtype=torch.float32), agent, block)
+    assert max(exact.values()) < 1e-3
+    # a block angle read 0.2 rad past the true one is 0.2 rad off, across the wrap at 2 pi too
+    turned = targets.copy()
+    turned[:, 4], turned[:, 5] = np.cos(block[:, 2] + 0.2), np.sin(block[:, 2] + 0.2)
+    errors = bench.read_out_errors(head, torch.tensor(turned, dtype=torch.float32), agent, block)
+    assert errors["readout_angle_deg"] == pytest.approx(np.degrees(0.2), abs=1e-3)
