@@ -23,6 +23,14 @@ IMAGE_KEY = "observation.image"
 CACHE_DIR = "world_gym_cache"
 
 
+def clip_starts(episode_index: np.ndarray, length: int) -> np.ndarray:
+    """Rows ``t`` such that rows ``t .. t + length - 1`` of ``episode_index`` (sorted by episode)
+    belong to one episode."""
+    if length > len(episode_index):
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(episode_index[: len(episode_index) - length + 1] == episode_index[length - 1 :])
+
+
 @dataclass
 class EpisodeArrays:
     """Rows of a dataset sorted by episode then frame.
@@ -48,10 +56,7 @@ class EpisodeArrays:
 
     def clip_starts(self, length: int) -> np.ndarray:
         """Rows ``t`` such that rows ``t .. t + length - 1`` belong to one episode."""
-        if length > len(self):
-            return np.zeros(0, np.int64)
-        same = self.episode_index[: len(self) - length + 1] == self.episode_index[length - 1 :]
-        return np.flatnonzero(same)
+        return clip_starts(self.episode_index, length)
 
     def episode_rows(self) -> list[np.ndarray]:
         """Row indices of each episode, in order."""

@@ -294,12 +294,10 @@ def codec_from_model(model: str | Path, out_dir: str | Path) -> Path:
     """Write the codec of a world model (a directory, or the name of one shipped in the package)
     as a ``train codec`` output directory, so that ``train encode`` and the dynamics stages run on
     it without training a codec: ``vae/`` and ``codec.json`` (its scaling factor)."""
-    from world_gym.assets import ASSETS_DIR
+    from world_gym.assets import bundled_model_path
     from world_gym.world_model import WorldModel
 
-    path = Path(model)
-    if not path.is_dir() and (ASSETS_DIR / str(model)).is_dir():
-        path = ASSETS_DIR / str(model)
+    path = Path(model) if Path(model).is_dir() else bundled_model_path(str(model))
     codec = WorldModel.from_pretrained(path).codec
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

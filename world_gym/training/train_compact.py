@@ -26,7 +26,7 @@ from tqdm import tqdm
 from world_gym.diffusion import NoiseSchedule, SamplerConfig
 from world_gym.models.compact import CompactAutoencoder, CompactConfig, CompactDynamics
 from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
-from world_gym.training.episodes import load_episodes
+from world_gym.training.episodes import clip_starts, load_episodes
 from world_gym.training.train_codec import load_codec
 from world_gym.training.train_dynamics import action_spec, learning_rate
 from world_gym.world_model import WorldModel, WorldModelConfig
@@ -237,7 +237,7 @@ def train_dynamics(cfg: DictConfig) -> Path:
     episodes = np.load(Path(cfg.codec_dir) / "episode_index.npy")
     tc = cfg.dynamics
     length = int(tc.unroll) + 2
-    starts = np.flatnonzero(episodes[: len(episodes) - length + 1] == episodes[length - 1 :])
+    starts = clip_starts(episodes, length)
     if len(starts) == 0:
         raise ValueError(f"no episode is {length} frames long")
     moving_share = float(tc.get("moving_share", 0.0))
