@@ -87,6 +87,8 @@ class ModelRollout:
         self.model = self.codec = WorldModel.from_pretrained(path, device=args.device, dtype=dtype)
         if dtype is not None:
             self.model.codec.to(dtype)
+        if args.decoder is not None:
+            self.model.codec.decoder = args.decoder
         self.name = Path(path).name or str(path)
         self.history = self.model.history
         self.batch_size, self.steps, self.sampler = args.batch_size, args.steps, args.sampler
@@ -438,6 +440,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default=default_device())
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                         help="world-model precision, backbone and codec (default: the model's)")
+    parser.add_argument("--decoder", default=None, choices=["fast", "vae"],
+                        help="latent decoder (default: the model's fast decoder if it has one, else its VAE)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
     parser.add_argument("--video", default=None, help="write ground truth | models side by side (.mp4/.gif)")
@@ -469,7 +473,8 @@ def main(argv: list[str] | None = None) -> dict:
     shown = [m.name for m in models] or [methods[0].name]  # the videos' columns beside the truth
     rows, report = [], {"benchmark": "fidelity", "data": str(args.data), "episodes": len(episodes),
                         "device": torch.cuda.get_device_name() if args.device.startswith("cuda")
-                        else f"CPU ({torch.get_num_threads()} threads)", "seed": args.seed}
+                        else f"CPU ({torch.get_num_threads()} threads)", "seed": args.seed,
+                        "decoders": {m.name: m.model.codec.decoder for m in models}}
     if "short" in protocols:
         res = timed(models, lambda: run_short(data, methods, args, episodes))
         report["short"] = {"horizon": args.horizon, "windows_per_episode": args.windows, "methods": res}

@@ -40,6 +40,8 @@ def world_model_case(args: argparse.Namespace, num_envs: int) -> dict:
         kwargs["model"] = args.model
     if args.dtype:
         kwargs["dtype"] = kwargs["codec_dtype"] = getattr(torch, args.dtype)
+    if args.decoder:
+        kwargs["decoder"] = args.decoder
     if num_envs == 1:
         env = gym.make(args.env, **kwargs)
     else:
@@ -86,6 +88,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=20)
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                         help="world-model precision, backbone and codec (default: the model's)")
+    parser.add_argument("--decoder", default=None, choices=["fast", "vae"],
+                        help="latent decoder (default: the model's fast decoder if it has one, else its VAE)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
@@ -100,12 +104,14 @@ def main() -> None:
 
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     print(f"env {args.env}, chunk {args.chunk_size}, device {device}, dtype {args.dtype or 'default'}, "
+          f"decoder {args.decoder or 'default'}, "
           f"torch {torch.__version__}\n")
     print("| case | frames/s | x gym-pusht | diffusion steps |")
     print("| --- | ---: | ---: | ---: |")
     for row in rows:
         print(f"| {row['case']} | {row['frames_per_s']:.1f} | {row['ratio_to_pusht']:.3f} | {row.get('diffusion_steps', '-')} |")
     print(json.dumps({"benchmark": "speed", "env": args.env, "device": device, "dtype": args.dtype,
+                      "decoder": args.decoder,
                       "chunk_size": args.chunk_size,
                       "machine": platform.machine(), "rows": rows}))
 

@@ -245,3 +245,25 @@ def test_compact_autoencoder_benchmark_read_out_errors():
     turned[:, 4], turned[:, 5] = np.cos(block[:, 2] + 0.2), np.sin(block[:, 2] + 0.2)
     errors = bench.read_out_errors(head, torch.tensor(turned, dtype=torch.float32), agent, block)
     assert errors["readout_angle_deg"] == pytest.approx(np.degrees(0.2), abs=1e-3)
+
+
+def test_state_cache_follows_the_latents(pipeline, tmp_path):  # noqa: F811
+    import shutil
+
+    from world_gym.training.train_compact import encode_states, model_config
+
+    codec = tmp_path / "codec"
+    shutil.copytree(pipeline / "codec", codec)
+    over = [o for o in _compact_overrides(pipeline) if not o.startswith(("codec_dir=", "out_dir="))]
+    cfg = compose("train_compact", [*over, f"codec_dir={codec}", f"out_dir={tmp_path / 'c'}"])
+    (tmp_path / "c").mkdir()
+    latents = np.load(codec / "latents.npy")
+    net = CompactAutoencoder(model_config(cfg, latents.shape)).eval()
+    first = encode_states(cfg, net, ae_step=5)
+    assert first.shape == (len(latents), 4)
+    np.testing.assert_array_equal(encode_states(cfg, net, ae_step=5), first)  # from the cache
+    # `train encode` with another root: more latents, so the cached states are stale
+    np.save(codec / "latents.npy", np.concatenate([latents, latents[:3]]))
+    again = encode_states(cfg, net, ae_step=5)
+    assert again.shape == (len(latents) + 3, 4)
+    np.testing.assert_allclose(again[:len(latents)], first, atol=1e-5)

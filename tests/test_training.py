@@ -1,6 +1,7 @@
 """The training pipeline end to end on a tiny dataset: codec, encode, dynamics (resume, DDP), export."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -17,9 +18,11 @@ from world_gym.training.train_codec import (
     codec_from_model,
     encode_dataset,
     finetune_decoder,
+    attach_fast_decoder,
     load_codec,
     main_codec_from_model,
     train_codec,
+    train_fast_decoder,
 )
 from world_gym.training.train_dynamics import export_world_model, train_dynamics
 from world_gym.assets import bundled_model_path
@@ -137,6 +140,52 @@ def test_dynamics_trains_resumes_and_exports(pipeline):
     out = model.rollout(np.full((1, 32, 32, 3), 255, np.uint8), np.full((1, 4, 2), 256.0),
                         generator=torch.Generator().manual_seed(0))
     assert out.frames.shape == (1, 4, 32, 32, 3)
+
+
+def test_fast_decoder_trains_resumes_and_attaches(tmp_path, pipeline):
+    import shutil
+
+    codec_dir = tmp_path / "codec"
+    shutil.copytree(pipeline / "codec", codec_dir)
+    dyn = [o.replace(str(pipeline / "codec"), str(codec_dir)).replace(str(pipeline / "dyn"), str(tmp_path / "dyn"))
+           for o in _overrides(pipeline)]
+    cfg = compose("train_dynamics", [*dyn, "trainer.steps=1"])
+    train_dynamics(cfg)
+    model_dir = export_world_model(cfg, tmp_path / "wm")
+    before = WorldModel.from_pretrained(model_dir)
+    assert before.codec.decoder == "vae"
+
+    overrides = [o for o in _overrides(pipeline) if o.startswith(("data.", "codec."))]
+    fast = ["codec.fast_decoder_channels=[8,4]", "trainer.fast_decoder_batch_size=2", "trainer.eval_every=1",
+            "trainer.threads=1", f"out_dir={codec_dir}"]
+    train_fast_decoder(compose("train_codec", [*overrides, *fast, "trainer.fast_decoder_steps=2"]))
+    first = torch.load(codec_dir / "fast_decoder_ckpt.pt", weights_only=True)["decoder"]
+    train_fast_decoder(compose("train_codec", [*overrides, *fast, "trainer.fast_decoder_steps=3",
+                                               f"fast_decoder_attach=[{model_dir}]"]))  # resumes at step 2
+    with open(codec_dir / "fast_decoder_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    assert all(float(r["heldout_psnr"]) > 0 and float(r["vae_heldout_psnr"]) > 0 for r in rows)
+    meta = json.loads((codec_dir / "fast_decoder.json").read_text())
+    assert meta["steps"] == 3 and meta["channels"] == [8, 4] and meta["frames"] == 36
+    last = torch.load(codec_dir / "fast_decoder_ckpt.pt", weights_only=True)["decoder"]
+    assert any(not torch.equal(first[k], last[k]) for k in first)
+
+    model = WorldModel.from_pretrained(model_dir)  # attached: saved with the model, decoding by default
+    assert model.codec.decoder == "fast" and model.config.codec["fast_decoder"] == {"channels": [8, 4]}
+    for k, v in before.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v)
+    for k, v in model.codec.fast_decoder.state_dict().items():
+        torch.testing.assert_close(v, last[k])
+    assert load_codec(codec_dir).decoder == "fast"
+    start = np.full((1, 32, 32, 3), 255, np.uint8)
+    fast_frames = model.rollout(start, np.full((1, 2, 2), 256.0), generator=torch.Generator().manual_seed(0)).frames
+    model.codec.decoder = "vae"
+    vae_frames = model.rollout(start, np.full((1, 2, 2), 256.0), generator=torch.Generator().manual_seed(0)).frames
+    assert fast_frames.shape == vae_frames.shape == (1, 2, 32, 32, 3) and not np.array_equal(fast_frames, vae_frames)
+    # a model made with another codec is refused
+    with pytest.raises(SystemExit, match="not made with the codec"):
+        attach_fast_decoder(codec_dir, bundled_model_path("tiny-pusht"))
 
 
 def test_default_recipe_is_the_shipped_models(pipeline):

@@ -104,6 +104,7 @@ def build_env_parts(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     codec_dtype: torch.dtype | None = None,
+    decoder: str | None = None,
     num_inference_steps: int | None = None,
     sampler: str | None = None,
     report_timing: bool = False,
@@ -126,6 +127,8 @@ def build_env_parts(
         raise ValueError("give either an env family or a model (WorldModel or directory)")
     if codec_dtype is not None:
         wm.codec.to(codec_dtype)
+    if decoder is not None:
+        wm.codec.decoder = decoder
     wm.eval()
     chunk = chunk_size or (fam.chunk_size if fam and fam.chunk_size else None) or wm.config.chunk_size
     if chunk < 1:

@@ -15,7 +15,7 @@ from torch import nn
 
 from world_gym.action_spec import ActionSpec
 from world_gym.diffusion import NoiseSchedule, SamplerConfig, make_scheduler, sample_clip
-from world_gym.models.codec import LatentCodec
+from world_gym.models.codec import FastDecoder, LatentCodec
 from world_gym.models.compact import CompactConfig, CompactDynamics
 from world_gym.models.irasim import IRASim, IRASimConfig
 
@@ -46,7 +46,8 @@ class WorldModelConfig:
 
     Attributes:
         backbone, backbone_config: registered backbone name and its hyper-parameters.
-        codec: ``{"vae": AutoencoderKL config, "scaling_factor": float}``.
+        codec: ``{"vae": AutoencoderKL config, "scaling_factor": float}``, and ``"fast_decoder":
+            {"channels": [...]}`` when the model has a :class:`~world_gym.models.codec.FastDecoder`.
         action: the :class:`ActionSpec` (env units and scaling).
         frame_size: ``(H, W)`` of the RGB frames the model reads and writes.
         fps: frames per second of the data it was trained on.
@@ -130,12 +131,18 @@ class WorldModel(nn.Module):
         self.config = config
         self.backbone = backbone if backbone is not None else BACKBONES[config.backbone](config.backbone_config)
         self.codec = codec if codec is not None else LatentCodec.from_config(
-            config.codec["vae"], config.codec.get("scaling_factor")
+            config.codec["vae"], config.codec.get("scaling_factor"), config.codec.get("fast_decoder")
         )
         if self.max_new_frames < 1:
             raise ValueError(
                 f"backbone num_frames={self.backbone.config.num_frames} leaves no frame after history={config.history}"
             )
+
+    def attach_fast_decoder(self, fast_decoder: FastDecoder) -> None:
+        """Add a trained :class:`~world_gym.models.codec.FastDecoder` to the codec (``save_pretrained``
+        then stores it, and frames decode with it by default)."""
+        self.codec.attach_fast_decoder(fast_decoder)
+        self.config.codec = {**self.config.codec, "fast_decoder": fast_decoder.config_dict()}
 
     @property
     def action_spec(self) -> ActionSpec:

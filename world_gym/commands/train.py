@@ -1,4 +1,4 @@
-"""``world-gym train {codec,codec-from-model,encode,decoder,dynamics,export,shards,compact-*}
+"""``world-gym train {codec,codec-from-model,encode,decoder,fast-decoder,dynamics,export,shards,compact-*}
 [overrides]``: the training pipelines."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ STAGES = {
     "codec-from-model": "world_gym.training.train_codec:main_codec_from_model",
     "encode": "world_gym.training.train_codec:main_encode",
     "decoder": "world_gym.training.train_codec:main_decoder",
+    "fast-decoder": "world_gym.training.train_codec:main_fast_decoder",
     "dynamics": "world_gym.training.train_dynamics:main",
     "export": "world_gym.training.train_dynamics:main_export",
     "shards": "world_gym.training.train_dynamics:main_shards",
@@ -24,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a world model: codec, codec-from-model (a trained model's codec, e.g. the "
         "shipped one's, as a codec stage's output), encode (pre-encode latents), decoder (fine-tune "
-        "on whole frames), dynamics, export, shards (EMA weights in <=15 MiB bf16 files, for "
+        "on whole frames), fast-decoder (a small decoder of the encoded latents, added to the "
+        "world models in fast_decoder_attach=[...]), dynamics, export, shards (EMA weights in <=15 MiB bf16 files, for "
         "trainer.init_from); "
         "compact-ae, compact-dynamics, compact-export (the compact-state model, train_compact.yaml)",
         description="Stages run with the Hydra configs in configs/ (train_codec.yaml, train_dynamics.yaml, "

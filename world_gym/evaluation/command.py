@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                    help="world-model precision, backbone and codec (default: the model's; "
                    "bfloat16 runs ~3x faster on CPUs with AVX512-BF16)")
+    p.add_argument("--decoder", default=None, choices=["fast", "vae"],
+                   help="latent decoder (default: the model's fast decoder if it has one, else its VAE)")
     p.add_argument("--no-ground-truth", action="store_true", help="world model only")
     p.add_argument("--no-world-model", action="store_true", help="ground truth only (grade a policy zoo)")
     p.add_argument("--videos", type=int, default=2, help="side-by-side videos per policy (first seeds)")
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     specs = [spec for text in args.policy for spec in parse_policy_spec(text)]
     dtype = getattr(torch, args.dtype) if args.dtype else None  # backbone and codec alike
     env_kwargs = {k: v for k, v in {"model": args.model, "num_inference_steps": args.steps, "sampler": args.sampler,
-                                    "device": args.device, "dtype": dtype, "codec_dtype": dtype}.items()
+                                    "device": args.device, "dtype": dtype, "codec_dtype": dtype,
+                                    "decoder": args.decoder}.items()
                   if v is not None}
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
     config = EvaluationConfig(

@@ -41,6 +41,60 @@ def tiny_vae_config(latent_channels: int = 4, block_out_channels: tuple[int, ...
     }
 
 
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
+class FastDecoder(nn.Module):
+    """A small convolutional decoder from scaled latents to frames in ``[-1, 1]``.
+
+    The ``AutoencoderKL`` decoder (GroupNorm, SiLU, full-resolution convolutions) is most of a
+    world-model step on CPU. This one has no normalisation, works at the latent resolution and at
+    each upsampling stage's, and upsamples with sub-pixel convolutions (``PixelShuffle``), the last
+    straight to RGB: a stage per factor of 2 of ``downsample``, ``channels[i]`` wide (the last entry
+    repeats when there are more stages). It is trained on the codec's latents of dataset frames
+    against the frames themselves (``world-gym train fast-decoder``), as TAESD is for Stable
+    Diffusion's latents; the encoder and the latent space do not change.
+
+    >>> dec = FastDecoder(latent_channels=4, downsample=4, channels=(16, 8))
+    >>> dec(torch.zeros(2, 4, 8, 8)).shape
+    torch.Size([2, 3, 32, 32])
+    """
+
+    def __init__(self, latent_channels: int, downsample: int, channels: tuple[int, ...] | list[int] = (64, 32),
+                 out_channels: int = 3) -> None:
+        super().__init__()
+        stages = int(round(np.log2(downsample)))
+        if 2**stages != downsample or stages < 1:
+            raise ValueError(f"downsample must be a power of 2 >= 2, got {downsample}")
+        if not channels:
+            raise ValueError("channels must name at least one width")
+        widths = [int(channels[min(i, len(channels) - 1)]) for i in range(stages)]
+        self.latent_channels = latent_channels
+        self.downsample = downsample
+        self.channels = [int(c) for c in channels]
+        layers: list[nn.Module] = [nn.Conv2d(latent_channels, widths[0], 3, padding=1), nn.ReLU(), _Residual(widths[0])]
+        for width, nxt in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(width, nxt * 4, 3, padding=1), nn.PixelShuffle(2), nn.ReLU(), _Residual(nxt)]
+        layers += [nn.Conv2d(widths[-1], out_channels * 4, 3, padding=1), nn.PixelShuffle(2)]
+        self.net = nn.Sequential(*layers)
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"channels": list(self.channels)}
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.net(latents)
+
+
+DECODERS = ("fast", "vae")
+
+
 class LatentCodec(nn.Module):
     """Encodes uint8 RGB frames to scaled VAE latents and decodes them back.
 
@@ -51,6 +105,8 @@ class LatentCodec(nn.Module):
         vae: any ``AutoencoderKL``.
         scaling_factor: multiplies latents after encoding; defaults to ``vae.config.scaling_factor``.
         micro_batch: frames per VAE call, which bounds peak memory for large batches.
+        fast_decoder: an optional :class:`FastDecoder` of these latents; when there is one,
+            ``decode`` uses it unless ``decoder`` is ``"vae"``.
 
     >>> codec = LatentCodec.from_config(tiny_vae_config())
     >>> frames = np.zeros((2, 32, 32, 3), dtype=np.uint8)
@@ -60,16 +116,49 @@ class LatentCodec(nn.Module):
     (2, 32, 32, 3)
     """
 
-    def __init__(self, vae: AutoencoderKL, scaling_factor: float | None = None, micro_batch: int = 64) -> None:
+    def __init__(self, vae: AutoencoderKL, scaling_factor: float | None = None, micro_batch: int = 64,
+                 fast_decoder: FastDecoder | None = None) -> None:
         super().__init__()
         self.vae = vae
         self.scaling_factor = float(vae.config.scaling_factor if scaling_factor is None else scaling_factor)
         self.micro_batch = micro_batch
+        self.fast_decoder = fast_decoder
+        self._decoder = "fast" if fast_decoder is not None else "vae"
 
     @classmethod
-    def from_config(cls, vae_config: dict[str, Any], scaling_factor: float | None = None) -> "LatentCodec":
-        """A codec with a freshly initialised ``AutoencoderKL`` of the given config."""
-        return cls(AutoencoderKL.from_config(dict(vae_config)), scaling_factor)
+    def from_config(cls, vae_config: dict[str, Any], scaling_factor: float | None = None,
+                    fast_decoder: dict[str, Any] | None = None) -> "LatentCodec":
+        """A codec with a freshly initialised ``AutoencoderKL`` of the given config (and a
+        :class:`FastDecoder` of the ``fast_decoder`` config, ``{"channels": [...]}``, if given)."""
+        vae = AutoencoderKL.from_config(dict(vae_config))
+        fast = None
+        if fast_decoder is not None:
+            blocks = len(vae_config["block_out_channels"])
+            fast = FastDecoder(int(vae_config["latent_channels"]), 2 ** (blocks - 1), fast_decoder["channels"])
+        return cls(vae, scaling_factor, fast_decoder=fast)
+
+    @property
+    def decoder(self) -> str:
+        """Which decoder ``decode`` runs: ``"fast"`` (the :class:`FastDecoder`) or ``"vae"``."""
+        return self._decoder
+
+    @decoder.setter
+    def decoder(self, name: str) -> None:
+        if name not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {name!r}")
+        if name == "fast" and self.fast_decoder is None:
+            raise ValueError("this codec has no fast decoder (train one with `world-gym train fast-decoder`)")
+        self._decoder = name
+
+    def attach_fast_decoder(self, fast_decoder: FastDecoder) -> None:
+        """Add (or replace) the fast decoder, and decode with it."""
+        if fast_decoder.latent_channels != self.latent_channels or fast_decoder.downsample != self.downsample:
+            raise ValueError(
+                f"fast decoder for {fast_decoder.latent_channels} channels / downsample {fast_decoder.downsample} "
+                f"does not fit a codec of {self.latent_channels} / {self.downsample}"
+            )
+        self.fast_decoder = fast_decoder.to(self.device, self.dtype)
+        self._decoder = "fast"
 
     @property
     def downsample(self) -> int:
@@ -85,7 +174,10 @@ class LatentCodec(nn.Module):
 
     def config_dict(self) -> dict[str, Any]:
         vae = {k: v for k, v in self.vae.config.items() if not k.startswith("_")}
-        return {"vae": vae, "scaling_factor": self.scaling_factor}
+        out: dict[str, Any] = {"vae": vae, "scaling_factor": self.scaling_factor}
+        if self.fast_decoder is not None:
+            out["fast_decoder"] = self.fast_decoder.config_dict()
+        return out
 
     @property
     def device(self) -> torch.device:
@@ -125,7 +217,12 @@ class LatentCodec(nn.Module):
         return torch.cat(chunks) * self.scaling_factor
 
     def decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
-        """Scaled latents -> ``(N, 3, H, W)`` in about ``[-1, 1]`` (differentiable, for training)."""
+        """Scaled latents -> ``(N, 3, H, W)`` in about ``[-1, 1]`` (differentiable, for training),
+        with the decoder ``self.decoder`` names."""
+        if self._decoder == "fast":
+            z = latents.to(self.dtype)
+            step = self.micro_batch
+            return torch.cat([self.fast_decoder(z[i : i + step]) for i in range(0, len(z), step)])
         z = latents.to(self.dtype) / self.scaling_factor
         chunks = [self.vae.decode(z[i : i + self.micro_batch]).sample for i in range(0, len(z), self.micro_batch)]
         return torch.cat(chunks)

@@ -164,12 +164,15 @@ def train_autoencoder(cfg: DictConfig) -> Path:
 
 
 def encode_states(cfg: DictConfig, net: CompactAutoencoder, ae_step: int) -> np.ndarray:
-    """Raw states of every training frame, cached in ``out_dir/states.npy`` for this autoencoder step."""
+    """Raw states of every training frame, cached in ``out_dir/states.npy`` for this autoencoder step
+    and this number of latents (``train encode`` with more roots makes the cache stale)."""
     out = Path(cfg.out_dir)
     path, stamp = out / "states.npy", out / "states.step"
-    if path.is_file() and stamp.is_file() and int(stamp.read_text()) == ae_step:
-        return np.load(path)
     latents = _latents(cfg)
+    if path.is_file() and stamp.is_file() and int(stamp.read_text()) == ae_step:
+        cached = np.load(path, mmap_mode="r")
+        if len(cached) == len(latents):
+            return np.asarray(cached)
     with torch.no_grad():
         states = np.concatenate([
             net.encode(torch.from_numpy(np.asarray(latents[i:i + 2048], np.float32))).numpy()
