@@ -97,6 +97,20 @@ def test_encode_adds_extra_training_roots(tmp_path, pipeline):
     assert record == {"roots": roots, "frames": 36 + len(extra), "episodes": 4}
 
 
+def test_reader_skips_images_when_asked(tmp_path):
+    write_tiny_dataset(tmp_path / "ds", episodes=2, length=6)
+    cols = ("observation.coverage",)
+    bare = load_episodes(tmp_path / "ds", cols, progress=False, images=False)  # no cache yet: reads the columns
+    assert len(bare) == 12 and bare.frames.shape == (12, 0, 0, 3) and bare.clip_starts(5).tolist() == [0, 1, 6, 7]
+    full = load_episodes(tmp_path / "ds", cols, progress=False)
+    assert full.frames.shape == (12, 32, 32, 3)  # the column-only cache does not stand in for the images
+    np.testing.assert_array_equal(bare.actions, full.actions)
+    np.testing.assert_array_equal(bare.extras["observation.coverage"], full.extras["observation.coverage"])
+    assert len(list((tmp_path / "ds").rglob("done"))) == 2  # one cache with the images, one without
+    again = load_episodes(tmp_path / "ds", cols, progress=False, images=False)  # from a cache
+    np.testing.assert_array_equal(again.episode_index, full.episode_index)
+
+
 def test_decoder_finetuning_keeps_the_encoder_and_latents(tmp_path, pipeline):
     import shutil
 

@@ -36,7 +36,7 @@ class EpisodeArrays:
     """Rows of a dataset sorted by episode then frame.
 
     Attributes:
-        frames: ``(N, H, W, 3)`` uint8.
+        frames: ``(N, H, W, 3)`` uint8 (``(N, 0, 0, 3)`` when read with ``images=False``).
         actions: ``(N, A)`` float32; row ``t``'s action leads from frame ``t`` to frame ``t + 1``.
         episode_index: ``(N,)`` int64.
         extras: other requested columns, ``(N, ...)``.
@@ -48,7 +48,7 @@ class EpisodeArrays:
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.episode_index)
 
     @property
     def num_episodes(self) -> int:
@@ -93,23 +93,35 @@ def _decode(cell: dict | bytes) -> np.ndarray:
 
 
 def load_episodes(
-    root: str | Path, extra_columns: tuple[str, ...] = (), cache: bool = True, progress: bool = True
+    root: str | Path, extra_columns: tuple[str, ...] = (), cache: bool = True, progress: bool = True,
+    images: bool = True,
 ) -> EpisodeArrays:
-    """Read frames, actions and ``extra_columns`` of the dataset at ``root`` (a local LeRobotDataset)."""
+    """Read frames, actions and ``extra_columns`` of the dataset at ``root`` (a local LeRobotDataset).
+
+    With ``images=False`` the frames are not decoded (``frames`` is empty), which makes reading
+    state columns such as the privileged poses a matter of seconds; a cache written with the
+    images serves such a call too.
+    """
     root = Path(root)
     files = _parquet_files(root)
     columns = ("episode_index", "frame_index", "action", *extra_columns)
     cache_dir = root / CACHE_DIR / _cache_key(files, columns)
     if cache and (cache_dir / "done").is_file():
         arrays = {p.stem: np.load(p, mmap_mode="r") for p in cache_dir.glob("*.npy")}
-        return _assemble(arrays, extra_columns)
+        return _assemble(arrays, extra_columns, images)
+    if not images:
+        cache_dir = root / CACHE_DIR / _cache_key(files, (*columns, "<no images>"))
+        if cache and (cache_dir / "done").is_file():
+            return _assemble({p.stem: np.load(p, mmap_mode="r") for p in cache_dir.glob("*.npy")}, extra_columns, False)
 
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*columns, IMAGE_KEY)}
-    for path in tqdm(files, desc=f"decoding {root.name}", disable=not progress):
-        table = pq.read_table(path, columns=[*columns, IMAGE_KEY])
+    read = [*columns, IMAGE_KEY] if images else list(columns)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in read}
+    for path in tqdm(files, desc=f"{'decoding' if images else 'reading'} {root.name}", disable=not progress):
+        table = pq.read_table(path, columns=read)
         for key in columns:
             parts[key].append(np.asarray(table.column(key).to_pylist()))
-        parts[IMAGE_KEY].append(np.stack([_decode(c) for c in table.column(IMAGE_KEY).to_pylist()]))
+        if images:
+            parts[IMAGE_KEY].append(np.stack([_decode(c) for c in table.column(IMAGE_KEY).to_pylist()]))
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
     order = np.lexsort((arrays["frame_index"].reshape(-1), arrays["episode_index"].reshape(-1)))
     arrays = {k: v[order] for k, v in arrays.items()}
@@ -118,12 +130,13 @@ def load_episodes(
         for key, value in arrays.items():
             np.save(cache_dir / f"{key}.npy", value)
         (cache_dir / "done").write_text("ok\n")
-    return _assemble(arrays, extra_columns)
+    return _assemble(arrays, extra_columns, images)
 
 
-def _assemble(arrays: dict[str, np.ndarray], extra_columns: tuple[str, ...]) -> EpisodeArrays:
+def _assemble(arrays: dict[str, np.ndarray], extra_columns: tuple[str, ...], images: bool = True) -> EpisodeArrays:
+    n = len(arrays["episode_index"])
     return EpisodeArrays(
-        frames=np.asarray(arrays[IMAGE_KEY]),
+        frames=np.asarray(arrays[IMAGE_KEY]) if images else np.zeros((n, 0, 0, 3), np.uint8),
         actions=np.asarray(arrays["action"], np.float32),
         episode_index=np.asarray(arrays["episode_index"]).reshape(-1).astype(np.int64),
         extras={k: np.asarray(arrays[k]) for k in extra_columns},

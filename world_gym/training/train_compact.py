@@ -62,7 +62,7 @@ def pose_targets(cfg: DictConfig, num_frames: int) -> np.ndarray:
         raise ValueError("autoencoder.pose_weight needs the datasets themselves, not a replay manifest")
     parts = []
     for root in roots:
-        extras = load_episodes(root, extra_columns=POSE_COLUMNS, progress=False).extras
+        extras = load_episodes(root, extra_columns=POSE_COLUMNS, progress=False, images=False).extras
         agent, block = extras[POSE_COLUMNS[0]], extras[POSE_COLUMNS[1]]
         parts.append(np.concatenate([(agent[:, :2] - 256.0) / 256.0, (block[:, :2] - 256.0) / 256.0,
                                      np.cos(block[:, 2:3]), np.sin(block[:, 2:3])], axis=1))
