@@ -130,12 +130,10 @@ class LatentCodec(nn.Module):
                     fast_decoder: dict[str, Any] | None = None) -> "LatentCodec":
         """A codec with a freshly initialised ``AutoencoderKL`` of the given config (and a
         :class:`FastDecoder` of the ``fast_decoder`` config, ``{"channels": [...]}``, if given)."""
-        vae = AutoencoderKL.from_config(dict(vae_config))
-        fast = None
+        codec = cls(AutoencoderKL.from_config(dict(vae_config)), scaling_factor)
         if fast_decoder is not None:
-            blocks = len(vae_config["block_out_channels"])
-            fast = FastDecoder(int(vae_config["latent_channels"]), 2 ** (blocks - 1), fast_decoder["channels"])
-        return cls(vae, scaling_factor, fast_decoder=fast)
+            codec.attach_fast_decoder(FastDecoder(codec.latent_channels, codec.downsample, fast_decoder["channels"]))
+        return codec
 
     @property
     def decoder(self) -> str:

@@ -18,7 +18,6 @@ board. It keeps ``decoder_ckpt.pt`` / ``decoder_log.csv`` and rewrites ``vae/`` 
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -293,11 +292,14 @@ def train_fast_decoder(cfg: DictConfig) -> Path:
     Inputs are the stored latents (the encoder's posterior mode, exactly what the dynamics learn
     to predict); targets are the frames they were encoded from, read again from the roots named in
     ``latents.json``. The loss is the codec's (L1 + MSE, object pixels weighted up); the learning
-    rate decays on a cosine to a tenth. Writes ``fast_decoder.safetensors`` / ``fast_decoder.json``
-    (with the held-out PSNR of both decoders) to ``out_dir``, keeps ``fast_decoder_ckpt.pt`` /
-    ``fast_decoder_log.csv``, and adds the decoder to every world-model directory in
-    ``fast_decoder_attach`` whose codec is this one.
+    rate decays on a cosine from ``fast_decoder_lr`` to ``fast_decoder_lr_min`` (the dynamics
+    trainer's :func:`~world_gym.training.train_dynamics.learning_rate`). Writes
+    ``fast_decoder.safetensors`` / ``fast_decoder.json`` (with the held-out PSNR of both decoders)
+    to ``out_dir``, keeps ``fast_decoder_ckpt.pt`` / ``fast_decoder_log.csv``, and adds the decoder
+    to every world-model directory in ``fast_decoder_attach`` whose codec is this one.
     """
+    from world_gym.training.train_dynamics import learning_rate  # (train_dynamics imports this module)
+
     out = Path(cfg.out_dir)
     torch.manual_seed(int(cfg.trainer.seed))
     torch.set_num_threads(int(cfg.trainer.threads))
@@ -320,14 +322,14 @@ def train_fast_decoder(cfg: DictConfig) -> Path:
     dec = FastDecoder(codec.latent_channels, codec.downsample, list(cfg.codec.fast_decoder_channels))
     opt = torch.optim.AdamW(dec.parameters(), lr=float(cfg.trainer.fast_decoder_lr), weight_decay=0.0)
     total = int(cfg.trainer.fast_decoder_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: 0.1 + 0.45 * (1.0 + math.cos(math.pi * min(i, total) / total)))
+    schedule = OmegaConf.create({"lr": float(cfg.trainer.fast_decoder_lr), "steps": total, "warmup_steps": 1,
+                                 "lr_schedule": "cosine", "decay_from": 0,
+                                 "lr_min": float(cfg.trainer.fast_decoder_lr_min)})
     step = 0
     state = load_checkpoint(out / "fast_decoder_ckpt.pt")
     if state is not None:
         dec.load_state_dict(state["decoder"])
         opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
         step = int(state["step"])
     log = CsvLog(out / "fast_decoder_log.csv", ["step", "loss", "heldout_psnr", "vae_heldout_psnr", "seconds"])
     rng = np.random.default_rng(int(cfg.trainer.seed) + 2 + step)
@@ -338,9 +340,10 @@ def train_fast_decoder(cfg: DictConfig) -> Path:
         idx = np.sort(rng.integers(len(train), size=batch))
         x = to_tensor(train.frames[idx])
         z = torch.from_numpy(np.asarray(latents[idx], np.float32))
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(schedule, step)
         loss = reconstruction_loss(x, dec(z), float(cfg.trainer.object_weight))
         _optimizer_step(opt, loss, dec.parameters(), float(cfg.trainer.grad_clip))
-        sched.step()
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -353,8 +356,8 @@ def train_fast_decoder(cfg: DictConfig) -> Path:
                       vae_heldout_psnr=f"{vae_score:.2f}", seconds=f"{time.perf_counter() - start:.0f}")
             bar.write(f"fast decoder step {step}: held-out PSNR {score:.2f} dB (VAE decoder {vae_score:.2f})")
         if step % int(cfg.trainer.ckpt_every) == 0 or last:
-            save_checkpoint(out / "fast_decoder_ckpt.pt", {"decoder": dec.state_dict(), "opt": opt.state_dict(),
-                                                           "sched": sched.state_dict(), "step": step})
+            save_checkpoint(out / "fast_decoder_ckpt.pt",
+                            {"decoder": dec.state_dict(), "opt": opt.state_dict(), "step": step})
     bar.close()
     dec.eval()
     save_file({k: v.contiguous() for k, v in dec.state_dict().items()}, str(out / FAST_DECODER_WEIGHTS))
@@ -377,6 +380,8 @@ def attach_fast_decoder(codec_dir: str | Path, model_dir: str | Path) -> Path:
     from world_gym.world_model import WorldModel
 
     codec = load_codec(codec_dir)
+    if codec.fast_decoder is None:
+        raise SystemExit(f"{codec_dir} has no fast decoder: run `world-gym train fast-decoder` first")
     model = WorldModel.from_pretrained(model_dir)
     theirs, ours = model.codec.vae.state_dict(), codec.vae.state_dict()
     same = model.codec.scaling_factor == codec.scaling_factor and all(
@@ -384,7 +389,7 @@ def attach_fast_decoder(codec_dir: str | Path, model_dir: str | Path) -> Path:
     )
     if not same:
         raise SystemExit(f"{model_dir} was not made with the codec in {codec_dir}; its latents differ")
-    model.attach_fast_decoder(load_fast_decoder(codec_dir))
+    model.attach_fast_decoder(codec.fast_decoder)
     model.save_pretrained(model_dir)
     return Path(model_dir)
 
