@@ -1,10 +1,15 @@
-"""Push-T: the world-model twin of ``gym_pusht/PushT-v0`` (pymunk), registered as ``IRASim-PushT-v0``.
+"""Push-T: the world-model twin of ``gym_pusht/PushT-v0`` (pymunk), registered as ``IRASim-PushT-v0``
+and ``PoseState-PushT-v0``.
 
 Conventions copy the ground-truth env so that one policy runs unchanged in both: actions are
 absolute agent targets in ``[0, 512]^2`` (float32), observations 96x96x3 uint8 frames at 10 Hz,
 episodes at most 300 frames. The default world model, ``pusht-irasim-mini``, is an IRASim Frame-Ada
 model trained on gym-pusht episodes (its card and fidelity figures: ``docs/pusht_world_model.md``);
-``model="tiny-pusht"`` is a tiny random-weight model for tests. The default reward head,
+``model="tiny-pusht"`` is a tiny random-weight model for tests. ``PoseState-PushT-v0`` is the
+same env on ``pusht-pose-state``, a pose-state model (:mod:`world_gym.models.pose_state`: the state
+is the agent's and the block's pose, read from the frame and drawn back by a learned sprite decoder)
+that is closer to gym-pusht on every fidelity figure measured (``docs/pusht_world_model.md``,
+"Session 12"). The default reward head,
 ``resnet_iou``, reads gym-pusht's coverage off each frame and applies gym-pusht's reward
 ``clip(coverage / 0.95, 0, 1)`` and success ``coverage > 0.95`` (its measured error is in
 ``docs/reward_heads.md``).
@@ -16,6 +21,7 @@ gym-pusht installed, any other seed is rendered on demand: ``options={"episode":
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -38,6 +44,8 @@ MAX_EPISODE_FRAMES = 300
 TASK = "Push the T-shaped block onto the T-shaped target."
 INITIAL_STATES_FILE = "pusht_initial_states.npz"
 DEFAULT_MODEL = "pusht-irasim-mini"  # trained on gym-pusht data; card: docs/pusht_world_model.md
+POSE_ENV_ID = "PoseState-PushT-v0"
+POSE_MODEL = "pusht-pose-state"  # session 12's pose-state model; card: docs/pusht_world_model.md
 
 PUSHT_ACTIONS = ActionSpec(dim=2, low=[0.0, 0.0], high=[512.0, 512.0], scale=1 / 256, offset=256.0, names=["x", "y"])
 
@@ -114,7 +122,8 @@ def make_tiny_model(seed: int = 0) -> WorldModel:
 def make_model(
     device: str | torch.device = "cpu", dtype: torch.dtype | None = None, model_name: str = DEFAULT_MODEL, **kwargs: Any
 ) -> WorldModel:
-    """Load a shipped Push-T world model by name (``pusht-irasim-mini``, the default, or ``tiny-pusht``)."""
+    """Load a shipped Push-T world model by name (``pusht-irasim-mini``, the default, ``pusht-pose-state``
+    or ``tiny-pusht``)."""
     if kwargs:
         raise TypeError(f"unexpected arguments for {ENV_ID}: {sorted(kwargs)}")
     return WorldModel.from_pretrained(bundled_model_path(model_name), device=device, dtype=dtype)
@@ -133,3 +142,16 @@ FAMILY = EnvFamily(
     description="Push-T world model; drop-in for gym_pusht/PushT-v0 (pixels).",
 )
 register_family(FAMILY)
+
+
+def make_pose_model(device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                    model_name: str = POSE_MODEL, **kwargs: Any) -> WorldModel:
+    """:func:`make_model` with ``pusht-pose-state`` as the default."""
+    return make_model(device=device, dtype=dtype, model_name=model_name, **kwargs)
+
+
+POSE_FAMILY = dataclasses.replace(
+    FAMILY, name="pusht_pose", env_id=POSE_ENV_ID, make_model=make_pose_model,
+    description="Push-T pose-state world model; drop-in for gym_pusht/PushT-v0 (pixels).",
+)
+register_family(POSE_FAMILY)

@@ -62,3 +62,39 @@ def test_default_pusht_model_is_the_trained_one_and_follows_actions():
                             generator=torch.Generator().manual_seed(0))
         ends[side] = estimate_agent_pos(out.frames[0, -1])
     assert ends["left"][0] < agent[0] - 20 and ends["right"][0] > agent[0] + 20, (agent, ends)
+
+
+def test_pose_state_env_ships_its_model_which_moves_the_agent_and_leaves_an_untouched_block():
+    """``PoseState-PushT-v0`` runs the shipped pose-state model: targets to the left and to the right
+    move the agent there, and a block the agent does not reach stays where it was: its pose within
+    1 unit of 512 and 1 degree (measured: 0.5 units and 0.7 degrees of drift over these 8 steps),
+    its drawing within 1.5 px (the decoder couples the block's drawing to the agent's place by about
+    1 px: docs/pusht_world_model.md, "Session 12")."""
+    import math
+
+    import numpy as np
+
+    from world_gym import metrics
+    from world_gym.assets import bundled_model_path
+    from world_gym.envs.pusht import POSE_ENV_ID, POSE_MODEL
+    from world_gym.envs.pusht_pixels import estimate_agent_pos
+
+    path = bundled_model_path(POSE_MODEL)
+    assert sum(p.stat().st_size for p in path.iterdir()) < 30 * 2**20
+    env = gym.make(POSE_ENV_ID, chunk_size=8)
+    assert env.unwrapped.model.config.backbone == "PoseState" and env.unwrapped.model.config.metadata["trained"]
+    start, _ = env.reset(seed=0)
+    agent = estimate_agent_pos(start)
+    block = metrics.mask_centroid(metrics.block_mask(start))
+    env.reset(seed=0)
+    env.step(np.tile(agent.astype(np.float32), (8, 1)))
+    pose = env.unwrapped.model.backbone._drawn[1][0, -1].clone()  # the block's state, the agent kept still
+    for dx in (-100.0, 100.0):
+        env.reset(seed=0)
+        target = np.clip(agent + np.array([dx, 0.0]), 20, 492).astype(np.float32)
+        obs, *_ = env.step(np.tile(target, (8, 1)))
+        moved = estimate_agent_pos(obs)
+        assert abs(moved[0] - target[0]) < 15 and abs(moved[1] - agent[1]) < 15, (agent, target, moved)
+        state = env.unwrapped.model.backbone._drawn[1][0, -1]
+        assert (state[2:4] - pose[2:4]).norm().item() * 256 < 1.0 and abs(state[4] - pose[4]).item() < math.radians(1)
+        np.testing.assert_allclose(metrics.mask_centroid(metrics.block_mask(obs)), block, atol=1.5)

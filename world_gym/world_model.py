@@ -17,6 +17,7 @@ from world_gym.action_spec import ActionSpec
 from world_gym.diffusion import NoiseSchedule, SamplerConfig, make_scheduler, sample_clip
 from world_gym.models.codec import FastDecoder, LatentCodec
 from world_gym.models.compact import CompactConfig, CompactDynamics
+from world_gym.models.pose_state import PoseStateConfig, PoseStateDynamics
 from world_gym.models.irasim import IRASim, IRASimConfig
 
 CONFIG_NAME = "config.json"
@@ -26,6 +27,7 @@ BackboneFactory = Callable[[dict[str, Any]], nn.Module]
 BACKBONES: dict[str, BackboneFactory] = {
     "IRASim": lambda cfg: IRASim(IRASimConfig.from_dict(cfg)),
     "Compact": lambda cfg: CompactDynamics(CompactConfig.from_dict(cfg)),
+    "PoseState": lambda cfg: PoseStateDynamics(PoseStateConfig.from_dict(cfg)),
 }
 
 

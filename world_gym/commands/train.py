@@ -1,4 +1,4 @@
-"""``world-gym train {codec,codec-from-model,encode,decoder,fast-decoder,dynamics,export,shards,compact-*}
+"""``world-gym train {codec,codec-from-model,encode,decoder,fast-decoder,dynamics,export,shards,compact-*,pose-*}
 [overrides]``: the training pipelines."""
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ STAGES = {
     "compact-ae": "world_gym.training.train_compact:main_autoencoder",
     "compact-dynamics": "world_gym.training.train_compact:main_dynamics",
     "compact-export": "world_gym.training.train_compact:main_export",
+    "pose-decoder": "world_gym.training.train_pose:main_decoder",
+    "pose-encoder": "world_gym.training.train_pose:main_encoder",
+    "pose-dynamics": "world_gym.training.train_pose:main_dynamics",
+    "pose-export": "world_gym.training.train_pose:main_export",
 }
 
 
@@ -28,9 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "on whole frames), fast-decoder (a small decoder of the encoded latents, added to the "
         "world models in fast_decoder_attach=[...]), dynamics, export, shards (EMA weights in <=15 MiB bf16 files, for "
         "trainer.init_from); "
-        "compact-ae, compact-dynamics, compact-export (the compact-state model, train_compact.yaml)",
+        "compact-ae, compact-dynamics, compact-export (the compact-state model, train_compact.yaml); "
+        "pose-decoder, pose-encoder, pose-dynamics, pose-export (the pose-state model, train_pose.yaml)",
         description="Stages run with the Hydra configs in configs/ (train_codec.yaml, train_dynamics.yaml, "
-        "train_compact.yaml); "
+        "train_compact.yaml, train_pose.yaml); "
         "pass overrides such as trainer.steps=100 data.train_root=data/pusht/train. export takes "
         "export_to=DIR, shards shards_to=DIR.",
     )

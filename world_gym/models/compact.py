@@ -35,6 +35,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from world_gym.models.state_space import StateSpaceBackbone
+
 
 @dataclass
 class CompactConfig:
@@ -248,7 +250,7 @@ class CompactAutoencoder(nn.Module):
         return self.decoder(states)
 
 
-class CompactDynamics(nn.Module):
+class CompactDynamics(StateSpaceBackbone):
     """The compact world-model backbone: autoencoder, state statistics and the step MLP.
 
     >>> cfg = CompactConfig(latent_size=(8, 8), state_dim=4, encoder_channels=(8, 8), hidden=16,
@@ -259,8 +261,6 @@ class CompactDynamics(nn.Module):
     >>> net.rollout(ctx, torch.zeros(2, 2, 2), mask, torch.zeros(2, 5, 2)).shape
     torch.Size([2, 5, 4, 8, 8])
     """
-
-    deterministic = True
 
     def __init__(self, config: CompactConfig) -> None:
         super().__init__()
@@ -276,8 +276,6 @@ class CompactDynamics(nn.Module):
         # per-dimension mean and std of the training states: the step works in normalised units
         self.register_buffer("state_mean", torch.zeros(config.state_dim))
         self.register_buffer("state_std", torch.ones(config.state_dim))
-        # the last two latent frames rollout() drew and the states it drew them from (not saved)
-        self._drawn: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def encode_states(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``(..., C, h, w)`` -> normalised states ``(..., state_dim)``."""
@@ -297,45 +295,3 @@ class CompactDynamics(nn.Module):
         """The next normalised state from the last two and the actions that led to the last one
         (``prev_action``, zero when unknown) and away from it (``action``)."""
         return state + self.step_net(torch.cat([prev, state, prev_action, action], dim=-1))
-
-    def rollout_states(self, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,
-                       actions: torch.Tensor) -> torch.Tensor:
-        """Normalised states ``(B, L, state_dim)`` of ``L`` actions ``(B, L, A)``, one step each."""
-        out = []
-        for k in range(actions.shape[1]):
-            nxt = self.step(prev, state, prev_action, actions[:, k])
-            out.append(nxt)
-            prev, state, prev_action = state, nxt, actions[:, k]
-        return torch.stack(out, dim=1)
-
-    def context_states(self, context: torch.Tensor) -> torch.Tensor:
-        """Normalised states ``(B, 2, state_dim)`` of context latents ``(B, 2, C, h, w)``.
-
-        Rows equal to the last two frames :meth:`rollout` drew (an env passing its own output back
-        as the next step's context) get the states they were drawn from: the encoder is not an
-        exact inverse of the decoder, and encoding every chunk's last frames again would add that
-        error once per env step. Every other row is encoded.
-        """
-        states = self.encode_states(context)
-        drawn = self._drawn
-        if drawn is not None and drawn[0].shape == context.shape and drawn[0].device == context.device:
-            same = (drawn[0] == context).flatten(1).all(1)
-            states = torch.where(same[:, None, None], drawn[1].to(states.dtype), states)
-        return states
-
-    @torch.no_grad()
-    def rollout(self, context: torch.Tensor, context_actions: torch.Tensor, context_mask: torch.Tensor,
-                actions: torch.Tensor) -> torch.Tensor:
-        """Latents ``(B, L, C, h, w)`` of the frames ``actions`` ``(B, L, A)`` produce after ``context``
-        ``(B, 2, C, h, w)`` (its actions ``(B, 2, A)``, ``context_mask`` True where known)."""
-        states = self.context_states(context)
-        last = context_actions[:, -1]
-        prev_action = torch.where(context_mask[:, -1:], last, torch.zeros_like(last))
-        new = self.rollout_states(states[:, -2], states[:, -1], prev_action, actions.to(states.dtype))
-        latents = self.decode_states(new).to(context.dtype)
-        self._drawn = (torch.cat([context, latents], 1)[:, -2:].clone(),
-                       torch.cat([states, new], 1)[:, -2:].clone())
-        return latents
-
-    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        raise TypeError("CompactDynamics is not a denoiser: WorldModel calls its rollout()")

@@ -39,7 +39,7 @@ def model_config(cfg: DictConfig, latent_shape: tuple[int, ...]) -> CompactConfi
                          action_dim=int(cfg.data.action.dim), **fields)  # type: ignore[arg-type]
 
 
-def _latents(cfg: DictConfig) -> np.ndarray:
+def load_latents(cfg: DictConfig) -> np.ndarray:
     path = Path(cfg.codec_dir) / "latents.npy"
     if not path.is_file():
         raise FileNotFoundError(f"no {path}: run `world-gym train encode` first")
@@ -78,9 +78,9 @@ def object_weight(latents: torch.Tensor, mean: torch.Tensor, strength: float) ->
     return 1.0 + strength * (latents - mean).abs().mean(dim=1, keepdim=True).clamp(max=2.0)
 
 
-def _train_loop(cfg: DictConfig, desc: str, step: int, total: int, opt: torch.optim.Optimizer,
-                grad_clip: float, batch_loss: Callable[[], torch.Tensor], save: Callable[[int], None],
-                log: CsvLog, learning_rate: Callable[[int], float] | None = None) -> int:
+def train_loop(cfg: DictConfig, desc: str, step: int, total: int, opt: torch.optim.Optimizer,
+               grad_clip: float, batch_loss: Callable[[], torch.Tensor], save: Callable[[int], None],
+               log: CsvLog, learning_rate: Callable[[int], float] | None = None) -> int:
     """Optimizer steps from ``step`` to ``total`` (clipped gradients), with progress, CSV log,
     checkpoints (``save(step)``) every ``trainer.ckpt_every`` steps and at the end, and the
     ``trainer.max_minutes`` budget. Returns the step reached."""
@@ -122,7 +122,7 @@ def train_autoencoder(cfg: DictConfig) -> Path:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config_ae.yaml")
-    latents = torch.from_numpy(np.array(_latents(cfg), dtype=np.float16))  # in memory: random rows
+    latents = torch.from_numpy(np.array(load_latents(cfg), dtype=np.float16))  # in memory: random rows
     config = model_config(cfg, tuple(latents.shape))
     net = CompactAutoencoder(config)
     tc = cfg.autoencoder
@@ -158,8 +158,8 @@ def train_autoencoder(cfg: DictConfig) -> Path:
             "model": net.state_dict(), "pose_head": pose_head.state_dict(), "opt": opt.state_dict(),
             "step": step, "latent_mean": mean})
 
-    _train_loop(cfg, "compact autoencoder", step, int(tc.steps), opt, float(tc.grad_clip), batch_loss, save,
-                CsvLog(out / "log_ae.csv", ["step", "loss", "seconds"]))
+    train_loop(cfg, "compact autoencoder", step, int(tc.steps), opt, float(tc.grad_clip), batch_loss, save,
+               CsvLog(out / "log_ae.csv", ["step", "loss", "seconds"]))
     return out
 
 
@@ -168,7 +168,7 @@ def encode_states(cfg: DictConfig, net: CompactAutoencoder, ae_step: int) -> np.
     and this number of latents (``train encode`` with more roots makes the cache stale)."""
     out = Path(cfg.out_dir)
     path, stamp = out / "states.npy", out / "states.step"
-    latents = _latents(cfg)
+    latents = load_latents(cfg)
     if path.is_file() and stamp.is_file() and int(stamp.read_text()) == ae_step:
         cached = np.load(path, mmap_mode="r")
         if len(cached) == len(latents):
@@ -229,7 +229,7 @@ def train_dynamics(cfg: DictConfig) -> Path:
     if ae_state is None:
         raise FileNotFoundError(f"no {out / 'autoencoder.pt'}: run `world-gym train compact-ae` first")
     save_config(cfg, out / "config_dynamics.yaml")
-    model = CompactDynamics(model_config(cfg, _latents(cfg).shape))
+    model = CompactDynamics(model_config(cfg, load_latents(cfg).shape))
     model.autoencoder.load_state_dict(ae_state["model"])
     model.autoencoder.requires_grad_(False)
     raw = torch.from_numpy(encode_states(cfg, model.autoencoder, int(ae_state["step"])))
@@ -279,9 +279,9 @@ def train_dynamics(cfg: DictConfig) -> Path:
             "step_net": model.step_net.state_dict(), "opt": opt.state_dict(), "step": step,
             "ae_step": int(ae_state["step"]), "state_mean": model.state_mean, "state_std": model.state_std})
 
-    _train_loop(cfg, "compact dynamics", step, total, opt, float(tc.grad_clip), batch_loss, save,
-                CsvLog(out / "log_dynamics.csv", ["step", "loss", "lr", "seconds"]),
-                lambda step: learning_rate(schedule, step))
+    train_loop(cfg, "compact dynamics", step, total, opt, float(tc.grad_clip), batch_loss, save,
+               CsvLog(out / "log_dynamics.csv", ["step", "loss", "lr", "seconds"]),
+               lambda step: learning_rate(schedule, step))
     return out
 
 
@@ -291,7 +291,7 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
     ae_state, dyn_state = load_checkpoint(out / "autoencoder.pt"), load_checkpoint(out / "dynamics.pt")
     if ae_state is None or dyn_state is None:
         raise FileNotFoundError(f"{out} needs autoencoder.pt and dynamics.pt: train both stages first")
-    config = model_config(cfg, _latents(cfg).shape)
+    config = model_config(cfg, load_latents(cfg).shape)
     backbone = CompactDynamics(config)
     backbone.autoencoder.load_state_dict(ae_state["model"])
     backbone.step_net.load_state_dict(dyn_state["step_net"])

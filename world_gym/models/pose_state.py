@@ -1,0 +1,331 @@
+"""Pose-state next-frame dynamics: a frame's state is the pose of the things that move in it.
+
+A Push-T frame is a function of five numbers: the agent's position and the block's position and
+angle. This backbone makes those five numbers the state of a next-frame model over a spatial
+:class:`~world_gym.models.codec.LatentCodec`'s latents:
+
+* :class:`PoseEncoder`: a CNN reads the pose from a frame's latents; at run time a few gradient
+  steps through the decoder refine it (analysis by synthesis, ``refine_steps``);
+* :class:`SpriteDecoder`: draws the latents from a pose, cell by cell: every latent cell runs one
+  small network on its own learned features and on its coordinates *in the block's frame* and
+  *relative to the agent*. A block drawn this way is rigid at any pose: the network learns what
+  the block looks like around each point of its own frame once, and the pose only moves the
+  coordinates (a spatial-transformer decoder, as in layered sprite models);
+* :class:`PoseStep`: the agent's step from its last two positions and the two action targets
+  (world frame, translation-invariant), then the block's step in the block's own frame from where
+  the agent is and goes relative to it (contact), with its last motion.
+
+Each part is trained from the collector's privileged pose columns (``observation.state``,
+``observation.block_pose``): the model sees only frames at run time. Training and measurements:
+:mod:`world_gym.training.train_pose`, ``docs/pusht_world_model.md``.
+
+The state is ``(agent x, agent y, block x, block y, block angle)``: positions in the action
+normalisation's units (``[0, 512]`` -> ``[-1, 1]``: ``x`` is the image column, ``y`` the row), the
+angle in radians, unwrapped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from world_gym.models.state_space import StateSpaceBackbone
+
+STATE_DIM = 5
+
+
+@dataclass
+class PoseStateConfig:
+    """Hyper-parameters of :class:`PoseStateDynamics`.
+
+    Attributes:
+        latent_channels, latent_size: the codec's latents, ``(C, h, w)``; ``h`` and ``w`` divisible by 4.
+        action_dim: 2 (absolute agent targets, normalised like the positions).
+        history, num_frames: as :class:`~world_gym.models.compact.CompactConfig` (the step reads 2 frames).
+        encoder_channels, encoder_hidden: the pose encoder's three convolutions and dense layer.
+        refine_steps, refine_lr: Adam steps on the encoder's pose that bring the decoder's latents
+            closer to the frame's, at run time (0: the encoder's pose as it is).
+        cell_features: learned numbers per latent cell (what the board looks like there).
+        decoder_width, decoder_depth: the per-cell network.
+        frequencies: sine/cosine frequencies ``pi * 2**(k - 2)`` of the object coordinates.
+        object_scale: object coordinates are ``object_scale`` x the pose units (the T is ~2 across).
+        agent_reach, block_reach: the decoder reads an object's coordinates only within this distance
+            of it (pose units), fading to zero at it; 0 reads them everywhere. Without a reach the
+            decoder learns that the agent is usually near the block: moving the agent 330 of 512
+            sideways shifted a far-away block's drawing by 0.8-1.2 px (session 12).
+        velocity_scale: motions per frame are read at this scale.
+        dynamics_hidden, dynamics_depth: the agent's and the block's step networks.
+        block_step, angle_step: the block step network's outputs are scaled by these (pose units,
+            radians per frame).
+    """
+
+    latent_channels: int = 4
+    latent_size: tuple[int, int] = (24, 24)
+    action_dim: int = 2
+    history: int = 2
+    num_frames: int = 10
+    encoder_channels: tuple[int, int, int] = (64, 128, 128)
+    encoder_hidden: int = 256
+    refine_steps: int = 0
+    refine_lr: float = 0.005
+    cell_features: int = 16
+    decoder_width: int = 128
+    decoder_depth: int = 4
+    frequencies: int = 6
+    object_scale: float = 4.0
+    agent_reach: float = 0.0
+    block_reach: float = 0.0
+    velocity_scale: float = 16.0
+    dynamics_hidden: int = 256
+    dynamics_depth: int = 3
+    block_step: float = 0.05
+    angle_step: float = 0.2
+
+    def __post_init__(self) -> None:
+        self.latent_size = tuple(self.latent_size)  # type: ignore[assignment]
+        self.encoder_channels = tuple(self.encoder_channels)  # type: ignore[assignment]
+        if any(s % 4 for s in self.latent_size):
+            raise ValueError(f"latent_size must be divisible by 4, got {self.latent_size}")
+        if self.history != 2:
+            raise ValueError(f"PoseStateDynamics steps from 2 context frames, got history={self.history}")
+        if self.num_frames <= self.history:
+            raise ValueError(f"num_frames ({self.num_frames}) must exceed history ({self.history})")
+        if self.action_dim != 2:
+            raise ValueError(f"the pose state's actions are 2-D agent targets, got action_dim={self.action_dim}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("latent_size", "encoder_channels"):
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PoseStateConfig":
+        return cls(**d)
+
+
+def rotate(v: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``(..., 2)`` vectors rotated by the angle whose cosine and sine are ``cos``, ``sin`` ``(...)``."""
+    return torch.stack([cos * v[..., 0] - sin * v[..., 1], sin * v[..., 0] + cos * v[..., 1]], -1)
+
+
+def wrap_angle(x: torch.Tensor) -> torch.Tensor:
+    """Angles mapped to ``[-pi, pi)``."""
+    return torch.remainder(x + math.pi, 2 * math.pi) - math.pi
+
+
+def _cells(h: int, w: int) -> torch.Tensor:
+    """Latent cell centres ``(h * w, 2)`` as ``(x, y)`` in pose units (``x`` the column)."""
+    ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h * 2 - 1, (torch.arange(w) + 0.5) / w * 2 - 1,
+                            indexing="ij")
+    return torch.stack([xs.flatten(), ys.flatten()], -1)
+
+
+def _mlp(width_in: int, hidden: int, depth: int, width_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width_in, hidden), nn.SiLU()]
+        width_in = hidden
+    layers.append(nn.Linear(width_in, width_out))
+    return nn.Sequential(*layers)
+
+
+class Fourier(nn.Module):
+    """``(..., 2)`` coordinates -> ``(..., 2 + 4 F)``: themselves and their sines and cosines at
+    ``F`` frequencies ``pi * 2**(k - 2)``."""
+
+    def __init__(self, frequencies: int) -> None:
+        super().__init__()
+        self.register_buffer("freqs", math.pi * 2.0 ** (torch.arange(frequencies, dtype=torch.float32) - 2),
+                             persistent=False)
+        self.width = 2 + 4 * frequencies
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        angles = (u[..., None] * self.freqs).flatten(-2)
+        return torch.cat([u, torch.sin(angles), torch.cos(angles)], -1)
+
+
+class PoseEncoder(nn.Module):
+    """Latents ``(N, C, h, w)`` -> ``(N, 6)``: agent ``x, y``, block ``x, y``, cosine and sine of the
+    block's angle. The cells' coordinates are two more input channels, so a position is read with
+    the same weights anywhere (CoordConv)."""
+
+    def __init__(self, config: PoseStateConfig) -> None:
+        super().__init__()
+        c = config
+        e1, e2, e3 = c.encoder_channels
+        h, w = c.latent_size
+        self.net = nn.Sequential(
+            nn.Conv2d(c.latent_channels + 2, e1, 3, 1, 1), nn.SiLU(),
+            nn.Conv2d(e1, e2, 4, 2, 1), nn.SiLU(),
+            nn.Conv2d(e2, e3, 4, 2, 1), nn.SiLU(),
+            nn.Flatten(), nn.Linear(e3 * (h // 4) * (w // 4), c.encoder_hidden), nn.SiLU(),
+            nn.Linear(c.encoder_hidden, 6),
+        )
+        self.register_buffer("coords", _cells(h, w).T.reshape(2, h, w), persistent=False)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        coords = self.coords.to(latents.dtype).expand(latents.shape[0], -1, -1, -1)
+        return self.net(torch.cat([latents, coords], 1))
+
+
+def pose_to_state(pose: torch.Tensor) -> torch.Tensor:
+    """``(..., 6)`` encoder outputs -> ``(..., 5)`` states (the angle from its cosine and sine)."""
+    return torch.cat([pose[..., :4], torch.atan2(pose[..., 5], pose[..., 4])[..., None]], -1)
+
+
+class SpriteDecoder(nn.Module):
+    """States ``(N, 5)`` -> latents ``(N, C, h, w)``, drawn cell by cell from the cell's learned
+    features, its coordinates in the block's frame and relative to the agent (each with Fourier
+    features) and the block angle's cosine and sine (how an edge falls on the cell grid)."""
+
+    def __init__(self, config: PoseStateConfig) -> None:
+        super().__init__()
+        c = config
+        h, w = c.latent_size
+        self.register_buffer("cells", _cells(h, w), persistent=False)
+        self.cell_features = nn.Parameter(0.1 * torch.randn(h * w, c.cell_features))
+        self.fourier = Fourier(c.frequencies)
+        windows = 2 if c.agent_reach > 0 or c.block_reach > 0 else 0
+        self.net = _mlp(c.cell_features + 2 * self.fourier.width + 2 + windows, c.decoder_width, c.decoder_depth,
+                        c.latent_channels)
+        self.grid, self.channels, self.scale = (h, w), c.latent_channels, c.object_scale
+        self.reach = (c.agent_reach * c.object_scale, c.block_reach * c.object_scale) if windows else None
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        n = states.shape[0]
+        cells = self.cells.to(states.dtype)[None]  # (1, h w, 2)
+        cos, sin = torch.cos(states[:, 4])[:, None], torch.sin(states[:, 4])[:, None]
+        in_block = rotate((cells - states[:, None, 2:4]) * self.scale, cos, -sin)  # R(-angle)(p - block)
+        from_agent = (cells - states[:, None, 0:2]) * self.scale
+        angle = torch.cat([cos, sin], -1)[:, None].expand(-1, cells.shape[1], -1)
+        block_features, agent_features = self.fourier(in_block), self.fourier(from_agent)
+        parts = [self.cell_features.to(states.dtype).expand(n, -1, -1)]
+        if self.reach is not None:
+            # each object's coordinates fade out (squared hinge) beyond its reach, unless the reach is 0
+            windows = []
+            for coords, reach in ((from_agent, self.reach[0]), (in_block, self.reach[1])):
+                windows.append((1 - coords.norm(dim=-1, keepdim=True) / reach).clamp(min=0) ** 2 if reach > 0
+                               else torch.ones_like(coords[..., :1]))
+            agent_features, block_features, angle = agent_features * windows[0], block_features * windows[1], \
+                angle * windows[1]
+            parts += windows
+        features = torch.cat([*parts, block_features, agent_features, angle], -1)
+        out = self.net(features)  # (N, h w, C)
+        return out.transpose(1, 2).reshape(n, self.channels, *self.grid)
+
+
+class PoseStep(nn.Module):
+    """One frame of Push-T motion on pose states.
+
+    The agent: a linear map plus a network of its last motion and the two targets relative to it
+    (gym-pusht's agent is a PD-controlled kinematic body, so its next position is a function of
+    these alone). The block: a network of, in the block's frame, where the agent is and moves to,
+    the agent's and the block's last motions, and the block's position on the board (walls), whose
+    output is the block's motion in its own frame and its turn.
+    """
+
+    def __init__(self, config: PoseStateConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        self.agent_linear = nn.Linear(6, 2)
+        self.agent_net = _mlp(6, c.dynamics_hidden // 2, 2, 2)
+        self.fourier = Fourier(c.frequencies)
+        self.block_net = _mlp(2 * self.fourier.width + 9, c.dynamics_hidden, c.dynamics_depth, 3)
+        nn.init.zeros_(self.agent_net[-1].weight)
+        nn.init.zeros_(self.agent_net[-1].bias)
+        nn.init.zeros_(self.block_net[-1].weight)
+        nn.init.zeros_(self.block_net[-1].bias)
+
+    def forward(self, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,
+                action: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        agent, agent_prev = state[..., 0:2], prev[..., 0:2]
+        feats = torch.cat([(agent - agent_prev) * c.velocity_scale, (action - agent) * c.object_scale,
+                           (prev_action - agent) * c.object_scale], -1)
+        agent_next = agent + (self.agent_linear(feats) + self.agent_net(feats)) / c.velocity_scale
+        block, angle = state[..., 2:4], state[..., 4]
+        cos, sin = torch.cos(angle), torch.sin(angle)
+
+        def in_block(v: torch.Tensor) -> torch.Tensor:
+            return rotate(v, cos, -sin)
+
+        feats = torch.cat([
+            self.fourier(in_block(agent - block) * c.object_scale),
+            self.fourier(in_block(agent_next - block) * c.object_scale),
+            in_block(agent_next - agent) * c.velocity_scale,
+            in_block(block - prev[..., 2:4]) * c.velocity_scale,
+            (wrap_angle(angle - prev[..., 4]) * c.velocity_scale)[..., None],
+            block, torch.stack([cos, sin], -1),
+        ], -1)
+        out = self.block_net(feats)
+        block_next = block + rotate(out[..., 0:2] * c.block_step, cos, sin)
+        angle_next = angle + out[..., 2] * c.angle_step
+        return torch.cat([agent_next, block_next, angle_next[..., None]], -1)
+
+
+class PoseStateDynamics(StateSpaceBackbone):
+    """The pose-state world-model backbone (registered as ``"PoseState"``).
+
+    >>> cfg = PoseStateConfig(latent_size=(8, 8), encoder_channels=(8, 8, 8), encoder_hidden=16,
+    ...                       decoder_width=16, decoder_depth=2, dynamics_hidden=16, num_frames=6)
+    >>> net = PoseStateDynamics(cfg)
+    >>> ctx = torch.zeros(2, 2, 4, 8, 8)
+    >>> mask = torch.zeros(2, 2, dtype=torch.bool)
+    >>> net.rollout(ctx, torch.zeros(2, 2, 2), mask, torch.zeros(2, 5, 2)).shape
+    torch.Size([2, 5, 4, 8, 8])
+    """
+
+    def __init__(self, config: PoseStateConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = PoseEncoder(config)
+        self.decoder = SpriteDecoder(config)
+        self.step_net = PoseStep(config)
+
+    def encode_states(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``(..., C, h, w)`` -> states ``(..., 5)``: the encoder's pose, refined by
+        ``config.refine_steps`` Adam steps on the decoder's squared latent error."""
+        lead = latents.shape[:-3]
+        flat = latents.reshape(-1, *latents.shape[-3:]).to(self.decoder.cell_features.dtype)
+        with torch.no_grad():
+            states = pose_to_state(self.encoder(flat))
+        if self.config.refine_steps > 0:
+            states = self.refine(states, flat)
+        return states.reshape(*lead, STATE_DIM)
+
+    def refine(self, states: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """``states`` moved by Adam to lower ``|decode(states) - latents|^2``, each frame on its own."""
+        params = [p.requires_grad_(False) for p in self.decoder.parameters()]
+        try:
+            with torch.enable_grad():
+                x = states.detach().clone().requires_grad_(True)
+                opt = torch.optim.Adam([x], lr=self.config.refine_lr)
+                for _ in range(self.config.refine_steps):
+                    loss = (self.decoder(x) - latents).pow(2).sum()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+        return x.detach()
+
+    def decode_states(self, states: torch.Tensor) -> torch.Tensor:
+        """States ``(..., 5)`` -> latents ``(..., C, h, w)``."""
+        lead = states.shape[:-1]
+        out = self.decoder(states.reshape(-1, STATE_DIM).to(self.decoder.cell_features.dtype))
+        return out.reshape(*lead, *out.shape[1:])
+
+    def step(self, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,
+             action: torch.Tensor) -> torch.Tensor:
+        return self.step_net(prev, state, prev_action, action)
+
+    def unknown_prev_action(self, state: torch.Tensor, last_action: torch.Tensor) -> torch.Tensor:
+        """After a reset the agent is at rest: its target was where it stands."""
+        return state[..., 0:2].to(last_action.dtype)

@@ -1,0 +1,93 @@
+"""What every next-frame state-space backbone shares: stepping a state per action, and keeping the
+states of the frames it drew so an env's next step starts from them instead of re-encoding them.
+
+A subclass defines :meth:`encode_states` (context latents -> states), :meth:`decode_states`
+(states -> latents) and :meth:`step` (two states and two actions -> the next state).
+:class:`~world_gym.world_model.WorldModel` calls :meth:`StateSpaceBackbone.rollout` instead of a
+diffusion sampler because ``deterministic`` is True.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class StateSpaceBackbone(nn.Module):
+    """Base class of the deterministic next-frame backbones (compact state, pose state)."""
+
+    deterministic = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        # the last two latent frames rollout() drew and the states it drew them from (not saved)
+        self._drawn: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def encode_states(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``(..., C, h, w)`` -> states ``(..., D)``."""
+        raise NotImplementedError
+
+    def decode_states(self, states: torch.Tensor) -> torch.Tensor:
+        """States ``(..., D)`` -> latents ``(..., C, h, w)``."""
+        raise NotImplementedError
+
+    def step(self, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,
+             action: torch.Tensor) -> torch.Tensor:
+        """The next state from the last two and the actions that led to the last one
+        (``prev_action``) and away from it (``action``)."""
+        raise NotImplementedError
+
+    def unknown_prev_action(self, state: torch.Tensor, last_action: torch.Tensor) -> torch.Tensor:
+        """The ``prev_action`` a rollout uses when the context's last action is unknown (after a
+        reset): zeros unless a subclass knows better."""
+        return torch.zeros_like(last_action)
+
+    def rollout_states(self, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,
+                       actions: torch.Tensor) -> torch.Tensor:
+        """States ``(B, L, D)`` of ``L`` actions ``(B, L, A)``, one step each."""
+        out = []
+        for k in range(actions.shape[1]):
+            nxt = self.step(prev, state, prev_action, actions[:, k])
+            out.append(nxt)
+            prev, state, prev_action = state, nxt, actions[:, k]
+        return torch.stack(out, dim=1)
+
+    def context_states(self, context: torch.Tensor) -> torch.Tensor:
+        """States ``(B, 2, D)`` of context latents ``(B, 2, C, h, w)``.
+
+        Rows equal to the last two frames :meth:`rollout` drew (an env passing its own output back
+        as the next step's context) get the states they were drawn from: the encoder is not an
+        exact inverse of the decoder, and encoding every chunk's last frames again would add that
+        error once per env step. Every other row is encoded.
+        """
+        drawn = self._drawn
+        if drawn is None or drawn[0].shape != context.shape or drawn[0].device != context.device:
+            return self.encode_states(context)
+        same = (drawn[0] == context).flatten(1).all(1)
+        if not same.any():
+            return self.encode_states(context)
+        states = drawn[1].clone()
+        if not same.all():  # encode only the rows that are new (a pose-state encoder refines each one)
+            fresh = self.encode_states(context[~same])
+            states = states.to(fresh.dtype)
+            states[~same] = fresh
+        return states
+
+    @torch.no_grad()
+    def rollout(self, context: torch.Tensor, context_actions: torch.Tensor, context_mask: torch.Tensor,
+                actions: torch.Tensor) -> torch.Tensor:
+        """Latents ``(B, L, C, h, w)`` of the frames ``actions`` ``(B, L, A)`` produce after ``context``
+        ``(B, 2, C, h, w)`` (its actions ``(B, 2, A)``, ``context_mask`` True where known)."""
+        states = self.context_states(context)
+        last = context_actions[:, -1].to(states.dtype)
+        prev_action = torch.where(context_mask[:, -1:], last, self.unknown_prev_action(states[:, -1], last))
+        new = self.rollout_states(states[:, -2], states[:, -1], prev_action, actions.to(states.dtype))
+        latents = self.decode_states(new).to(context.dtype)
+        self._drawn = (torch.cat([context, latents], 1)[:, -2:].clone(),
+                       torch.cat([states, new], 1)[:, -2:].clone())
+        return latents
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        raise TypeError(f"{type(self).__name__} is not a denoiser: WorldModel calls its rollout()")

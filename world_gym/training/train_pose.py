@@ -1,0 +1,243 @@
+"""Train the pose-state world model (:mod:`world_gym.models.pose_state`) on pre-encoded latents.
+
+    world-gym train pose-decoder        # poses -> latents (the sprite decoder)
+    world-gym train pose-encoder        # latents -> poses
+    world-gym train pose-dynamics       # the step, on multi-step rollouts of itself over true poses
+    world-gym train pose-export export_to=runs/pusht/wm_pose
+
+Every stage learns from the privileged pose columns of the datasets that ``latents.json`` names
+(:func:`~world_gym.training.train_compact.pose_targets`), so the three are independent and can run
+at once. Each checkpoints every ``trainer.ckpt_every`` steps into ``out_dir/{decoder,encoder,
+dynamics}.pt``, resumes when run again, logs to ``log_{stage}.csv`` and stops after
+``trainer.max_minutes``; the learning rate decays on a cosine from ``lr`` to ``lr_min``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from world_gym.diffusion import NoiseSchedule, SamplerConfig
+from world_gym.models.pose_state import PoseEncoder, PoseStateConfig, PoseStateDynamics, SpriteDecoder, wrap_angle
+from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
+from world_gym.training.episodes import clip_starts
+from world_gym.training.train_codec import load_codec
+from world_gym.training.train_compact import load_latents, moving_starts, object_weight, pose_targets, train_loop
+from world_gym.training.train_dynamics import action_spec, learning_rate
+from world_gym.world_model import WorldModel, WorldModelConfig
+
+# position errors are measured in units of 4 of gym-pusht's 512 (0.75 px of a 96x96 frame)
+POSITION_SCALE = 64.0
+
+
+def model_config(cfg: DictConfig, latent_shape: tuple[int, ...]) -> PoseStateConfig:
+    """The model of ``cfg.model`` for latents of shape ``(N, C, h, w)``."""
+    fields = OmegaConf.to_container(cfg.model, resolve=True)
+    return PoseStateConfig(latent_channels=int(latent_shape[1]), latent_size=tuple(latent_shape[2:]),
+                           action_dim=int(cfg.data.action.dim), **fields)  # type: ignore[arg-type]
+
+
+def true_states(cfg: DictConfig, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The privileged poses of the latent frames: ``(N, 6)`` as the encoder outputs them and
+    ``(N, 5)`` states (the angle in radians)."""
+    poses = pose_targets(cfg, num_frames)
+    angle = np.arctan2(poses[:, 5], poses[:, 4])[:, None]
+    return poses, np.concatenate([poses[:, :4], angle], 1).astype(np.float32)
+
+
+def _run(cfg: DictConfig, stage: str, net: nn.Module, batch_loss: Callable[[np.random.Generator], torch.Tensor],
+         extra: dict | None = None) -> Path:
+    """Train ``net`` on ``batch_loss`` with the options of ``cfg[stage]``, resuming ``out_dir/{stage}.pt``."""
+    out = Path(cfg.out_dir)
+    tc = cfg[stage]
+    opt = torch.optim.AdamW(net.parameters(), lr=float(tc.lr))
+    step = 0
+    state = load_checkpoint(out / f"{stage}.pt")
+    if state is not None:
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step = int(state["step"])
+    rng = np.random.default_rng(int(cfg.trainer.seed) + step)
+    torch.manual_seed(int(cfg.trainer.seed) + 7919 * step)
+    schedule = OmegaConf.create({"lr": float(tc.lr), "lr_min": float(tc.lr_min), "steps": int(tc.steps),
+                                 "warmup_steps": 1, "lr_schedule": "cosine", "decay_from": 0})
+
+    def save(step: int) -> None:
+        save_checkpoint(out / f"{stage}.pt", {"model": net.state_dict(), "opt": opt.state_dict(), "step": step,
+                                              **(extra or {})})
+
+    train_loop(cfg, f"pose {stage}", step, int(tc.steps), opt, float(tc.grad_clip), lambda: batch_loss(rng), save,
+               CsvLog(out / f"log_{stage}.csv", ["step", "loss", "lr", "seconds"]),
+               lambda step: learning_rate(schedule, step))
+    return out
+
+
+def _setup(cfg: DictConfig, stage: str) -> tuple[torch.Tensor, PoseStateConfig, np.ndarray, np.ndarray]:
+    torch.set_num_threads(int(cfg.trainer.threads))
+    torch.manual_seed(int(cfg.trainer.seed))
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / f"config_{stage}.yaml")
+    latents = torch.from_numpy(np.array(load_latents(cfg), dtype=np.float16))  # in memory: random rows
+    poses, states = true_states(cfg, len(latents))
+    return latents, model_config(cfg, tuple(latents.shape)), poses, states
+
+
+def train_decoder(cfg: DictConfig) -> Path:
+    """Train (or resume) the sprite decoder on (true pose, latents) pairs."""
+    latents, config, _, states_np = _setup(cfg, "decoder")
+    states = torch.from_numpy(states_np)
+    net = SpriteDecoder(config)
+    tc = cfg.decoder
+    mean = latents[: int(tc.mean_frames)].float().mean(0)
+
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
+        rows = torch.from_numpy(rng.integers(0, len(latents), int(tc.batch_size)))
+        x = latents[rows].float()
+        return (object_weight(x, mean, float(tc.object_weight)) * (net(states[rows]) - x) ** 2).mean()
+
+    return _run(cfg, "decoder", net, batch_loss)
+
+
+def train_encoder(cfg: DictConfig) -> Path:
+    """Train (or resume) the pose encoder on (latents, true pose) pairs."""
+    latents, config, poses_np, _ = _setup(cfg, "encoder")
+    poses = torch.from_numpy(poses_np)
+    net = PoseEncoder(config)
+    tc = cfg.encoder
+    # the angle's cosine and sine at the block's lever arm (about 60 of 512), positions as they are
+    weight = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.25, 0.25]) * POSITION_SCALE
+
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
+        rows = torch.from_numpy(rng.integers(0, len(latents), int(tc.batch_size)))
+        return ((net(latents[rows].float()) - poses[rows]) * weight).pow(2).mean()
+
+    return _run(cfg, "encoder", net, batch_loss)
+
+
+def pose_loss(pred: torch.Tensor, target: torch.Tensor, angle_weight: float) -> torch.Tensor:
+    """Squared position error (units of 4 of 512) plus ``angle_weight`` x squared angle error (radians)."""
+    positions = ((pred[..., :4] - target[..., :4]) * POSITION_SCALE).pow(2).mean()
+    return positions + angle_weight * wrap_angle(pred[..., 4] - target[..., 4]).pow(2).mean()
+
+
+def rollout_loss(model: PoseStateDynamics, states: torch.Tensor, actions: torch.Tensor, context_noise: float,
+                 pad_history_prob: float, angle_weight: float) -> torch.Tensor:
+    """:func:`pose_loss` of the step's own ``L - 2``-step rollout from each clip's first two true states.
+
+    Args:
+        states: ``(B, L, 5)`` true states of consecutive frames.
+        actions: ``(B, L, 2)`` normalised; ``actions[:, t]`` leads from frame ``t`` to ``t + 1``.
+        context_noise: both context states get one Gaussian offset of a std drawn per clip from
+            ``U(0, context_noise)``: a misread pose, not a misread motion.
+        pad_history_prob: share of clips whose context is the second frame twice, its target where the
+            agent stands, as a rollout starts right after ``reset``.
+    """
+    b = states.shape[0]
+    offset = context_noise * torch.rand(b, 1) * torch.randn(b, 5)
+    prev, state = states[:, 0] + offset, states[:, 1] + offset
+    prev_action = actions[:, 0]
+    pad = torch.rand(b, 1) < pad_history_prob
+    prev = torch.where(pad, state, prev)
+    prev_action = torch.where(pad, state[:, 0:2], prev_action)
+    pred = model.rollout_states(prev, state, prev_action, actions[:, 1:-1])
+    return pose_loss(pred, states[:, 2:], angle_weight)
+
+
+def train_dynamics(cfg: DictConfig) -> Path:
+    """Train (or resume) the pose step on clips of true poses and their actions."""
+    torch.set_num_threads(int(cfg.trainer.threads))
+    torch.manual_seed(int(cfg.trainer.seed))
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config_dynamics.yaml")
+    episodes = np.load(Path(cfg.codec_dir) / "episode_index.npy")
+    poses, states_np = true_states(cfg, len(episodes))
+    states = torch.from_numpy(states_np)
+    actions = torch.from_numpy(action_spec(cfg).normalize(np.load(Path(cfg.codec_dir) / "actions.npy")))
+    model = PoseStateDynamics(model_config(cfg, load_latents(cfg).shape))
+    tc = cfg.dynamics
+    length = int(tc.unroll) + 2
+    starts = clip_starts(episodes, length)
+    if len(starts) == 0:
+        raise ValueError(f"no episode is {length} frames long")
+    moving_share = float(tc.moving_share)
+    moving = moving_starts(poses, starts, length) if moving_share > 0 else starts
+
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
+        first = rng.choice(starts, int(tc.batch_size))
+        n_moving = int(rng.binomial(len(first), moving_share))
+        first[:n_moving] = rng.choice(moving, n_moving)
+        # an episode's angle may cross +-pi inside a clip: unwrap it from the clip's first frame
+        rows = torch.from_numpy(first[:, None] + np.arange(length))
+        clip = states[rows].clone()
+        clip[..., 4] = clip[:, :1, 4] + torch.cumsum(
+            torch.cat([torch.zeros_like(clip[:, :1, 4]), wrap_angle(torch.diff(clip[..., 4], dim=1))], 1), 1)
+        return rollout_loss(model, clip, actions[rows], float(tc.context_noise), float(tc.pad_history_prob),
+                            float(tc.angle_weight))
+
+    return _run(cfg, "dynamics", model.step_net, batch_loss)
+
+
+def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
+    """Codec + pose-state backbone of ``out_dir`` as a world-model directory at ``target``."""
+    out = Path(cfg.out_dir)
+    parts = {name: load_checkpoint(out / f"{name}.pt") for name in ("decoder", "encoder", "dynamics")}
+    missing = [name for name, state in parts.items() if state is None]
+    if missing:
+        raise FileNotFoundError(f"{out} has no {', '.join(f'{m}.pt' for m in missing)}: train "
+                                f"{', '.join(f'pose-{m}' for m in missing)} first")
+    config = model_config(cfg, load_latents(cfg).shape)
+    backbone = PoseStateDynamics(config)
+    backbone.decoder.load_state_dict(parts["decoder"]["model"])
+    backbone.encoder.load_state_dict(parts["encoder"]["model"])
+    backbone.step_net.load_state_dict(parts["dynamics"]["model"])
+    codec = load_codec(cfg.codec_dir)
+    wm_config = WorldModelConfig(
+        backbone="PoseState",
+        backbone_config=config.to_dict(),
+        codec=codec.config_dict(),
+        action=action_spec(cfg),
+        frame_size=tuple(cfg.data.frame_size),
+        fps=float(cfg.data.fps),
+        chunk_size=int(cfg.chunk_size),
+        history=config.history,
+        schedule=NoiseSchedule(),
+        sampler=SamplerConfig(name="ddim", num_inference_steps=1),  # unused: the backbone is deterministic
+        metadata={"family": cfg.data.family, "trained": True, "backbone_kind": "pose_state",
+                  **{f"{name}_steps": int(state["step"]) for name, state in parts.items()},
+                  "train_config": OmegaConf.to_container(cfg, resolve=True)},
+    )
+    return WorldModel(wm_config, backbone=backbone, codec=codec).save_pretrained(target)
+
+
+def main_decoder(overrides: list[str]) -> int:
+    train_decoder(compose("train_pose", overrides))
+    return 0
+
+
+def main_encoder(overrides: list[str]) -> int:
+    train_encoder(compose("train_pose", overrides))
+    return 0
+
+
+def main_dynamics(overrides: list[str]) -> int:
+    train_dynamics(compose("train_pose", overrides))
+    return 0
+
+
+def main_export(overrides: list[str]) -> int:
+    target = [o.split("=", 1)[1] for o in overrides if o.startswith("export_to=")]
+    cfg = compose("train_pose", [o for o in overrides if not o.startswith("export_to=")])
+    print(f"wrote {export_world_model(cfg, target[0] if target else Path(cfg.out_dir) / 'world_model')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_dynamics(sys.argv[1:]))
