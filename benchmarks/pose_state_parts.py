@@ -47,7 +47,8 @@ def pose_errors(pred: torch.Tensor, true: torch.Tensor) -> dict[str, np.ndarray]
 def frame_scores(frames: np.ndarray, true: np.ndarray) -> dict[str, float]:
     return {"psnr": float(metrics.psnr(frames, true).mean()),
             "block_iou": float(np.nanmean(metrics.block_iou(frames, true))),
-            "agent_error": float(np.nanmean(metrics.agent_error(frames, true)) * metrics.PUSHT_WORKSPACE / true.shape[-2])}
+            "agent_error": float(np.nanmean(metrics.agent_error(frames, true))
+                                 * metrics.PUSHT_WORKSPACE / true.shape[-2])}
 
 
 def step_errors(backbone: PoseStateDynamics, states: np.ndarray, actions: np.ndarray, episodes: np.ndarray,
@@ -65,7 +66,9 @@ def step_errors(backbone: PoseStateDynamics, states: np.ndarray, actions: np.nda
             if start == 0:
                 prev, prev_action = s[:1], s[:1, 0:2]
             else:
-                prev, prev_action = torch.from_numpy(states[idx[start - 1]][None]), torch.from_numpy(actions[idx[start - 1]][None])
+                before = idx[start - 1]
+                prev = torch.from_numpy(states[before][None])
+                prev_action = torch.from_numpy(actions[before][None])
             with torch.no_grad():
                 pred = backbone.rollout_states(prev, s[:1], prev_action, a[None, :horizon])[0]
             runs.append(pose_errors(pred, s[1:]))
@@ -119,7 +122,8 @@ def main() -> None:
     for horizon in [int(h) for h in args.horizons.split(",")]:
         result["step"][f"{horizon} steps"] = step_errors(backbone, states, actions, data.episode_index, horizon)
 
-    print(f"\n### decoder ({args.frames} held-out frames)\n\n| frames from | PSNR | block IoU | agent err (512) |\n| --- | ---: | ---: | ---: |")
+    print(f"\n### decoder ({args.frames} held-out frames)\n\n| frames from | PSNR | block IoU | agent err (512) |\n"
+          "| --- | ---: | ---: | ---: |")
     for k, r in result["decoder"].items():
         print(f"| {k} | {r['psnr']:.2f} | {r['block_iou']:.3f} | {r['agent_error']:.2f} |")
     print("\n### encoder\n\n| | agent (512) | block (512) | angle (deg) | PSNR | block IoU | agent err (512) |\n"
