@@ -297,23 +297,39 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
     backbone.step_net.load_state_dict(dyn_state["step_net"])
     backbone.state_mean.copy_(dyn_state["state_mean"])
     backbone.state_std.copy_(dyn_state["state_std"])
+    return save_state_space_model(cfg, target, "Compact", backbone, {
+        "backbone_kind": "compact", "autoencoder_steps": int(ae_state["step"]), "steps": int(dyn_state["step"])})
+
+
+def save_state_space_model(cfg: DictConfig, target: str | Path, name: str, backbone: nn.Module,
+                           metadata: dict) -> Path:
+    """A deterministic state-space ``backbone`` (registered as ``name``, with a ``config``) and the codec
+    of ``cfg.codec_dir`` saved as a world-model directory at ``target``; ``metadata`` joins the family,
+    ``trained`` and the training config."""
     codec = load_codec(cfg.codec_dir)
     wm_config = WorldModelConfig(
-        backbone="Compact",
-        backbone_config=config.to_dict(),
+        backbone=name,
+        backbone_config=backbone.config.to_dict(),
         codec=codec.config_dict(),
         action=action_spec(cfg),
         frame_size=tuple(cfg.data.frame_size),
         fps=float(cfg.data.fps),
         chunk_size=int(cfg.chunk_size),
-        history=config.history,
+        history=backbone.config.history,
         schedule=NoiseSchedule(),
         sampler=SamplerConfig(name="ddim", num_inference_steps=1),  # unused: the backbone is deterministic
-        metadata={"family": cfg.data.family, "trained": True, "backbone_kind": "compact",
-                  "autoencoder_steps": int(ae_state["step"]), "steps": int(dyn_state["step"]),
+        metadata={"family": cfg.data.family, "trained": True, **metadata,
                   "train_config": OmegaConf.to_container(cfg, resolve=True)},
     )
     return WorldModel(wm_config, backbone=backbone, codec=codec).save_pretrained(target)
+
+
+def export_main(config_name: str, export: Callable[[DictConfig, Path | str], Path], overrides: list[str]) -> int:
+    """``world-gym train *-export [export_to=DIR] [overrides]``: ``export`` to DIR (default ``out_dir/world_model``)."""
+    target = [o.split("=", 1)[1] for o in overrides if o.startswith("export_to=")]
+    cfg = compose(config_name, [o for o in overrides if not o.startswith("export_to=")])
+    print(f"wrote {export(cfg, target[0] if target else Path(cfg.out_dir) / 'world_model')}")
+    return 0
 
 
 def main_autoencoder(overrides: list[str]) -> int:
@@ -327,10 +343,7 @@ def main_dynamics(overrides: list[str]) -> int:
 
 
 def main_export(overrides: list[str]) -> int:
-    target = [o.split("=", 1)[1] for o in overrides if o.startswith("export_to=")]
-    cfg = compose("train_compact", [o for o in overrides if not o.startswith("export_to=")])
-    print(f"wrote {export_world_model(cfg, target[0] if target else Path(cfg.out_dir) / 'world_model')}")
-    return 0
+    return export_main("train_compact", export_world_model, overrides)
 
 
 if __name__ == "__main__":

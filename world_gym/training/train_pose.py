@@ -23,14 +23,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from world_gym.diffusion import NoiseSchedule, SamplerConfig
 from world_gym.models.pose_state import PoseEncoder, PoseStateConfig, PoseStateDynamics, SpriteDecoder, wrap_angle
 from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
 from world_gym.training.episodes import clip_starts
-from world_gym.training.train_codec import load_codec
-from world_gym.training.train_compact import load_latents, moving_starts, object_weight, pose_targets, train_loop
+from world_gym.training.train_compact import (
+    export_main,
+    load_latents,
+    moving_starts,
+    object_weight,
+    pose_targets,
+    save_state_space_model,
+    train_loop,
+)
 from world_gym.training.train_dynamics import action_spec, learning_rate
-from world_gym.world_model import WorldModel, WorldModelConfig
 
 # position errors are measured in units of 4 of gym-pusht's 512 (0.75 px of a 96x96 frame)
 POSITION_SCALE = 64.0
@@ -198,23 +203,8 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
     backbone.decoder.load_state_dict(parts["decoder"]["model"])
     backbone.encoder.load_state_dict(parts["encoder"]["model"])
     backbone.step_net.load_state_dict(parts["dynamics"]["model"])
-    codec = load_codec(cfg.codec_dir)
-    wm_config = WorldModelConfig(
-        backbone="PoseState",
-        backbone_config=config.to_dict(),
-        codec=codec.config_dict(),
-        action=action_spec(cfg),
-        frame_size=tuple(cfg.data.frame_size),
-        fps=float(cfg.data.fps),
-        chunk_size=int(cfg.chunk_size),
-        history=config.history,
-        schedule=NoiseSchedule(),
-        sampler=SamplerConfig(name="ddim", num_inference_steps=1),  # unused: the backbone is deterministic
-        metadata={"family": cfg.data.family, "trained": True, "backbone_kind": "pose_state",
-                  **{f"{name}_steps": int(state["step"]) for name, state in parts.items()},
-                  "train_config": OmegaConf.to_container(cfg, resolve=True)},
-    )
-    return WorldModel(wm_config, backbone=backbone, codec=codec).save_pretrained(target)
+    return save_state_space_model(cfg, target, "PoseState", backbone, {
+        "backbone_kind": "pose_state", **{f"{name}_steps": int(state["step"]) for name, state in parts.items()}})
 
 
 def main_decoder(overrides: list[str]) -> int:
@@ -233,10 +223,7 @@ def main_dynamics(overrides: list[str]) -> int:
 
 
 def main_export(overrides: list[str]) -> int:
-    target = [o.split("=", 1)[1] for o in overrides if o.startswith("export_to=")]
-    cfg = compose("train_pose", [o for o in overrides if not o.startswith("export_to=")])
-    print(f"wrote {export_world_model(cfg, target[0] if target else Path(cfg.out_dir) / 'world_model')}")
-    return 0
+    return export_main("train_pose", export_world_model, overrides)
 
 
 if __name__ == "__main__":
