@@ -68,8 +68,8 @@ def test_pose_state_env_ships_its_model_which_moves_the_agent_and_leaves_an_unto
     """``PoseState-PushT-v0`` runs the shipped pose-state model: targets to the left and to the right
     move the agent there, and a block the agent does not reach stays where it was: its pose within
     1 unit of 512 and 1 degree (measured: 0.5 units and 0.7 degrees of drift over these 8 steps),
-    its drawing within 1.5 px (the decoder couples the block's drawing to the agent's place by about
-    1 px: docs/pusht_world_model.md, "Session 12")."""
+    its whole-frame block mask within 1.5 px (the drawn agent's soft edge has a few pixels the
+    segmentation labels block: docs/pusht_world_model.md, "Session 12")."""
     import math
 
     import numpy as np
