@@ -25,16 +25,10 @@ import numpy as np
 import torch
 
 from world_gym import metrics
-from world_gym.models.pose_state import PoseStateDynamics, wrap_angle
+from world_gym.models.pose_state import PoseStateDynamics, pose_to_state, wrap_angle
 from world_gym.training.episodes import load_episodes
+from world_gym.training.train_compact import POSE_COLUMNS, pose_rows
 from world_gym.world_model import WorldModel
-
-POSE_COLUMNS = ("observation.state", "observation.block_pose")
-
-
-def true_states(extras: dict[str, np.ndarray]) -> np.ndarray:
-    agent, block = extras[POSE_COLUMNS[0]][:, :2], extras[POSE_COLUMNS[1]]
-    return np.concatenate([(agent - 256) / 256, (block[:, :2] - 256) / 256, block[:, 2:3]], 1).astype(np.float32)
 
 
 def pose_errors(pred: torch.Tensor, true: torch.Tensor) -> dict[str, np.ndarray]:
@@ -95,7 +89,7 @@ def main() -> None:
     if not isinstance(backbone, PoseStateDynamics):
         raise SystemExit(f"{args.model} is a {model.config.backbone} model, not a pose-state one")
     data = load_episodes(args.data, extra_columns=POSE_COLUMNS, progress=False)
-    states = true_states(data.extras)
+    states = pose_to_state(torch.from_numpy(pose_rows(data.extras))).numpy()
     rows = np.linspace(0, len(data.frames) - 1, args.frames).astype(int)
     true = data.frames[rows]
     truth = torch.from_numpy(states[rows])
@@ -118,7 +112,7 @@ def main() -> None:
             errs.update(frame_scores(model.codec.decode(backbone.decode_states(read)), true))
         result["encoder"][f"refine {steps}"] = errs
     backbone.config.refine_steps = default_refine
-    actions = ((data.actions - 256) / 256).astype(np.float32)
+    actions = model.action_spec.normalize(data.actions)
     for horizon in [int(h) for h in args.horizons.split(",")]:
         result["step"][f"{horizon} steps"] = step_errors(backbone, states, actions, data.episode_index, horizon)
 

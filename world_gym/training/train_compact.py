@@ -49,9 +49,17 @@ def load_latents(cfg: DictConfig) -> np.ndarray:
 POSE_COLUMNS = ("observation.state", "observation.block_pose")
 
 
+def pose_rows(extras: dict[str, np.ndarray]) -> np.ndarray:
+    """The ``POSE_COLUMNS`` of a dataset read by :func:`load_episodes` as ``(N, 6)`` float32: agent
+    ``x, y`` and block ``x, y`` mapped from ``[0, 512]`` to ``[-1, 1]``, and the cosine and sine of
+    the block's angle."""
+    agent, block = extras[POSE_COLUMNS[0]], extras[POSE_COLUMNS[1]]
+    return np.concatenate([(agent[:, :2] - 256.0) / 256.0, (block[:, :2] - 256.0) / 256.0,
+                           np.cos(block[:, 2:3]), np.sin(block[:, 2:3])], axis=1).astype(np.float32)
+
+
 def pose_targets(cfg: DictConfig, num_frames: int) -> np.ndarray:
-    """The privileged pose of every latent frame, ``(N, 6)`` float32: agent ``x, y`` and block
-    ``x, y`` mapped from ``[0, 512]`` to ``[-1, 1]``, and the cosine and sine of the block's angle.
+    """The privileged pose of every latent frame, ``(N, 6)`` float32 (:func:`pose_rows`).
 
     Read from the dataset roots that ``latents.json`` names, in the order ``train encode`` read
     them; raises where they are gone, were replayed or disagree with the latents in length.
@@ -60,13 +68,9 @@ def pose_targets(cfg: DictConfig, num_frames: int) -> np.ndarray:
     roots = [r for r in meta["roots"] if not r.startswith("replay:")]
     if len(roots) != len(meta["roots"]):
         raise ValueError("autoencoder.pose_weight needs the datasets themselves, not a replay manifest")
-    parts = []
-    for root in roots:
-        extras = load_episodes(root, extra_columns=POSE_COLUMNS, progress=False, images=False).extras
-        agent, block = extras[POSE_COLUMNS[0]], extras[POSE_COLUMNS[1]]
-        parts.append(np.concatenate([(agent[:, :2] - 256.0) / 256.0, (block[:, :2] - 256.0) / 256.0,
-                                     np.cos(block[:, 2:3]), np.sin(block[:, 2:3])], axis=1))
-    poses = np.concatenate(parts).astype(np.float32)
+    poses = np.concatenate([
+        pose_rows(load_episodes(root, extra_columns=POSE_COLUMNS, progress=False, images=False).extras)
+        for root in roots])
     if len(poses) != num_frames:
         raise ValueError(f"the roots of latents.json hold {len(poses)} frames, latents.npy {num_frames}")
     return poses

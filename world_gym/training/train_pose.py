@@ -23,7 +23,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from world_gym.models.pose_state import PoseEncoder, PoseStateConfig, PoseStateDynamics, SpriteDecoder, wrap_angle
+from world_gym.models.pose_state import (
+    PoseEncoder,
+    PoseStateConfig,
+    PoseStateDynamics,
+    SpriteDecoder,
+    pose_to_state,
+    wrap_angle,
+)
 from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
 from world_gym.training.episodes import clip_starts
 from world_gym.training.train_compact import (
@@ -52,12 +59,11 @@ def true_states(cfg: DictConfig, num_frames: int) -> tuple[np.ndarray, np.ndarra
     """The privileged poses of the latent frames: ``(N, 6)`` as the encoder outputs them and
     ``(N, 5)`` states (the angle in radians)."""
     poses = pose_targets(cfg, num_frames)
-    angle = np.arctan2(poses[:, 5], poses[:, 4])[:, None]
-    return poses, np.concatenate([poses[:, :4], angle], 1).astype(np.float32)
+    return poses, pose_to_state(torch.from_numpy(poses)).numpy()
 
 
-def _run(cfg: DictConfig, stage: str, net: nn.Module, batch_loss: Callable[[np.random.Generator], torch.Tensor],
-         extra: dict | None = None) -> Path:
+def _run(cfg: DictConfig, stage: str, net: nn.Module,
+         batch_loss: Callable[[np.random.Generator], torch.Tensor]) -> Path:
     """Train ``net`` on ``batch_loss`` with the options of ``cfg[stage]``, resuming ``out_dir/{stage}.pt``."""
     out = Path(cfg.out_dir)
     tc = cfg[stage]
@@ -74,8 +80,7 @@ def _run(cfg: DictConfig, stage: str, net: nn.Module, batch_loss: Callable[[np.r
                                  "warmup_steps": 1, "lr_schedule": "cosine", "decay_from": 0})
 
     def save(step: int) -> None:
-        save_checkpoint(out / f"{stage}.pt", {"model": net.state_dict(), "opt": opt.state_dict(), "step": step,
-                                              **(extra or {})})
+        save_checkpoint(out / f"{stage}.pt", {"model": net.state_dict(), "opt": opt.state_dict(), "step": step})
 
     train_loop(cfg, f"pose {stage}", step, int(tc.steps), opt, float(tc.grad_clip), lambda: batch_loss(rng), save,
                CsvLog(out / f"log_{stage}.csv", ["step", "loss", "lr", "seconds"]),
@@ -83,12 +88,18 @@ def _run(cfg: DictConfig, stage: str, net: nn.Module, batch_loss: Callable[[np.r
     return out
 
 
-def _setup(cfg: DictConfig, stage: str) -> tuple[torch.Tensor, PoseStateConfig, np.ndarray, np.ndarray]:
+def _prepare(cfg: DictConfig, stage: str) -> None:
+    """Threads, seed, ``out_dir`` and its ``config_{stage}.yaml``."""
     torch.set_num_threads(int(cfg.trainer.threads))
     torch.manual_seed(int(cfg.trainer.seed))
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / f"config_{stage}.yaml")
+
+
+def _setup(cfg: DictConfig, stage: str) -> tuple[torch.Tensor, PoseStateConfig, np.ndarray, np.ndarray]:
+    """:func:`_prepare`, then the latents in memory, the model config and the true poses and states."""
+    _prepare(cfg, stage)
     latents = torch.from_numpy(np.array(load_latents(cfg), dtype=np.float16))  # in memory: random rows
     poses, states = true_states(cfg, len(latents))
     return latents, model_config(cfg, tuple(latents.shape)), poses, states
@@ -157,11 +168,7 @@ def rollout_loss(model: PoseStateDynamics, states: torch.Tensor, actions: torch.
 
 def train_dynamics(cfg: DictConfig) -> Path:
     """Train (or resume) the pose step on clips of true poses and their actions."""
-    torch.set_num_threads(int(cfg.trainer.threads))
-    torch.manual_seed(int(cfg.trainer.seed))
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config_dynamics.yaml")
+    _prepare(cfg, "dynamics")
     episodes = np.load(Path(cfg.codec_dir) / "episode_index.npy")
     poses, states_np = true_states(cfg, len(episodes))
     states = torch.from_numpy(states_np)
