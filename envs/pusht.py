@@ -3,13 +3,15 @@ and ``PoseState-PushT-v0``.
 
 Conventions copy the ground-truth env so that one policy runs unchanged in both: actions are
 absolute agent targets in ``[0, 512]^2`` (float32), observations 96x96x3 uint8 frames at 10 Hz,
-episodes at most 300 frames. The default world model, ``pusht-irasim-mini``, is an IRASim Frame-Ada
-model trained on gym-pusht episodes (its card and fidelity figures: ``docs/pusht_world_model.md``);
-``model="tiny-pusht"`` is a tiny random-weight model for tests. ``PoseState-PushT-v0`` is the
-same env on ``pusht-pose-state``, a pose-state model (:mod:`world_gym.models.pose_state`: the state
-is the agent's and the block's pose, read from the frame and drawn back by a learned sprite decoder)
-that is closer to gym-pusht on every fidelity figure measured (``docs/pusht_world_model.md``,
-"Session 12"). The default reward head,
+episodes at most 300 frames. The default world model, ``pusht-irasim-pose``, is an IRASim Frame-Ada
+DiT trained on gym-pusht episodes whose latent frames are poses: a pose codec
+(:mod:`world_gym.models.pose_codec`) reads the agent's and the block's pose off each frame and draws
+them back with a learned sprite decoder, and the DiT denoises one pose token per frame (its card and
+fidelity figures: ``docs/pusht_world_model.md``). ``model="pusht-irasim-mini"`` is the earlier IRASim
+model on pixel latents (24x24x4 per frame), ``model="tiny-pusht"`` a tiny random-weight model for
+tests. ``PoseState-PushT-v0`` is the same env on ``pusht-pose-state``: the same pose codec with a
+deterministic next-frame step instead of the DiT (:mod:`world_gym.models.pose_state`). The default
+reward head,
 ``resnet_iou``, reads gym-pusht's coverage off each frame and applies gym-pusht's reward
 ``clip(coverage / 0.95, 0, 1)`` and success ``coverage > 0.95`` (its measured error is in
 ``docs/reward_heads.md``).
@@ -43,7 +45,7 @@ FPS = 10
 MAX_EPISODE_FRAMES = 300
 TASK = "Push the T-shaped block onto the T-shaped target."
 INITIAL_STATES_FILE = "pusht_initial_states.npz"
-DEFAULT_MODEL = "pusht-irasim-mini"  # trained on gym-pusht data; card: docs/pusht_world_model.md
+DEFAULT_MODEL = "pusht-irasim-pose"  # trained on gym-pusht data; card: docs/pusht_world_model.md
 POSE_ENV_ID = "PoseState-PushT-v0"
 POSE_MODEL = "pusht-pose-state"  # session 12's pose-state model; card: docs/pusht_world_model.md
 
@@ -122,8 +124,8 @@ def make_tiny_model(seed: int = 0) -> WorldModel:
 def make_model(
     device: str | torch.device = "cpu", dtype: torch.dtype | None = None, model_name: str = DEFAULT_MODEL, **kwargs: Any
 ) -> WorldModel:
-    """Load a shipped Push-T world model by name (``pusht-irasim-mini``, the default, ``pusht-pose-state``
-    or ``tiny-pusht``)."""
+    """Load a shipped Push-T world model by name (``pusht-irasim-pose``, the default, ``pusht-irasim-mini``,
+    ``pusht-pose-state`` or ``tiny-pusht``)."""
     if kwargs:
         raise TypeError(f"unexpected arguments for {ENV_ID}: {sorted(kwargs)}")
     return WorldModel.from_pretrained(bundled_model_path(model_name), device=device, dtype=dtype)

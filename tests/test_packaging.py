@@ -64,6 +64,41 @@ def test_default_pusht_model_is_the_trained_one_and_follows_actions():
     assert ends["left"][0] < agent[0] - 20 and ends["right"][0] > agent[0] + 20, (agent, ends)
 
 
+def test_irasim_env_ships_the_pose_token_model_which_leaves_an_untouched_block_in_place():
+    """``IRASim-PushT-v0``'s default is IRASim on pose tokens: 8 targets 100 units to either side of
+    the agent move it there, and the block it does not reach keeps its pose within 3 units of 512
+    and 1 degree (measured on seeds 0-3: at most 1.9 units and 0.44 degrees) and its whole-frame
+    mask within 1.5 px (measured: 1.13 px; docs/pusht_world_model.md, "Session 13")."""
+    import math
+
+    import numpy as np
+
+    from world_gym import metrics
+    from world_gym.envs.pusht import DEFAULT_MODEL, ENV_ID
+    from world_gym.envs.pusht_pixels import estimate_agent_pos
+    from world_gym.models.pose_codec import PoseCodec, tokens_to_states
+
+    assert DEFAULT_MODEL == "pusht-irasim-pose"
+    env = gym.make(ENV_ID, chunk_size=8)
+    model = env.unwrapped.model
+    assert model.config.backbone == "IRASim" and isinstance(model.codec, PoseCodec)
+    assert model.backbone.config.conditioning == "frame_ada" and model.config.metadata["trained"]
+    start, _ = env.reset(seed=0)
+    agent = estimate_agent_pos(start)
+    block = metrics.mask_centroid(metrics.block_mask(start))
+    episodes = env.unwrapped._episodes
+    pose = tokens_to_states(episodes.context[0, -1:], model.codec.token_scale)[0].clone()
+    for dx in (-100.0, 100.0):
+        env.reset(seed=0)
+        target = np.clip(agent + np.array([dx, 0.0]), 20, 492).astype(np.float32)
+        obs, *_ = env.step(np.tile(target, (8, 1)))
+        moved = estimate_agent_pos(obs)
+        assert abs(moved[0] - target[0]) < 15 and abs(moved[1] - agent[1]) < 15, (agent, target, moved)
+        state = tokens_to_states(episodes.context[0, -1:], model.codec.token_scale)[0]
+        assert (state[2:4] - pose[2:4]).norm().item() * 256 < 3.0 and abs(state[4] - pose[4]).item() < math.radians(1)
+        np.testing.assert_allclose(metrics.mask_centroid(metrics.block_mask(obs)), block, atol=1.5)
+
+
 def test_pose_state_env_ships_its_model_which_moves_the_agent_and_leaves_an_untouched_block():
     """``PoseState-PushT-v0`` runs the shipped pose-state model: targets to the left and to the right
     move the agent there, and a block the agent does not reach stays where it was: its pose within

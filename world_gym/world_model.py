@@ -17,6 +17,7 @@ from world_gym.action_spec import ActionSpec
 from world_gym.diffusion import NoiseSchedule, SamplerConfig, make_scheduler, sample_clip
 from world_gym.models.codec import FastDecoder, LatentCodec
 from world_gym.models.compact import CompactConfig, CompactDynamics
+from world_gym.models.pose_codec import PoseCodec
 from world_gym.models.pose_state import PoseStateConfig, PoseStateDynamics
 from world_gym.models.irasim import IRASim, IRASimConfig
 
@@ -49,7 +50,8 @@ class WorldModelConfig:
     Attributes:
         backbone, backbone_config: registered backbone name and its hyper-parameters.
         codec: ``{"vae": AutoencoderKL config, "scaling_factor": float}``, and ``"fast_decoder":
-            {"channels": [...]}`` when the model has a :class:`~world_gym.models.codec.FastDecoder`.
+            {"channels": [...]}`` when the model has a :class:`~world_gym.models.codec.FastDecoder`,
+            and ``"pose": {...}`` when its latents are pose tokens (:class:`~world_gym.models.pose_codec.PoseCodec`).
         action: the :class:`ActionSpec` (env units and scaling).
         frame_size: ``(H, W)`` of the RGB frames the model reads and writes.
         fps: frames per second of the data it was trained on.
@@ -132,9 +134,7 @@ class WorldModel(nn.Module):
             raise ValueError(f"unknown backbone {config.backbone!r}; registered: {sorted(BACKBONES)}")
         self.config = config
         self.backbone = backbone if backbone is not None else BACKBONES[config.backbone](config.backbone_config)
-        self.codec = codec if codec is not None else LatentCodec.from_config(
-            config.codec["vae"], config.codec.get("scaling_factor"), config.codec.get("fast_decoder")
-        )
+        self.codec = codec if codec is not None else codec_from_config(config.codec)
         if self.max_new_frames < 1:
             raise ValueError(
                 f"backbone num_frames={self.backbone.config.num_frames} leaves no frame after history={config.history}"
@@ -360,6 +360,13 @@ class WorldModel(nn.Module):
         if dtype is not None:
             model.backbone.to(dtype)
         return model
+
+
+def codec_from_config(codec: dict[str, Any]) -> LatentCodec:
+    """The codec a world-model config's ``codec`` entry describes: a VAE :class:`LatentCodec`, or a
+    :class:`~world_gym.models.pose_codec.PoseCodec` when it names a ``pose`` reader and drawer."""
+    args = (codec["vae"], codec.get("scaling_factor"), codec.get("fast_decoder"))
+    return PoseCodec.from_config(*args, pose=codec["pose"]) if "pose" in codec else LatentCodec.from_config(*args)
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:

@@ -132,7 +132,7 @@ class LatentCodec(nn.Module):
         :class:`FastDecoder` of the ``fast_decoder`` config, ``{"channels": [...]}``, if given)."""
         codec = cls(AutoencoderKL.from_config(dict(vae_config)), scaling_factor)
         if fast_decoder is not None:
-            codec.attach_fast_decoder(FastDecoder(codec.latent_channels, codec.downsample, fast_decoder["channels"]))
+            codec.attach_fast_decoder(FastDecoder(codec.vae_channels, codec.downsample, fast_decoder["channels"]))
         return codec
 
     @property
@@ -150,10 +150,10 @@ class LatentCodec(nn.Module):
 
     def attach_fast_decoder(self, fast_decoder: FastDecoder) -> None:
         """Add (or replace) the fast decoder, and decode with it."""
-        if fast_decoder.latent_channels != self.latent_channels or fast_decoder.downsample != self.downsample:
+        if fast_decoder.latent_channels != self.vae_channels or fast_decoder.downsample != self.downsample:
             raise ValueError(
                 f"fast decoder for {fast_decoder.latent_channels} channels / downsample {fast_decoder.downsample} "
-                f"does not fit a codec of {self.latent_channels} / {self.downsample}"
+                f"does not fit a codec of {self.vae_channels} / {self.downsample}"
             )
         self.fast_decoder = fast_decoder.to(self.device, self.dtype)
         self._decoder = "fast"
@@ -163,8 +163,14 @@ class LatentCodec(nn.Module):
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
-    def latent_channels(self) -> int:
+    def vae_channels(self) -> int:
+        """Channels of the VAE's latents (what a :class:`FastDecoder` decodes)."""
         return int(self.vae.config.latent_channels)
+
+    @property
+    def latent_channels(self) -> int:
+        """Channels of the latents ``encode`` returns (the VAE's here; a subclass may differ)."""
+        return self.vae_channels
 
     def latent_size(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
         """Latent ``(h, w)`` of frames of size ``frame_hw``."""

@@ -77,6 +77,9 @@ class IRASimConfig:
             draw each frame's action as a Gaussian of ``s`` latent cells at the point whose
             normalised action dimensions ``col_dim``/``row_dim`` (``-1`` left/top .. ``1``
             right/bottom) it names, in an extra input channel (zero for frames without action).
+        action_channels: append each frame's normalised action to its input channels (zero for
+            frames without one): the ``action_map`` of latents without a spatial grid, such as a
+            pose codec's one token per frame (not in the paper).
         reference_frame: ``None`` (released IRASim) or the index of a clean context frame of the
             clip (the last history frame) whose latents are appended to every frame's input channels.
         residual: add the reference frame's latents to the output (needs ``reference_frame``);
@@ -100,6 +103,7 @@ class IRASimConfig:
     video_mlp_hidden: int | None = None
     learn_sigma: bool = False
     action_map: dict[str, Any] | None = None
+    action_channels: bool = False
     reference_frame: int | None = None
     residual: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -232,6 +236,7 @@ class IRASim(nn.Module):
         self.grid_size = grid
 
         in_channels = config.latent_channels + (1 if config.action_map is not None else 0)
+        in_channels += config.action_dim if config.action_channels else 0
         in_channels += config.latent_channels if config.reference_frame is not None else 0
         self.x_embedder = PatchEmbed(config.patch_size, in_channels, hidden)
         self.t_embedder = TimestepEmbedder(hidden)
@@ -361,6 +366,9 @@ class IRASim(nn.Module):
         inputs, reference = x, None
         if cfg.action_map is not None:
             inputs = torch.cat([x, self.action_maps(actions.to(x.dtype), action_mask)], dim=2)
+        if cfg.action_channels:
+            known = torch.where(action_mask[..., None], actions.to(x.dtype), torch.zeros_like(actions, dtype=x.dtype))
+            inputs = torch.cat([inputs, known[..., None, None].expand(-1, -1, -1, h, w)], dim=2)
         if cfg.reference_frame is not None:
             if n_frames <= cfg.reference_frame:
                 raise ValueError(f"a clip of {n_frames} frames has no reference frame {cfg.reference_frame}")

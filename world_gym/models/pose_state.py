@@ -219,6 +219,26 @@ class SpriteDecoder(nn.Module):
         return out.transpose(1, 2).reshape(n, self.channels, *self.grid)
 
 
+def refine_states(decoder: SpriteDecoder, states: torch.Tensor, latents: torch.Tensor, steps: int,
+                  lr: float) -> torch.Tensor:
+    """``states`` ``(N, 5)`` after ``steps`` Adam steps of rate ``lr`` on ``|decoder(states) - latents|^2``
+    (analysis by synthesis; frames do not interact, the loss is a sum over them)."""
+    params = [p.requires_grad_(False) for p in decoder.parameters()]
+    try:
+        with torch.enable_grad():
+            x = states.detach().clone().requires_grad_(True)
+            opt = torch.optim.Adam([x], lr=lr)
+            for _ in range(steps):
+                loss = (decoder(x) - latents).pow(2).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+    return x.detach()
+
+
 class PoseStep(nn.Module):
     """One frame of Push-T motion on pose states.
 
@@ -301,20 +321,7 @@ class PoseStateDynamics(StateSpaceBackbone):
 
     def refine(self, states: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """``states`` moved by Adam to lower ``|decode(states) - latents|^2``, each frame on its own."""
-        params = [p.requires_grad_(False) for p in self.decoder.parameters()]
-        try:
-            with torch.enable_grad():
-                x = states.detach().clone().requires_grad_(True)
-                opt = torch.optim.Adam([x], lr=self.config.refine_lr)
-                for _ in range(self.config.refine_steps):
-                    loss = (self.decoder(x) - latents).pow(2).sum()
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-        finally:
-            for p in params:
-                p.requires_grad_(True)
-        return x.detach()
+        return refine_states(self.decoder, states, latents, self.config.refine_steps, self.config.refine_lr)
 
     def decode_states(self, states: torch.Tensor) -> torch.Tensor:
         """States ``(..., 5)`` -> latents ``(..., C, h, w)``."""

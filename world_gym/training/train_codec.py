@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from world_gym.models.codec import FastDecoder, LatentCodec
+from world_gym.models.pose_codec import PoseCodec
 from world_gym.training.common import CsvLog, load_checkpoint, save_checkpoint, save_config
 from world_gym.training.episodes import load_episodes, load_training_episodes
 
@@ -169,13 +170,30 @@ def latent_scaling_factor(vae: AutoencoderKL, frames: np.ndarray, rng: np.random
 
 def load_codec(codec_dir: str | Path) -> LatentCodec:
     """The trained codec of a ``train codec`` output directory, with its fast decoder if
-    ``train fast-decoder`` has written one there (world models exported from it then carry it)."""
+    ``train fast-decoder`` has written one there (world models exported from it then carry it);
+    for a ``train pose-tokens`` directory, the :class:`PoseCodec` its ``pose_codec.json`` names."""
     codec_dir = Path(codec_dir)
+    if (codec_dir / "pose_codec.json").is_file():
+        return load_pose_codec(codec_dir)
     meta = json.loads((codec_dir / "codec.json").read_text())
     codec = LatentCodec(AutoencoderKL.from_pretrained(codec_dir / "vae").eval(), meta["scaling_factor"])
     if (codec_dir / FAST_DECODER_WEIGHTS).is_file():
         codec.attach_fast_decoder(load_fast_decoder(codec_dir))
     return codec
+
+
+def load_pose_codec(tokens_dir: Path) -> PoseCodec:
+    """The VAE codec and the pose encoder and decoder checkpoints ``tokens_dir/pose_codec.json`` names."""
+    meta = json.loads((tokens_dir / "pose_codec.json").read_text())
+    vae = load_codec(meta["vae_codec_dir"])
+    codec = PoseCodec(vae.vae, vae.scaling_factor, fast_decoder=vae.fast_decoder, pose=meta["pose"])
+    pose_dir = Path(meta["pose_dir"])
+    for name, module in (("encoder", codec.pose_encoder), ("decoder", codec.sprite)):
+        state = load_checkpoint(pose_dir / f"{name}.pt")
+        if state is None:
+            raise FileNotFoundError(f"no {pose_dir / (name + '.pt')} (train pose-{name})")
+        module.load_state_dict(state["model"])
+    return codec.eval()
 
 
 FAST_DECODER_WEIGHTS = "fast_decoder.safetensors"

@@ -54,6 +54,7 @@ def backbone_config(cfg: DictConfig, latent_channels: int, latent_size: tuple[in
         action_embedder=d.action_embedder,
         action_hidden_mult=int(d.action_hidden_mult),
         action_map=OmegaConf.to_container(d.action_map, resolve=True) if d.get("action_map") else None,
+        action_channels=bool(d.get("action_channels", False)),
         reference_frame=None if d.get("reference_frame") is None else int(d.reference_frame),
         residual=bool(d.get("residual", False)),
     )
@@ -322,7 +323,7 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
         sampler=SamplerConfig(**OmegaConf.to_container(cfg.dynamics.sampler, resolve=True)),  # type: ignore[arg-type]
         metadata={"family": cfg.data.family, "trained": True, "steps": int(state["step"]),
                   "conditioning": bb_cfg.conditioning, "train_config": _training_config(cfg),
-                  "latents": _latents_record(Path(cfg.codec_dir))},
+                  "latents": _latents_record(Path(cfg.codec_dir)), **_pose_codec_record(Path(cfg.codec_dir))},
     )
     model = WorldModel(config, backbone=backbone, codec=codec)
     return model.save_pretrained(target)
@@ -340,6 +341,20 @@ def _latents_record(codec_dir: Path) -> dict | None:
     """What ``train encode`` wrote the latents from (``latents.json``), when it says."""
     path = codec_dir / "latents.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _pose_codec_record(codec_dir: Path) -> dict:
+    """For pose tokens (``train pose-tokens``): where the pose encoder and decoder came from and how
+    many steps each trained, under ``"pose_codec"``; nothing for a VAE codec."""
+    path = codec_dir / "pose_codec.json"
+    if not path.is_file():
+        return {}
+    meta = json.loads(path.read_text())
+    steps = {}
+    for name in ("encoder", "decoder"):
+        state = load_checkpoint(Path(meta["pose_dir"]) / f"{name}.pt")
+        steps[f"{name}_steps"] = None if state is None else int(state["step"])
+    return {"pose_codec": {"vae_codec_dir": meta["vae_codec_dir"], "pose_dir": meta["pose_dir"], **steps}}
 
 
 def main(overrides: list[str] | None = None) -> int:

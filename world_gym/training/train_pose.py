@@ -4,6 +4,7 @@
     world-gym train pose-encoder        # latents -> poses
     world-gym train pose-dynamics       # the step, on multi-step rollouts of itself over true poses
     world-gym train pose-export export_to=runs/pusht/wm_pose
+    world-gym train pose-tokens         # a codec directory of pose tokens for IRASim (train dynamics)
 
 Every stage learns from the privileged pose columns of the datasets that ``latents.json`` names
 (:func:`~world_gym.training.train_compact.pose_targets`), so the three are independent and can run
@@ -14,6 +15,8 @@ dynamics}.pt``, resumes when run again, logs to ``log_{stage}.csv`` and stops af
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -212,6 +215,45 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
     backbone.step_net.load_state_dict(parts["dynamics"]["model"])
     return save_state_space_model(cfg, target, "PoseState", backbone, {
         "backbone_kind": "pose_state", **{f"{name}_steps": int(state["step"]) for name, state in parts.items()}})
+
+
+POSE_CODEC = "pose_codec.json"
+
+
+def write_tokens(cfg: DictConfig) -> Path:
+    """``out_dir/tokens``: the privileged pose of every frame as a :class:`~world_gym.models.pose_codec.PoseCodec`
+    token (``latents.npy``, ``(N, 6, 1, 1)``), with ``codec_dir``'s actions and episode index, and
+    ``pose_codec.json`` naming the VAE and this run's encoder and decoder, so that ``world-gym train
+    dynamics codec_dir=<out_dir>/tokens`` trains IRASim on poses and ``train export`` ships it with a
+    pose codec (``load_codec``)."""
+    _prepare(cfg, "tokens")
+    codec_dir, out = Path(cfg.codec_dir), Path(cfg.out_dir)
+    missing = [name for name in ("decoder", "encoder") if not (out / f"{name}.pt").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{out} has no {', '.join(m + '.pt' for m in missing)}: train "
+                                f"{', '.join('pose-' + m for m in missing)} first")
+    episodes = np.load(codec_dir / "episode_index.npy")
+    scale = float(cfg.tokens.token_scale)
+    tokens = (pose_targets(cfg, len(episodes)) * scale)[:, :, None, None].astype(np.float32)
+    target = out / "tokens"
+    target.mkdir(parents=True, exist_ok=True)
+    np.save(target / "latents.npy", tokens)
+    for name in ("actions.npy", "episode_index.npy"):
+        shutil.copyfile(codec_dir / name, target / name)
+    meta = json.loads((codec_dir / "latents.json").read_text())
+    (target / "latents.json").write_text(json.dumps({**meta, "pose_tokens": "privileged poses",
+                                                     "token_scale": scale}, indent=1) + "\n")
+    config = model_config(cfg, load_latents(cfg).shape).to_dict()
+    (target / POSE_CODEC).write_text(json.dumps({
+        "vae_codec_dir": str(codec_dir.resolve()), "pose_dir": str(out.resolve()),
+        "pose": {**config, "token_scale": scale}}, indent=1) + "\n")
+    print(f"wrote {len(tokens)} pose tokens to {target}")
+    return target
+
+
+def main_tokens(overrides: list[str]) -> int:
+    write_tokens(compose("train_pose", overrides))
+    return 0
 
 
 def main_decoder(overrides: list[str]) -> int:
