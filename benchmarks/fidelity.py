@@ -248,7 +248,7 @@ def run_short(data: EpisodeArrays, methods: list[Any], args: argparse.Namespace,
         pred, latents = m.predict(context, actions, seeds)
         tally = Tally()
         l2 = None
-        if m.codec is not None:
+        if m.codec is not None and not args.no_latent:
             key = id(m.codec)
             if key not in true_latents:
                 flat = m.codec.encode(true.reshape(-1, *true.shape[2:])).cpu()
@@ -281,7 +281,7 @@ def run_sequences(label: str, methods: list[Any], args: argparse.Namespace, batc
                 m.truth = true
             pred, latents = m.predict(b["context"], b["actions"], b["seeds"])
             l2 = None
-            if m.codec is not None:
+            if m.codec is not None and not args.no_latent:
                 key = (j, id(m.codec))
                 if key not in true_latents:
                     flat = m.codec.encode(true.reshape(-1, *true.shape[2:])).cpu()
@@ -435,6 +435,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--long-batch", type=int, default=16, help="episodes per long rollout call")
     parser.add_argument("--no-delta", action="store_true", help="skip the random-action rollouts of Δ-PSNR")
     parser.add_argument("--no-reconstruction", action="store_true", help="skip the codec-reconstruction row")
+    parser.add_argument("--no-latent", action="store_true",
+                        help="skip latent L2 (it encodes every true frame: minutes for a pose codec's refinement)")
     parser.add_argument("--shape", action="store_true",
                         help="also score the T shape error of every predicted frame (about 50 ms a frame)")
     parser.add_argument("--device", default=default_device())
