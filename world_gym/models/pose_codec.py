@@ -29,6 +29,8 @@ from world_gym.models.pose_state import (
 )
 
 TOKEN_CHANNELS = 6
+# in a codec directory of pose tokens (`world-gym train pose-tokens`): the VAE and pose parts it was made with
+POSE_CODEC_FILE = "pose_codec.json"
 
 
 def states_to_tokens(states: torch.Tensor, scale: float) -> torch.Tensor:

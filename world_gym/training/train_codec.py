@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from world_gym.models.codec import FastDecoder, LatentCodec
-from world_gym.models.pose_codec import PoseCodec
+from world_gym.models.pose_codec import POSE_CODEC_FILE, PoseCodec
 from world_gym.training.common import CsvLog, load_checkpoint, save_checkpoint, save_config
 from world_gym.training.episodes import load_episodes, load_training_episodes
 
@@ -173,7 +173,7 @@ def load_codec(codec_dir: str | Path) -> LatentCodec:
     ``train fast-decoder`` has written one there (world models exported from it then carry it);
     for a ``train pose-tokens`` directory, the :class:`PoseCodec` its ``pose_codec.json`` names."""
     codec_dir = Path(codec_dir)
-    if (codec_dir / "pose_codec.json").is_file():
+    if (codec_dir / POSE_CODEC_FILE).is_file():
         return load_pose_codec(codec_dir)
     meta = json.loads((codec_dir / "codec.json").read_text())
     codec = LatentCodec(AutoencoderKL.from_pretrained(codec_dir / "vae").eval(), meta["scaling_factor"])
@@ -184,7 +184,7 @@ def load_codec(codec_dir: str | Path) -> LatentCodec:
 
 def load_pose_codec(tokens_dir: Path) -> PoseCodec:
     """The VAE codec and the pose encoder and decoder checkpoints ``tokens_dir/pose_codec.json`` names."""
-    meta = json.loads((tokens_dir / "pose_codec.json").read_text())
+    meta = json.loads((tokens_dir / POSE_CODEC_FILE).read_text())
     vae = load_codec(meta["vae_codec_dir"])
     codec = PoseCodec(vae.vae, vae.scaling_factor, fast_decoder=vae.fast_decoder, pose=meta["pose"])
     pose_dir = Path(meta["pose_dir"])

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from world_gym.action_spec import ActionSpec
 from world_gym.diffusion import NoiseSchedule, SamplerConfig, diffusion_loss
 from world_gym.models.irasim import IRASim, IRASimConfig
+from world_gym.models.pose_codec import POSE_CODEC_FILE
 from world_gym.training.common import EMA, CsvLog, compose, load_checkpoint, save_checkpoint, save_config
 from world_gym.training.train_codec import load_codec
 from world_gym.world_model import WorldModel, WorldModelConfig
@@ -346,7 +347,7 @@ def _latents_record(codec_dir: Path) -> dict | None:
 def _pose_codec_record(codec_dir: Path) -> dict:
     """For pose tokens (``train pose-tokens``): where the pose encoder and decoder came from and how
     many steps each trained, under ``"pose_codec"``; nothing for a VAE codec."""
-    path = codec_dir / "pose_codec.json"
+    path = codec_dir / POSE_CODEC_FILE
     if not path.is_file():
         return {}
     meta = json.loads(path.read_text())

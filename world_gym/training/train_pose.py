@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from world_gym.models.pose_codec import POSE_CODEC_FILE
 from world_gym.models.pose_state import (
     PoseEncoder,
     PoseStateConfig,
@@ -217,9 +218,6 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
         "backbone_kind": "pose_state", **{f"{name}_steps": int(state["step"]) for name, state in parts.items()}})
 
 
-POSE_CODEC = "pose_codec.json"
-
-
 def write_tokens(cfg: DictConfig) -> Path:
     """``out_dir/tokens``: the privileged pose of every frame as a :class:`~world_gym.models.pose_codec.PoseCodec`
     token (``latents.npy``, ``(N, 6, 1, 1)``), with ``codec_dir``'s actions and episode index, and
@@ -244,7 +242,7 @@ def write_tokens(cfg: DictConfig) -> Path:
     (target / "latents.json").write_text(json.dumps({**meta, "pose_tokens": "privileged poses",
                                                      "token_scale": scale}, indent=1) + "\n")
     config = model_config(cfg, load_latents(cfg).shape).to_dict()
-    (target / POSE_CODEC).write_text(json.dumps({
+    (target / POSE_CODEC_FILE).write_text(json.dumps({
         "vae_codec_dir": str(codec_dir.resolve()), "pose_dir": str(out.resolve()),
         "pose": {**config, "token_scale": scale}}, indent=1) + "\n")
     print(f"wrote {len(tokens)} pose tokens to {target}")
