@@ -64,15 +64,34 @@ def test_default_pusht_model_is_the_trained_one_and_follows_actions():
     assert ends["left"][0] < agent[0] - 20 and ends["right"][0] > agent[0] + 20, (agent, ends)
 
 
+def _agent_moves_and_block_stays(env, agent, block, pose, units, last_state) -> None:
+    """From seed 0, 8 targets 100 units left and then right of the ``agent``: the agent ends within 15
+    units of them, the block's pose (``last_state()`` after the chunk, ``(5,)``) stays within
+    ``units`` of 512 and 1 degree of ``pose``, its whole-frame mask centroid within 1.5 px of ``block``."""
+    import math
+
+    import numpy as np
+
+    from world_gym import metrics
+    from world_gym.envs.pusht_pixels import estimate_agent_pos
+
+    for dx in (-100.0, 100.0):
+        env.reset(seed=0)
+        target = np.clip(agent + np.array([dx, 0.0]), 20, 492).astype(np.float32)
+        obs, *_ = env.step(np.tile(target, (8, 1)))
+        moved = estimate_agent_pos(obs)
+        assert abs(moved[0] - target[0]) < 15 and abs(moved[1] - agent[1]) < 15, (agent, target, moved)
+        state = last_state()
+        assert (state[2:4] - pose[2:4]).norm().item() * 256 < units, (state, pose)
+        assert abs(state[4] - pose[4]).item() < math.radians(1), (state, pose)
+        np.testing.assert_allclose(metrics.mask_centroid(metrics.block_mask(obs)), block, atol=1.5)
+
+
 def test_irasim_env_ships_the_pose_token_model_which_leaves_an_untouched_block_in_place():
     """``IRASim-PushT-v0``'s default is IRASim on pose tokens: 8 targets 100 units to either side of
     the agent move it there, and the block it does not reach keeps its pose within 3 units of 512
     and 1 degree (measured on seeds 0-3: at most 1.9 units and 0.44 degrees) and its whole-frame
     mask within 1.5 px (measured: 1.13 px; docs/pusht_world_model.md, "Session 13")."""
-    import math
-
-    import numpy as np
-
     from world_gym import metrics
     from world_gym.envs.pusht import DEFAULT_MODEL, ENV_ID
     from world_gym.envs.pusht_pixels import estimate_agent_pos
@@ -88,15 +107,8 @@ def test_irasim_env_ships_the_pose_token_model_which_leaves_an_untouched_block_i
     block = metrics.mask_centroid(metrics.block_mask(start))
     episodes = env.unwrapped._episodes
     pose = tokens_to_states(episodes.context[0, -1:], model.codec.token_scale)[0].clone()
-    for dx in (-100.0, 100.0):
-        env.reset(seed=0)
-        target = np.clip(agent + np.array([dx, 0.0]), 20, 492).astype(np.float32)
-        obs, *_ = env.step(np.tile(target, (8, 1)))
-        moved = estimate_agent_pos(obs)
-        assert abs(moved[0] - target[0]) < 15 and abs(moved[1] - agent[1]) < 15, (agent, target, moved)
-        state = tokens_to_states(episodes.context[0, -1:], model.codec.token_scale)[0]
-        assert (state[2:4] - pose[2:4]).norm().item() * 256 < 3.0 and abs(state[4] - pose[4]).item() < math.radians(1)
-        np.testing.assert_allclose(metrics.mask_centroid(metrics.block_mask(obs)), block, atol=1.5)
+    _agent_moves_and_block_stays(env, agent, block, pose, 3.0,
+                                 lambda: tokens_to_states(episodes.context[0, -1:], model.codec.token_scale)[0])
 
 
 def test_pose_state_env_ships_its_model_which_moves_the_agent_and_leaves_an_untouched_block():
@@ -105,8 +117,6 @@ def test_pose_state_env_ships_its_model_which_moves_the_agent_and_leaves_an_unto
     1 unit of 512 and 1 degree (measured: 0.5 units and 0.7 degrees of drift over these 8 steps),
     its whole-frame block mask within 1.5 px (the drawn agent's soft edge has a few pixels the
     segmentation labels block: docs/pusht_world_model.md, "Session 12")."""
-    import math
-
     import numpy as np
 
     from world_gym import metrics
@@ -124,12 +134,4 @@ def test_pose_state_env_ships_its_model_which_moves_the_agent_and_leaves_an_unto
     env.reset(seed=0)
     env.step(np.tile(agent.astype(np.float32), (8, 1)))
     pose = env.unwrapped.model.backbone._drawn[1][0, -1].clone()  # the block's state, the agent kept still
-    for dx in (-100.0, 100.0):
-        env.reset(seed=0)
-        target = np.clip(agent + np.array([dx, 0.0]), 20, 492).astype(np.float32)
-        obs, *_ = env.step(np.tile(target, (8, 1)))
-        moved = estimate_agent_pos(obs)
-        assert abs(moved[0] - target[0]) < 15 and abs(moved[1] - agent[1]) < 15, (agent, target, moved)
-        state = env.unwrapped.model.backbone._drawn[1][0, -1]
-        assert (state[2:4] - pose[2:4]).norm().item() * 256 < 1.0 and abs(state[4] - pose[4]).item() < math.radians(1)
-        np.testing.assert_allclose(metrics.mask_centroid(metrics.block_mask(obs)), block, atol=1.5)
+    _agent_moves_and_block_stays(env, agent, block, pose, 1.0, lambda: env.unwrapped.model.backbone._drawn[1][0, -1])
