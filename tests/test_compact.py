@@ -171,10 +171,17 @@ def test_stages_train_resume_export_and_run_in_the_env(pipeline):  # noqa: F811
     model = WorldModel.from_pretrained(path)
     assert model.config.backbone == "Compact" and model.config.chunk_size == 3
     assert model.config.metadata["autoencoder_steps"] == 4 and model.config.metadata["steps"] == 4
+    rolls_out_twice_alike(model)
+
+
+def rolls_out_twice_alike(model: WorldModel) -> np.ndarray:
+    """A tiny-pipeline state-space model imagines 7 frames of 2 white starts (latents ``4 x 16 x 16``),
+    the same twice; returns the start frames."""
     start = np.full((2, 32, 32, 3), 255, np.uint8)
     out = model.rollout(start, np.full((2, 7, 2), 256.0))
     assert out.frames.shape == (2, 7, 32, 32, 3) and out.latents.shape == (2, 7, 4, 16, 16)
     np.testing.assert_array_equal(out.frames, model.rollout(start, np.full((2, 7, 2), 256.0)).frames)
+    return start
 
 
 def test_the_env_runs_a_compact_model(pipeline, tmp_path):  # noqa: F811

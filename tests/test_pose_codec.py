@@ -44,7 +44,7 @@ def test_codec_encodes_to_tokens_decodes_them_and_round_trips_its_config():
     assert codec.decode(tokens).shape == (3, 32, 32, 3)
     # encode = the encoder's pose, refined: lower latent error than the encoder's own
     z = codec.encode_vae(codec.frames_to_tensor(frames))
-    raw = states_to_tokens(_unrefined(codec, z), 2.0)
+    raw = states_to_tokens(codec.read_states(z, refine_steps=0), 2.0)
     err = [(codec.sprite(tokens_to_states(t, 2.0)) - z).pow(2).sum().item() for t in (raw, tokens)]
     assert err[1] < err[0]
     config = codec.config_dict()
@@ -58,15 +58,6 @@ def test_codec_encodes_to_tokens_decodes_them_and_round_trips_its_config():
     assert codec.decoder == "fast" and codec.decode(tokens).shape == (3, 32, 32, 3)
     with pytest.raises(ValueError, match="does not fit"):
         codec.attach_fast_decoder(FastDecoder(6, codec.downsample, (8, 8)))
-
-
-def _unrefined(codec: PoseCodec, z: torch.Tensor) -> torch.Tensor:
-    steps = codec.pose_config.refine_steps
-    codec.pose_config.refine_steps = 0
-    try:
-        return codec.read_states(z)
-    finally:
-        codec.pose_config.refine_steps = steps
 
 
 def test_action_channels_feed_each_frames_action_to_its_token():

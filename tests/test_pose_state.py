@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import world_gym  # noqa: F401  (registers the envs)
+from test_compact import rolls_out_twice_alike
 from test_training import _overrides, pipeline  # noqa: F401  (the tiny dataset, codec and latents)
 from world_gym.models.pose_state import (
     PoseStateConfig,
@@ -177,10 +178,7 @@ def test_stages_train_resume_export_and_run_in_the_env(pipeline):  # noqa: F811
     model = WorldModel.from_pretrained(path)
     assert model.config.backbone == "PoseState" and model.config.chunk_size == 3
     assert model.config.metadata["decoder_steps"] == 3 and model.config.metadata["dynamics_steps"] == 3
-    start = np.full((2, 32, 32, 3), 255, np.uint8)
-    out = model.rollout(start, np.full((2, 7, 2), 256.0))
-    assert out.frames.shape == (2, 7, 32, 32, 3) and out.latents.shape == (2, 7, 4, 16, 16)
-    np.testing.assert_array_equal(out.frames, model.rollout(start, np.full((2, 7, 2), 256.0)).frames)
+    start = rolls_out_twice_alike(model)
     env = gym.make("IRASim-PushT-v0", model=model, chunk_size=3, reward_model="zero")
     env.reset(seed=0, options={"initial_frame": start[0]})
     obs, reward, terminated, truncated, info = env.step(np.full((3, 2), 256.0, np.float32))

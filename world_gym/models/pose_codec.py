@@ -25,7 +25,7 @@ from world_gym.models.pose_state import (
     PoseStateConfig,
     SpriteDecoder,
     pose_to_state,
-    refine_states,
+    read_states,
 )
 
 TOKEN_CHANNELS = 6
@@ -97,14 +97,13 @@ class PoseCodec(LatentCodec):
         """``(N, 3, H, W)`` in ``[-1, 1]`` -> the VAE's scaled latents."""
         return super().encode_tensor(x)
 
-    def read_states(self, latents: torch.Tensor) -> torch.Tensor:
-        """VAE latents ``(N, C, h, w)`` -> states ``(N, 5)``: the encoder's, refined through the decoder."""
-        latents = latents.to(self.sprite.cell_features.dtype)
-        with torch.no_grad():
-            states = pose_to_state(self.pose_encoder(latents))
+    def read_states(self, latents: torch.Tensor, refine_steps: int | None = None) -> torch.Tensor:
+        """VAE latents ``(N, C, h, w)`` -> states ``(N, 5)``: the encoder's, refined through the decoder
+        by ``refine_steps`` (default: the config's) Adam steps."""
         cfg = self.pose_config
-        return refine_states(self.sprite, states, latents, cfg.refine_steps, cfg.refine_lr) if cfg.refine_steps \
-            else states
+        steps = cfg.refine_steps if refine_steps is None else refine_steps
+        return read_states(self.pose_encoder, self.sprite, latents.to(self.sprite.cell_features.dtype), steps,
+                           cfg.refine_lr)
 
     def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` in ``[-1, 1]`` -> pose tokens ``(N, 6, 1, 1)`` (not differentiable: refined)."""

@@ -239,6 +239,15 @@ def refine_states(decoder: SpriteDecoder, states: torch.Tensor, latents: torch.T
     return x.detach()
 
 
+def read_states(encoder: PoseEncoder, decoder: SpriteDecoder, latents: torch.Tensor, steps: int,
+                lr: float) -> torch.Tensor:
+    """Latents ``(N, C, h, w)`` -> states ``(N, 5)``: the encoder's pose, then :func:`refine_states`
+    through the decoder when ``steps`` > 0."""
+    with torch.no_grad():
+        states = pose_to_state(encoder(latents))
+    return refine_states(decoder, states, latents, steps, lr) if steps > 0 else states
+
+
 class PoseStep(nn.Module):
     """One frame of Push-T motion on pose states.
 
@@ -313,10 +322,7 @@ class PoseStateDynamics(StateSpaceBackbone):
         ``config.refine_steps`` Adam steps on the decoder's squared latent error."""
         lead = latents.shape[:-3]
         flat = latents.reshape(-1, *latents.shape[-3:]).to(self.decoder.cell_features.dtype)
-        with torch.no_grad():
-            states = pose_to_state(self.encoder(flat))
-        if self.config.refine_steps > 0:
-            states = self.refine(states, flat)
+        states = read_states(self.encoder, self.decoder, flat, self.config.refine_steps, self.config.refine_lr)
         return states.reshape(*lead, STATE_DIM)
 
     def refine(self, states: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
