@@ -2,6 +2,7 @@
 
     python benchmarks/pose_state_parts.py runs/pusht/wm_pose
     python benchmarks/pose_state_parts.py runs/pusht/wm_pose --frames 160 --refine 0,20 --threads 1
+    python benchmarks/pose_state_parts.py pusht-irasim-pose --threads 1      # IRASim on pose tokens: the step
 
 - decoder: frames drawn from the *true* poses of ``--frames`` held-out frames (spread evenly over
   the held-out episodes), through each of the codec's decoders: PSNR, block IoU and agent error
@@ -12,6 +13,10 @@
 - step: the step rolled out open-loop on the true poses and actions of every held-out episode
   (from its first frame, ``--horizons`` steps; 15-step windows also from each episode's middle):
   mean and last-step position and angle errors.
+
+For an IRASim model on pose tokens (a :class:`PoseCodec`, ``IRASim-PushT-v0``) only the step part
+runs, with the DiT in place of the step: its encoder and decoder are a pose-state model's, measured
+by running this on that model.
 
 Prints markdown tables and, last, one JSON line.
 """
@@ -25,8 +30,9 @@ import numpy as np
 import torch
 
 from world_gym import metrics
+from world_gym.models.pose_codec import PoseCodec, states_to_tokens, tokens_to_states
 from world_gym.models.pose_state import PoseStateDynamics, pose_to_state, wrap_angle
-from world_gym.training.episodes import load_episodes
+from world_gym.training.episodes import EpisodeArrays, load_episodes
 from world_gym.training.train_compact import POSE_COLUMNS, pose_rows
 from world_gym.world_model import WorldModel
 
@@ -45,9 +51,27 @@ def frame_scores(frames: np.ndarray, true: np.ndarray) -> dict[str, float]:
                                  * metrics.PUSHT_WORKSPACE / true.shape[-2])}
 
 
-def step_errors(backbone: PoseStateDynamics, states: np.ndarray, actions: np.ndarray, episodes: np.ndarray,
+def roll_states(model: WorldModel, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor | None,
+                actions: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """States ``(1, L, 5)`` that ``model``'s dynamics predict from two states ``(1, 5)`` and normalised
+    actions ``(1, L, 2)``; ``prev_action`` (``(1, 2)``, the action that led to ``state``) is None
+    right after a reset, where ``prev`` is ``state``."""
+    backbone = model.backbone
+    if isinstance(backbone, PoseStateDynamics):
+        return backbone.rollout_states(prev, state, state[:, 0:2] if prev_action is None else prev_action, actions)
+    scale = model.codec.token_scale
+    context = states_to_tokens(torch.cat([prev, state]), scale)[None]
+    context_actions = torch.zeros(1, 2, 2)
+    mask = torch.zeros(1, 2, dtype=torch.bool)
+    if prev_action is not None:
+        context_actions[:, 1], mask[:, 1] = prev_action, True
+    tokens = model.rollout_latents(context, context_actions, mask, actions, torch.Generator().manual_seed(seed))
+    return tokens_to_states(tokens[0], scale)[None]
+
+
+def step_errors(model: WorldModel, states: np.ndarray, actions: np.ndarray, episodes: np.ndarray,
                 horizon: int) -> dict[str, float]:
-    """Open-loop rollouts of the step on true poses: from each episode's first frame (at rest) and,
+    """Open-loop rollouts of the dynamics on true poses: from each episode's first frame (at rest) and,
     for horizons under 100, also from its middle (the two frames before it as context)."""
     runs = []
     for ep in np.unique(episodes):
@@ -58,13 +82,13 @@ def step_errors(backbone: PoseStateDynamics, states: np.ndarray, actions: np.nda
             rows = idx[start:start + horizon + 1]
             s, a = torch.from_numpy(states[rows]), torch.from_numpy(actions[rows])
             if start == 0:
-                prev, prev_action = s[:1], s[:1, 0:2]
+                prev, prev_action = s[:1], None
             else:
                 before = idx[start - 1]
                 prev = torch.from_numpy(states[before][None])
                 prev_action = torch.from_numpy(actions[before][None])
             with torch.no_grad():
-                pred = backbone.rollout_states(prev, s[:1], prev_action, a[None, :horizon])[0]
+                pred = roll_states(model, prev, s[:1], prev_action, a[None, :horizon])[0]
             runs.append(pose_errors(pred, s[1:]))
     out: dict[str, float] = {"rollouts": float(len(runs))}
     for key in ("agent", "block", "angle"):
@@ -75,7 +99,7 @@ def step_errors(backbone: PoseStateDynamics, states: np.ndarray, actions: np.nda
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a pose-state world-model directory")
+    parser.add_argument("model", help="a pose-state world model, or an IRASim one on pose tokens (step only)")
     parser.add_argument("--data", default="data/pusht/heldout")
     parser.add_argument("--frames", type=int, default=160)
     parser.add_argument("--refine", default="0,20", help="analysis-by-synthesis steps to compare (comma-separated)")
@@ -86,15 +110,28 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     model = WorldModel.from_pretrained(args.model)
     backbone = model.backbone
-    if not isinstance(backbone, PoseStateDynamics):
-        raise SystemExit(f"{args.model} is a {model.config.backbone} model, not a pose-state one")
-    data = load_episodes(args.data, extra_columns=POSE_COLUMNS, progress=False)
+    if not isinstance(backbone, PoseStateDynamics) and not isinstance(model.codec, PoseCodec):
+        raise SystemExit(f"{args.model} is a {model.config.backbone} model on latents, not on poses")
+    data = load_episodes(args.data, extra_columns=POSE_COLUMNS, progress=False, images=isinstance(
+        backbone, PoseStateDynamics))
     states = pose_to_state(torch.from_numpy(pose_rows(data.extras))).numpy()
+    actions = model.action_spec.normalize(data.actions)
+    result: dict[str, dict] = {"decoder": {}, "encoder": {}, "step": {}}
+    for horizon in [int(h) for h in args.horizons.split(",")]:
+        result["step"][f"{horizon} steps"] = step_errors(model, states, actions, data.episode_index, horizon)
+    if isinstance(backbone, PoseStateDynamics):
+        parts(model, backbone, data, states, args, result)
+    print_tables(result, args.frames)
+    print(json.dumps({"model": args.model, **result}))
+
+
+def parts(model: WorldModel, backbone: PoseStateDynamics, data: EpisodeArrays, states: np.ndarray,
+          args: argparse.Namespace, result: dict[str, dict]) -> None:
+    """The decoder's and the encoder's rows of ``result``."""
     rows = np.linspace(0, len(data.frames) - 1, args.frames).astype(int)
     true = data.frames[rows]
     truth = torch.from_numpy(states[rows])
     decoders = ["vae"] + (["fast"] if model.codec.fast_decoder is not None else [])
-    result: dict[str, dict] = {"decoder": {}, "encoder": {}, "step": {}}
     with torch.no_grad():
         latents = model.codec.encode(true)
         drawn = backbone.decode_states(truth)
@@ -112,25 +149,25 @@ def main() -> None:
             errs.update(frame_scores(model.codec.decode(backbone.decode_states(read)), true))
         result["encoder"][f"refine {steps}"] = errs
     backbone.config.refine_steps = default_refine
-    actions = model.action_spec.normalize(data.actions)
-    for horizon in [int(h) for h in args.horizons.split(",")]:
-        result["step"][f"{horizon} steps"] = step_errors(backbone, states, actions, data.episode_index, horizon)
 
-    print(f"\n### decoder ({args.frames} held-out frames)\n\n| frames from | PSNR | block IoU | agent err (512) |\n"
-          "| --- | ---: | ---: | ---: |")
-    for k, r in result["decoder"].items():
-        print(f"| {k} | {r['psnr']:.2f} | {r['block_iou']:.3f} | {r['agent_error']:.2f} |")
-    print("\n### encoder\n\n| | agent (512) | block (512) | angle (deg) | PSNR | block IoU | agent err (512) |\n"
-          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for k, r in result["encoder"].items():
-        print(f"| {k} | {r['agent']:.2f} | {r['block']:.2f} | {r['angle']:.2f} | {r['psnr']:.2f} | "
-              f"{r['block_iou']:.3f} | {r['agent_error']:.2f} |")
+
+def print_tables(result: dict[str, dict], frames: int) -> None:
+    if result["decoder"]:
+        print(f"\n### decoder ({frames} held-out frames)\n\n| frames from | PSNR | block IoU | agent err (512) |\n"
+              "| --- | ---: | ---: | ---: |")
+        for k, r in result["decoder"].items():
+            print(f"| {k} | {r['psnr']:.2f} | {r['block_iou']:.3f} | {r['agent_error']:.2f} |")
+    if result["encoder"]:
+        print("\n### encoder\n\n| | agent (512) | block (512) | angle (deg) | PSNR | block IoU | agent err (512) |\n"
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for k, r in result["encoder"].items():
+            print(f"| {k} | {r['agent']:.2f} | {r['block']:.2f} | {r['angle']:.2f} | {r['psnr']:.2f} | "
+                  f"{r['block_iou']:.3f} | {r['agent_error']:.2f} |")
     print("\n### step (open loop on true poses)\n\n| horizon | rollouts | agent mean / last | block mean / last | "
           "angle mean / last (deg) |\n| --- | ---: | ---: | ---: | ---: |")
     for k, r in result["step"].items():
         print(f"| {k} | {int(r['rollouts'])} | {r['agent_mean']:.2f} / {r['agent_last']:.2f} | "
               f"{r['block_mean']:.2f} / {r['block_last']:.2f} | {r['angle_mean']:.2f} / {r['angle_last']:.2f} |")
-    print(json.dumps({"model": args.model, **result}))
 
 
 if __name__ == "__main__":

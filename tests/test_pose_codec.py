@@ -8,17 +8,20 @@ import pytest
 import torch
 
 import world_gym  # noqa: F401  (registers the envs)
+from conftest import load_benchmark, randomize
 from test_pose_state import _pose_overrides
 from test_training import pipeline  # noqa: F401  (the tiny dataset, codec and latents)
+from world_gym.action_spec import ActionSpec
+from world_gym.diffusion import NoiseSchedule, SamplerConfig
 from world_gym.models.codec import FastDecoder, tiny_vae_config
 from world_gym.models.irasim import IRASim, IRASimConfig
-from world_gym.models.pose_codec import PoseCodec, states_to_tokens, tokens_to_states
+from world_gym.models.pose_codec import PoseCodec, block_frame, from_block_frame, states_to_tokens, tokens_to_states
 from world_gym.training.common import compose
 from world_gym.training.train_codec import load_codec
 from world_gym.training.train_dynamics import export_world_model as export_dynamics
 from world_gym.training.train_dynamics import train_dynamics
 from world_gym.training.train_pose import train_decoder, train_encoder, write_tokens
-from world_gym.world_model import WorldModel, codec_from_config
+from world_gym.world_model import WorldModel, WorldModelConfig, codec_from_config
 
 POSE = {"latent_size": [8, 8], "encoder_channels": [8, 8, 8], "encoder_hidden": 16, "decoder_width": 16,
         "decoder_depth": 2}
@@ -60,6 +63,20 @@ def test_codec_encodes_to_tokens_decodes_them_and_round_trips_its_config():
         codec.attach_fast_decoder(FastDecoder(6, codec.downsample, (8, 8)))
 
 
+def test_codec_reads_the_agent_from_its_colour_where_the_frame_shows_it():
+    torch.manual_seed(0)
+    codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "refine_steps": 3, "agent_from_pixels": True})
+    assert codec_from_config(codec.config_dict()).agent_from_pixels
+    frames = np.full((2, 32, 32, 3), 255, np.uint8)
+    frames[0, 4:8, 20:24] = (65, 105, 225)  # gym-pusht's agent blue, centred at (22, 6) of 32: (352, 96) of 512
+    read = tokens_to_states(codec.encode(frames), 4.0)
+    np.testing.assert_allclose(read[0, :2], [352 / 256 - 1, 96 / 256 - 1], atol=1e-5)  # held through the refinement
+    codec.agent_from_pixels = False
+    learned = tokens_to_states(codec.encode(frames), 4.0)
+    assert not torch.allclose(learned[0, :2], read[0, :2], atol=1e-3)
+    torch.testing.assert_close(learned[1], read[1])  # no blue in frame 1: the learned reader's pose either way
+
+
 def test_action_channels_feed_each_frames_action_to_its_token():
     torch.manual_seed(0)
     cfg = IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, num_frames=4,
@@ -81,7 +98,106 @@ def test_action_channels_feed_each_frames_action_to_its_token():
     assert net.x_embedder.proj.in_channels == 6 + 2 + 6  # tokens, action, reference frame
 
 
-def test_pose_tokens_train_irasim_export_and_run_in_the_env(pipeline):  # noqa: F811
+def test_fourier_features_encode_the_reference_frame_and_the_actions():
+    torch.manual_seed(0)
+    cfg = IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, num_frames=4,
+                              action_channels=True, reference_frame=1, residual=True, fourier_features=3)
+    net = IRASim(cfg)
+    assert "fourier_freqs" not in net.state_dict()  # fixed, rebuilt from the config
+    seen = []
+    net.x_embedder.register_forward_hook(lambda module, args, out: seen.append(args[0].reshape(4, -1)))
+    x, t, mask = torch.randn(1, 4, 6, 1, 1), torch.tensor([500]), torch.tensor([[False, True, True, True]])
+    actions = torch.tensor([[[0.9, 0.9], [0.1, 0.2], [0.3, -0.2], [0.0, 0.5]]])
+    net(x, t, actions, mask)
+    inputs = seen[0]
+    # tokens 6, action 2, reference 6, then sines and cosines of the 8 clean channels (action, reference)
+    # at 3 frequencies (pi / 4, pi / 2, pi), channel by channel
+    assert inputs.shape[1] == 6 + 2 + 6 + 2 * 3 * 8
+    sines, cosines = inputs[:, 14:38].reshape(4, 8, 3), inputs[:, 38:].reshape(4, 8, 3)
+    freqs = torch.pi * torch.tensor([0.25, 0.5, 1.0])
+    torch.testing.assert_close(sines[2, 0], torch.sin(0.3 * freqs))
+    torch.testing.assert_close(cosines[2, 1], torch.cos(-0.2 * freqs))
+    torch.testing.assert_close(sines[0, :2], torch.zeros(2, 3))  # no action: encoded as zero
+    torch.testing.assert_close(sines[3, 2:], torch.sin(x[0, 1, :, 0, 0, None] * freqs))  # the reference frame
+    with pytest.raises(ValueError, match="fourier_features"):
+        IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, fourier_features=2)
+
+
+def _move_board(tokens: torch.Tensor, actions: torch.Tensor, angle: float, shift: tuple[float, float],
+                scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens ``(B, T, 6, 1, 1)`` and normalised actions ``(B, L, 2)`` of the whole board turned by
+    ``angle`` about its centre, then shifted by ``shift`` (normalised units)."""
+    c, s = np.cos(angle), np.sin(angle)
+    rot = torch.tensor([[c, -s], [s, c]], dtype=tokens.dtype)
+    offset = torch.tensor(shift, dtype=tokens.dtype)
+    flat = tokens[..., 0, 0]
+    moved = torch.cat([flat[..., 0:2] @ rot.T + scale * offset, flat[..., 2:4] @ rot.T + scale * offset,
+                       flat[..., 4:6] @ rot.T], -1)
+    return moved[..., None, None], actions @ rot.T + offset
+
+
+def _random_clip(gen: torch.Generator, b: int, t: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    states = torch.cat([torch.rand(b * t, 4, generator=gen) - 0.5, 6 * torch.rand(b * t, 1, generator=gen)], 1)
+    tokens = states_to_tokens(states, scale).reshape(b, t, 6, 1, 1)
+    return tokens, torch.rand(b, t, 2, generator=gen) - 0.5
+
+
+def test_block_frame_is_the_same_wherever_the_board_is_moved_and_undoes_itself():
+    tokens, actions = _random_clip(torch.Generator().manual_seed(0), 3, 5, 4.0)
+    canonical, acts, frame = block_frame(tokens, actions, 1, 4.0)
+    # the reference frame's block at the origin, at angle 0
+    torch.testing.assert_close(canonical[:, 1, 2:, 0, 0], torch.tensor([[0.0, 0.0, 4.0, 0.0]] * 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(from_block_frame(canonical, frame), tokens, atol=1e-5, rtol=0)
+    moved_tokens, moved_actions = _move_board(tokens, actions, 2.2, (0.1, -0.3), 4.0)
+    again, again_acts, _ = block_frame(moved_tokens, moved_actions, 1, 4.0)
+    torch.testing.assert_close(again, canonical, atol=1e-5, rtol=0)
+    torch.testing.assert_close(again_acts, acts, atol=1e-5, rtol=0)
+
+
+def _pose_frame_model(pose_frame: float | None) -> WorldModel:
+    torch.manual_seed(0)
+    backbone = IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, num_frames=5,
+                                   action_channels=True, reference_frame=1, residual=True, pose_frame=pose_frame,
+                                   fourier_features=2)
+    codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "refine_steps": 0, "token_scale": 4.0})
+    config = WorldModelConfig(
+        backbone_config=backbone.to_dict(), codec=codec.config_dict(), frame_size=(32, 32), history=2,
+        action=ActionSpec(dim=2, low=[0, 0], high=[512, 512], scale=1 / 256, offset=256.0),
+        schedule=NoiseSchedule(prediction_type="sample"), sampler=SamplerConfig(name="ddim", num_inference_steps=3))
+    return randomize(WorldModel(config))
+
+
+def test_pose_frame_rollouts_turn_and_shift_with_the_board():
+    """With ``pose_frame`` the DiT denoises every clip in its reference block's frame, so imagining a
+    turned and shifted board gives the same motion turned and shifted (a model of absolute poses
+    does not), over several clips chained through their context."""
+    context, _ = _random_clip(torch.Generator().manual_seed(1), 2, 2, 4.0)
+    actions = (torch.rand(2, 7, 2, generator=torch.Generator().manual_seed(2)) - 0.5)
+    angle, shift = 2.2, (0.1, -0.3)
+    moved_context, moved_actions = _move_board(context, actions, angle, shift, 4.0)
+    results = {}
+    for pose_frame in (4.0, None):
+        model = _pose_frame_model(pose_frame)
+        runs = []
+        for ctx, acts in ((context, actions), (moved_context, moved_actions)):
+            gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+            runs.append(model.rollout(ctx, acts.numpy() * 256 + 256, generator=gens, decode=False).latents)
+        assert runs[0].shape == (2, 7, 6, 1, 1)  # 7 frames: 3 clips of 3 new frames at most
+        expected, _ = _move_board(runs[0], actions, angle, shift, 4.0)
+        results[pose_frame] = (runs[1] - expected).abs().max().item()
+    assert results[4.0] < 1e-4
+    assert results[None] > 1e-2
+
+
+def test_pose_frame_needs_pose_tokens():
+    with pytest.raises(ValueError, match="pose_frame needs pose tokens"):
+        IRASimConfig.preset("tiny", latent_channels=4, latent_size=(8, 8), patch_size=1, reference_frame=1,
+                            pose_frame=4.0)
+    with pytest.raises(ValueError, match="pose_frame needs pose tokens"):
+        IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, pose_frame=4.0)
+
+
+def test_pose_tokens_train_irasim_export_and_run_in_the_env(pipeline, monkeypatch, capsys):  # noqa: F811
     pose_over = _pose_overrides(pipeline)
     cfg = compose("train_pose", pose_over)
     with pytest.raises(FileNotFoundError, match="pose-decoder, pose-encoder"):
@@ -95,10 +211,10 @@ def test_pose_tokens_train_irasim_export_and_run_in_the_env(pipeline):  # noqa: 
     np.testing.assert_allclose(tokens[0, 2:, 0, 0], [0, 0, 2 * np.cos(0.5), 2 * np.sin(0.5)], atol=1e-5)
     assert json.loads((tokens_dir / "latents.json").read_text())["token_scale"] == 2.0
     codec = load_codec(tokens_dir)
-    assert isinstance(codec, PoseCodec) and codec.pose_config.refine_steps == 2
+    assert isinstance(codec, PoseCodec) and codec.pose_config.refine_steps == 2 and codec.agent_from_pixels
 
     dyn_over = [f"data.train_root={pipeline / 'train'}", "data.frame_size=[32,32]", f"codec_dir={tokens_dir}",
-                f"out_dir={pipeline / 'irasim_pose'}", "dynamics=pusht_pose_frame_ada", "dynamics.size=tiny",
+                f"out_dir={pipeline / 'irasim_pose'}", "dynamics=pusht_pose_block_frame_ada", "dynamics.size=tiny",
                 "dynamics.num_frames=5", "trainer.batch_size=4", "trainer.threads=1", "trainer.log_every=1",
                 "trainer.ckpt_every=1", "trainer.steps=2"]
     train_dynamics(compose("train_dynamics", dyn_over))
@@ -106,6 +222,7 @@ def test_pose_tokens_train_irasim_export_and_run_in_the_env(pipeline):  # noqa: 
     model = WorldModel.from_pretrained(path)
     assert isinstance(model.codec, PoseCodec) and model.config.backbone == "IRASim"
     assert model.config.codec["pose"]["token_scale"] == 2.0 and model.max_new_frames == 3
+    assert model.backbone.config.pose_frame == 2.0  # the tokens' scale, read from their directory
     start = np.full((2, 32, 32, 3), 255, np.uint8)
     gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
     out = model.rollout(start, np.full((2, 7, 2), 256.0), generator=gens)
@@ -115,3 +232,10 @@ def test_pose_tokens_train_irasim_export_and_run_in_the_env(pipeline):  # noqa: 
     obs, reward, terminated, truncated, info = env.step(np.full((3, 2), 256.0, np.float32))
     assert np.asarray(info["frames"]).shape == (3, 32, 32, 3)
     np.testing.assert_array_equal(obs, info["frames"][-1])
+    # the parts benchmark rolls the DiT out on the held-out episodes' true poses
+    bench = load_benchmark("pose_state_parts")
+    monkeypatch.setattr("sys.argv", ["pose_state_parts.py", str(path), "--data", str(pipeline / "heldout"),
+                                     "--horizons", "3"])
+    bench.main()
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["encoder"] == {} and result["step"]["3 steps"]["rollouts"] > 0

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -205,11 +206,12 @@ def test_parts_benchmark_on_the_tiny_model(pipeline, monkeypatch, capsys):  # no
     with torch.no_grad():
         net.step_net.agent_linear.bias.zero_()
     still = np.tile(np.array([[0.1, 0.2, -0.3, 0.4, 1.0]], np.float32), (8, 1))
-    exact = bench.step_errors(net, still, still[:, :2].copy(), np.zeros(8, int), 3)
+    model = SimpleNamespace(backbone=net)  # step_errors reads the model's backbone alone
+    exact = bench.step_errors(model, still, still[:, :2].copy(), np.zeros(8, int), 3)
     assert exact["block_mean"] == 0.0 and exact["agent_last"] == 0.0
     slid = still.copy()
     slid[:, 2] += np.arange(8) / 256  # the block slides one unit of 512 a frame
-    assert bench.step_errors(net, slid, still[:, :2].copy(), np.zeros(8, int), 3)["block_last"] == pytest.approx(3.0)
+    assert bench.step_errors(model, slid, still[:, :2].copy(), np.zeros(8, int), 3)["block_last"] == pytest.approx(3.0)
 
 
 def test_only_context_rows_the_model_did_not_draw_are_encoded():

@@ -220,6 +220,9 @@ class WorldModel(nn.Module):
         h = self.history
         b, n_actions = actions.shape[:2]
         ones = torch.ones(b, 1, dtype=torch.bool, device=self.device)
+        # a backbone may denoise each clip in its own coordinates (IRASim's pose_frame)
+        to_frame = getattr(self.backbone, "to_clip_frame", lambda z, a: (z, a, None))
+        from_frame = getattr(self.backbone, "from_clip_frame", lambda z, frame: z)
         outputs = []
         for start in range(0, n_actions, self.max_new_frames):
             chunk = actions[:, start : start + self.max_new_frames]
@@ -227,10 +230,12 @@ class WorldModel(nn.Module):
             clip_actions = torch.cat([context_actions, self._pad_chunk(chunk)], dim=1)
             clip_mask = torch.cat([context_mask, ones.expand(b, clip_actions.shape[1] - h)], dim=1)
             clip_mask[:, 0] = False
+            frame_context, frame_actions, frame = to_frame(context, clip_actions)
             new = sample_clip(
-                self.backbone, context, clip_actions, clip_mask, make_scheduler(self.config.schedule, name, options),
-                steps, generator,
+                self.backbone, frame_context, frame_actions, clip_mask,
+                make_scheduler(self.config.schedule, name, options), steps, generator,
             )[:, :n_new]
+            new = from_frame(new, frame)
             outputs.append(new)
             context = torch.cat([context, new], dim=1)[:, -h:]
             context_actions = clip_actions[:, : h + n_new][:, -h:]

@@ -84,6 +84,13 @@ class IRASimConfig:
             clip (the last history frame) whose latents are appended to every frame's input channels.
         residual: add the reference frame's latents to the output (needs ``reference_frame``);
             with ``prediction_type: sample`` the network then predicts the change from that frame.
+        pose_frame: ``None``, or the ``token_scale`` of pose-codec tokens (6 channels, one token a
+            frame, 2-d agent-target actions): each clip is then denoised in the block's frame of its
+            reference frame (:meth:`IRASim.to_clip_frame`, not in the paper).
+        fourier_features: ``F > 0`` appends sines and cosines at ``F`` frequencies ``pi * 2**(k - 2)``
+            of the clean inputs, the reference frame's channels and (with ``action_channels``) the
+            action (times ``pose_frame``, in token units), so that a narrow network can tell nearby
+            poses apart where contact changes abruptly (NeRF's positional encoding; not in the paper).
     """
 
     latent_channels: int = 4
@@ -106,6 +113,8 @@ class IRASimConfig:
     action_channels: bool = False
     reference_frame: int | None = None
     residual: bool = False
+    pose_frame: float | None = None
+    fourier_features: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -129,6 +138,13 @@ class IRASimConfig:
         if self.reference_frame is not None and not 0 <= self.reference_frame < self.num_frames - 1:
             raise ValueError(
                 f"reference_frame must index a context frame of the clip, got {self.reference_frame}")
+        if self.pose_frame is not None and (
+                self.reference_frame is None or self.latent_channels != 6 or self.latent_size != (1, 1)
+                or self.action_dim != 2):
+            raise ValueError("pose_frame needs pose tokens (6 channels, latent_size (1, 1)), 2-d actions and a "
+                             "reference_frame")
+        if self.fourier_features and self.reference_frame is None and not self.action_channels:
+            raise ValueError("fourier_features encodes the reference frame and the action channels: set either")
         h, w = self.latent_size
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"latent_size {self.latent_size} is not divisible by patch_size {self.patch_size}")
@@ -238,6 +254,12 @@ class IRASim(nn.Module):
         in_channels = config.latent_channels + (1 if config.action_map is not None else 0)
         in_channels += config.action_dim if config.action_channels else 0
         in_channels += config.latent_channels if config.reference_frame is not None else 0
+        if config.fourier_features:
+            encoded = (config.latent_channels if config.reference_frame is not None else 0) + (
+                config.action_dim if config.action_channels else 0)
+            in_channels += 2 * config.fourier_features * encoded
+            self.register_buffer("fourier_freqs", torch.pi * 2.0 ** (
+                torch.arange(config.fourier_features, dtype=torch.float32) - 2), persistent=False)
         self.x_embedder = PatchEmbed(config.patch_size, in_channels, hidden)
         self.t_embedder = TimestepEmbedder(hidden)
         self._build_action_embedding()
@@ -366,14 +388,21 @@ class IRASim(nn.Module):
         inputs, reference = x, None
         if cfg.action_map is not None:
             inputs = torch.cat([x, self.action_maps(actions.to(x.dtype), action_mask)], dim=2)
+        clean = []
         if cfg.action_channels:
             known = torch.where(action_mask[..., None], actions.to(x.dtype), torch.zeros_like(actions, dtype=x.dtype))
             inputs = torch.cat([inputs, known[..., None, None].expand(-1, -1, -1, h, w)], dim=2)
+            clean.append((known * (cfg.pose_frame or 1.0))[..., None, None].expand(-1, -1, -1, h, w))
         if cfg.reference_frame is not None:
             if n_frames <= cfg.reference_frame:
                 raise ValueError(f"a clip of {n_frames} frames has no reference frame {cfg.reference_frame}")
             reference = x[:, cfg.reference_frame : cfg.reference_frame + 1]
             inputs = torch.cat([inputs, reference.expand(b, n_frames, c, h, w)], dim=2)
+            clean.append(reference.expand(b, n_frames, c, h, w))
+        if cfg.fourier_features:
+            angles = torch.cat(clean, dim=2)[:, :, :, None] * self.fourier_freqs.to(x.dtype)[:, None, None]
+            angles = angles.flatten(2, 3)
+            inputs = torch.cat([inputs, torch.sin(angles), torch.cos(angles)], dim=2)
         tokens = self.x_embedder(inputs.reshape(b * n_frames, inputs.shape[2], h, w)) + self.pos_embed
         n_tokens = tokens.shape[1]
         t_emb = self.t_embedder(t).to(tokens.dtype)
@@ -405,6 +434,29 @@ class IRASim(nn.Module):
         out = self.unpatchify(self.final_layer(tokens, c_final))
         out = out.reshape(b, n_frames, self.out_channels, h, w)[:, :, :c]
         return out + reference if cfg.residual else out
+
+    def to_clip_frame(self, latents: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """A clip's latents ``(B, T, C, h, w)`` (its first ``reference_frame + 1`` frames at least) and
+        normalised actions ``(B, L, A)`` in the coordinates the network works in, and what
+        :meth:`from_clip_frame` needs to undo it: with ``pose_frame`` the reference frame's block
+        frame (:func:`~world_gym.models.pose_codec.block_frame`), else the identity (``None``).
+        Training transforms clean clips before noising them, a rollout each clip's context and actions
+        before sampling, so the diffusion itself runs in that frame."""
+        cfg = self.config
+        if cfg.pose_frame is None:
+            return latents, actions, None
+        from world_gym.models.pose_codec import block_frame
+
+        assert cfg.reference_frame is not None
+        return block_frame(latents, actions, cfg.reference_frame, cfg.pose_frame)
+
+    def from_clip_frame(self, latents: torch.Tensor, frame: Any) -> torch.Tensor:
+        """Generated latents ``(B, T, C, h, w)`` back from the clip's frame (:meth:`to_clip_frame`)."""
+        if frame is None:
+            return latents
+        from world_gym.models.pose_codec import from_block_frame
+
+        return from_block_frame(latents, frame)
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, tokens, p*p*C) -> (N, C, h, w)``, in the released patch order."""

@@ -220,32 +220,43 @@ class SpriteDecoder(nn.Module):
 
 
 def refine_states(decoder: SpriteDecoder, states: torch.Tensor, latents: torch.Tensor, steps: int,
-                  lr: float) -> torch.Tensor:
+                  lr: float, fixed: torch.Tensor | None = None) -> torch.Tensor:
     """``states`` ``(N, 5)`` after ``steps`` Adam steps of rate ``lr`` on ``|decoder(states) - latents|^2``
-    (analysis by synthesis; frames do not interact, the loss is a sum over them)."""
+    (analysis by synthesis; frames do not interact, the loss is a sum over them). ``fixed``: optional
+    bool ``(N, 5)``, the entries that keep their value in ``states``."""
     params = [p.requires_grad_(False) for p in decoder.parameters()]
+    given = states.detach()
     try:
         with torch.enable_grad():
-            x = states.detach().clone().requires_grad_(True)
+            x = given.clone().requires_grad_(True)
             opt = torch.optim.Adam([x], lr=lr)
             for _ in range(steps):
-                loss = (decoder(x) - latents).pow(2).sum()
+                full = x if fixed is None else torch.where(fixed, given, x)
+                loss = (decoder(full) - latents).pow(2).sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
     finally:
         for p in params:
             p.requires_grad_(True)
-    return x.detach()
+    return x.detach() if fixed is None else torch.where(fixed, given, x.detach())
 
 
 def read_states(encoder: PoseEncoder, decoder: SpriteDecoder, latents: torch.Tensor, steps: int,
-                lr: float) -> torch.Tensor:
+                lr: float, agent: torch.Tensor | None = None) -> torch.Tensor:
     """Latents ``(N, C, h, w)`` -> states ``(N, 5)``: the encoder's pose, then :func:`refine_states`
-    through the decoder when ``steps`` > 0."""
+    through the decoder when ``steps`` > 0. ``agent``: optional ``(N, 2)`` agent positions read
+    otherwise (NaN where unknown); where known they replace the encoder's and stay fixed while the
+    block is refined."""
     with torch.no_grad():
         states = pose_to_state(encoder(latents))
-    return refine_states(decoder, states, latents, steps, lr) if steps > 0 else states
+    fixed = None
+    if agent is not None:
+        known = ~torch.isnan(agent).any(dim=-1)
+        states[known, 0:2] = agent[known].to(states.dtype)
+        fixed = torch.zeros_like(states, dtype=torch.bool)
+        fixed[known, 0:2] = True
+    return refine_states(decoder, states, latents, steps, lr, fixed) if steps > 0 else states
 
 
 class PoseStep(nn.Module):

@@ -58,7 +58,17 @@ def backbone_config(cfg: DictConfig, latent_channels: int, latent_size: tuple[in
         action_channels=bool(d.get("action_channels", False)),
         reference_frame=None if d.get("reference_frame") is None else int(d.reference_frame),
         residual=bool(d.get("residual", False)),
+        pose_frame=_token_scale(cfg) if d.get("pose_frame") else None,
+        fourier_features=int(d.get("fourier_features", 0) or 0),
     )
+
+
+def _token_scale(cfg: DictConfig) -> float:
+    """The ``token_scale`` of ``codec_dir``'s pose tokens (``world-gym train pose-tokens``)."""
+    meta = json.loads((Path(cfg.codec_dir) / "latents.json").read_text())
+    if "token_scale" not in meta:
+        raise ValueError(f"dynamics.pose_frame needs pose tokens; {cfg.codec_dir} holds other latents")
+    return float(meta["token_scale"])
 
 
 class ClipSampler:
@@ -228,6 +238,7 @@ def train_dynamics(cfg: DictConfig) -> Path:
         for group in opt.param_groups:
             group["lr"] = lr
         x, a, mask = (t.to(device, non_blocking=True) for t in sampler.sample(per_rank_batch))
+        x, a, _ = model.to_clip_frame(x, a)
         weight = motion_weight(x, int(cfg.dynamics.history), float(cfg.trainer.motion_weight))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             loss = diffusion_loss(net, train_scheduler, x, a, mask, int(cfg.dynamics.history),

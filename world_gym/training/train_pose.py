@@ -244,7 +244,8 @@ def write_tokens(cfg: DictConfig) -> Path:
     config = model_config(cfg, load_latents(cfg).shape).to_dict()
     (target / POSE_CODEC_FILE).write_text(json.dumps({
         "vae_codec_dir": str(codec_dir.resolve()), "pose_dir": str(out.resolve()),
-        "pose": {**config, "token_scale": scale}}, indent=1) + "\n")
+        "pose": {**config, "token_scale": scale,
+                 "agent_from_pixels": bool(cfg.tokens.get("agent_from_pixels", False))}}, indent=1) + "\n")
     print(f"wrote {len(tokens)} pose tokens to {target}")
     return target
 
