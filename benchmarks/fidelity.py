@@ -85,6 +85,8 @@ class ModelRollout:
     def __init__(self, path: str, args: argparse.Namespace) -> None:
         dtype = getattr(torch, args.dtype) if args.dtype else None
         self.model = self.codec = WorldModel.from_pretrained(path, device=args.device, dtype=dtype)
+        if args.ensemble:
+            self.model.config.sampler.ensemble = args.ensemble
         if dtype is not None:
             self.model.codec.to(dtype)
         if args.decoder is not None:
@@ -431,6 +433,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="roll out as an env with this chunk_size steps (default: whole clips per pass)")
     parser.add_argument("--sampler", default=None, help="sampler name (default: the model's)")
+    parser.add_argument("--ensemble", type=int, default=None,
+                        help="each clip the mean of this many samples (default: the model's sampler.ensemble)")
     parser.add_argument("--batch-size", type=int, default=64, help="sequences per rollout call")
     parser.add_argument("--long-batch", type=int, default=16, help="episodes per long rollout call")
     parser.add_argument("--no-delta", action="store_true", help="skip the random-action rollouts of Δ-PSNR")

@@ -105,10 +105,14 @@ def main() -> None:
     parser.add_argument("--refine", default="0,20", help="analysis-by-synthesis steps to compare (comma-separated)")
     parser.add_argument("--horizons", default="15,150")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--ensemble", type=int, default=None, help="a diffusion model's samples averaged per clip "
+                        "(default: its sampler.ensemble)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     model = WorldModel.from_pretrained(args.model)
+    if args.ensemble:
+        model.config.sampler.ensemble = args.ensemble
     backbone = model.backbone
     if not isinstance(backbone, PoseStateDynamics) and not isinstance(model.codec, PoseCodec):
         raise SystemExit(f"{args.model} is a {model.config.backbone} model on latents, not on poses")

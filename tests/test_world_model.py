@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import micro_config, randomize
+from world_gym.diffusion import SamplerConfig
 from world_gym.world_model import WorldModel
 
 
@@ -101,3 +102,22 @@ def test_pndm_warm_up_needs_four_steps(micro_model):
     with pytest.raises(ValueError, match="num_inference_steps >= 4"):
         micro_model.rollout(_frames(1), np.full((1, 2, 2), 256.0), num_inference_steps=2)
     assert micro_model.rollout(_frames(1), np.full((1, 2, 2), 256.0), num_inference_steps=4).frames.shape[1] == 2
+
+
+def test_ensemble_clips_are_means_of_samples_each_env_drawing_its_own(micro_model):
+    frames, actions = _frames(2), np.full((2, 6, 2), 256.0)  # 6 actions: two clips of at most 4 frames
+
+    def roll(k: int, batch: np.ndarray, seeds: tuple[int, ...]) -> torch.Tensor:
+        micro_model.config.sampler.ensemble = k
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        return micro_model.rollout(batch, actions[: len(batch)], generator=gens, decode=False).latents
+
+    both = roll(3, frames, (0, 1))
+    assert both.shape == roll(1, frames, (0, 1)).shape
+    # an env's k samples come from its own generator, whatever runs beside it
+    torch.testing.assert_close(roll(3, frames[1:], (1,)), both[1:])
+    # the mean of 4 samples spreads over seeds half as much as one sample (1 / sqrt(4))
+    spread = {k: torch.stack([roll(k, frames[:1], (s,)) for s in range(8)]).std(dim=0).mean().item() for k in (1, 4)}
+    assert spread[4] < 0.7 * spread[1]
+    with pytest.raises(ValueError, match="ensemble"):
+        SamplerConfig(ensemble=0)

@@ -59,17 +59,26 @@ class NoiseSchedule:
 
 @dataclass
 class SamplerConfig:
-    """Which diffusers scheduler samples, with how many steps and extra scheduler options."""
+    """Which diffusers scheduler samples, with how many steps and extra scheduler options.
+
+    ``ensemble``: every clip is the mean of this many samples (one: a sample). A simulator like
+    gym-pusht is deterministic, so the mean of what the model deems possible is the better
+    prediction, by as much as the samples spread; it suits latents whose mean is itself a frame,
+    such as pose tokens, and blurs pixel latents.
+    """
 
     name: str = "ddim"
     num_inference_steps: int = 50
     options: dict[str, Any] | None = None
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         if self.name not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.name!r}; choose one of {sorted(SAMPLERS)}")
         if self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {self.num_inference_steps}")
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

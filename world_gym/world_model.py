@@ -220,6 +220,9 @@ class WorldModel(nn.Module):
         h = self.history
         b, n_actions = actions.shape[:2]
         ones = torch.ones(b, 1, dtype=torch.bool, device=self.device)
+        # each clip the mean of k samples (SamplerConfig.ensemble); an env's k noises come from its generator
+        k = self.config.sampler.ensemble
+        generators = [g for g in generator for _ in range(k)] if isinstance(generator, list) else generator
         # a backbone may denoise each clip in its own coordinates (IRASim's pose_frame)
         to_frame = getattr(self.backbone, "to_clip_frame", lambda z, a: (z, a, None))
         from_frame = getattr(self.backbone, "from_clip_frame", lambda z, frame: z)
@@ -232,10 +235,11 @@ class WorldModel(nn.Module):
             clip_mask[:, 0] = False
             frame_context, frame_actions, frame = to_frame(context, clip_actions)
             new = sample_clip(
-                self.backbone, frame_context, frame_actions, clip_mask,
-                make_scheduler(self.config.schedule, name, options), steps, generator,
+                self.backbone, frame_context.repeat_interleave(k, 0), frame_actions.repeat_interleave(k, 0),
+                clip_mask.repeat_interleave(k, 0), make_scheduler(self.config.schedule, name, options), steps,
+                generators,
             )[:, :n_new]
-            new = from_frame(new, frame)
+            new = from_frame(new.reshape(b, k, *new.shape[1:]).mean(dim=1), frame)
             outputs.append(new)
             context = torch.cat([context, new], dim=1)[:, -h:]
             context_actions = clip_actions[:, : h + n_new][:, -h:]
