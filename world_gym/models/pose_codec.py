@@ -34,6 +34,7 @@ from world_gym.models.pose_state import (
     SpriteDecoder,
     pose_to_state,
     read_states,
+    rotate,
 )
 
 TOKEN_CHANNELS = 6
@@ -66,7 +67,7 @@ def agent_from_pixels(x: torch.Tensor, workspace: float = metrics.PUSHT_WORKSPAC
     >>> agent_from_pixels(-torch.ones(1, 3, 96, 96))
     tensor([[nan, nan]])
     """
-    frames = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    frames = LatentCodec.tensor_to_frames(x.detach())
     mask = metrics.pusht_segment(frames) == metrics.AGENT
     centre = metrics.mask_centroid(mask) * (workspace / frames.shape[2])
     centre[mask.sum(axis=(1, 2)) < MIN_AGENT_PIXELS] = np.nan
@@ -106,10 +107,10 @@ def block_frame(tokens: torch.Tensor, actions: torch.Tensor, reference: int,
     ref = tokens[:, reference, :, 0, 0]
     origin, rot = ref[:, 2:4], ref[:, 4:6] / ref[:, 4:6].norm(dim=-1, keepdim=True).clamp_min(1e-6)
     flat = tokens[..., 0, 0]
-    cos, sin = rot[:, None, 0:1], rot[:, None, 1:2]
+    cos, sin = rot[:, None, 0], rot[:, None, 1]
 
     def to_frame(v: torch.Tensor) -> torch.Tensor:  # R(-angle) v of (B, T, 2) vectors
-        return torch.cat([cos * v[..., 0:1] + sin * v[..., 1:2], cos * v[..., 1:2] - sin * v[..., 0:1]], -1)
+        return rotate(v, cos, -sin)
 
     out = torch.cat([to_frame(flat[..., 0:2] - origin[:, None]), to_frame(flat[..., 2:4] - origin[:, None]),
                      to_frame(flat[..., 4:6])], -1)
@@ -121,13 +122,9 @@ def from_block_frame(tokens: torch.Tensor, frame: tuple[torch.Tensor, torch.Tens
     """The inverse of :func:`block_frame` for tokens ``(B, T, 6, 1, 1)`` in its ``frame``."""
     origin, rot = frame
     flat = tokens[..., 0, 0]
-    cos, sin = rot[:, None, 0:1], rot[:, None, 1:2]
-
-    def from_frame(v: torch.Tensor) -> torch.Tensor:  # R(angle) v
-        return torch.cat([cos * v[..., 0:1] - sin * v[..., 1:2], sin * v[..., 0:1] + cos * v[..., 1:2]], -1)
-
-    out = torch.cat([from_frame(flat[..., 0:2]) + origin[:, None], from_frame(flat[..., 2:4]) + origin[:, None],
-                     from_frame(flat[..., 4:6])], -1)
+    cos, sin = rot[:, None, 0], rot[:, None, 1]
+    out = torch.cat([rotate(flat[..., 0:2], cos, sin) + origin[:, None],
+                     rotate(flat[..., 2:4], cos, sin) + origin[:, None], rotate(flat[..., 4:6], cos, sin)], -1)
     return out[..., None, None]
 
 

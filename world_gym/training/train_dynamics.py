@@ -65,7 +65,7 @@ def backbone_config(cfg: DictConfig, latent_channels: int, latent_size: tuple[in
 
 def _token_scale(cfg: DictConfig) -> float:
     """The ``token_scale`` of ``codec_dir``'s pose tokens (``world-gym train pose-tokens``)."""
-    meta = json.loads((Path(cfg.codec_dir) / "latents.json").read_text())
+    meta = _latents_record(Path(cfg.codec_dir)) or {}
     if "token_scale" not in meta:
         raise ValueError(f"dynamics.pose_frame needs pose tokens; {cfg.codec_dir} holds other latents")
     return float(meta["token_scale"])
