@@ -154,11 +154,11 @@ def test_block_frame_is_the_same_wherever_the_board_is_moved_and_undoes_itself()
     torch.testing.assert_close(again_acts, acts, atol=1e-5, rtol=0)
 
 
-def _pose_frame_model(pose_frame: float | None) -> WorldModel:
+def _pose_frame_model(pose_frame: float | None, board_pose: bool = False) -> WorldModel:
     torch.manual_seed(0)
     backbone = IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, num_frames=5,
                                    action_channels=True, reference_frame=1, residual=True, pose_frame=pose_frame,
-                                   fourier_features=2)
+                                   fourier_features=2, board_pose=board_pose)
     codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "refine_steps": 0, "token_scale": 4.0})
     config = WorldModelConfig(
         backbone_config=backbone.to_dict(), codec=codec.config_dict(), frame_size=(32, 32), history=2,
@@ -187,6 +187,36 @@ def test_pose_frame_rollouts_turn_and_shift_with_the_board():
         results[pose_frame] = (runs[1] - expected).abs().max().item()
     assert results[4.0] < 1e-4
     assert results[None] > 1e-2
+
+
+def test_board_pose_gives_the_block_frame_model_the_board_back():
+    """``board_pose`` appends the reference block's pose on the board to every action, so the same
+    clip turned and shifted is no longer the same to the network (it can tell where the walls are),
+    while the canonical clip it denoises is unchanged."""
+    context, _ = _random_clip(torch.Generator().manual_seed(1), 2, 2, 4.0)
+    actions = (torch.rand(2, 7, 2, generator=torch.Generator().manual_seed(2)) - 0.5)
+    angle, shift = 2.2, (0.1, -0.3)
+    moved_context, moved_actions = _move_board(context, actions, angle, shift, 4.0)
+    model = _pose_frame_model(4.0, board_pose=True)
+    plain = _pose_frame_model(4.0).backbone
+    canonical, acts, (origin, rot) = model.backbone.to_clip_frame(context, actions)
+    plain_canonical, plain_acts, _ = plain.to_clip_frame(context, actions)
+    torch.testing.assert_close(canonical, plain_canonical)
+    torch.testing.assert_close(acts[..., :2], plain_acts)
+    # x and y over the token scale, then cos and sin: the same on every frame of the clip
+    board = torch.cat([context[:, 1, 2:4, 0, 0] / 4.0, context[:, 1, 4:6, 0, 0] / 4.0], -1)
+    torch.testing.assert_close(acts[..., 2:], board[:, None].expand(-1, 7, -1), atol=1e-5, rtol=0)
+    runs = []
+    for ctx, acts in ((context, actions), (moved_context, moved_actions)):
+        gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+        runs.append(model.rollout(ctx, acts.numpy() * 256 + 256, generator=gens, decode=False).latents)
+    expected, _ = _move_board(runs[0], actions, angle, shift, 4.0)
+    assert (runs[1] - expected).abs().max().item() > 1e-2
+    with pytest.raises(ValueError, match="board_pose needs actions of width 6"):
+        model.backbone(canonical, torch.zeros(2), torch.zeros(2, 2, 2), torch.ones(2, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="board_pose gives back"):
+        IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, reference_frame=1,
+                            board_pose=True)
 
 
 def test_pose_frame_needs_pose_tokens():

@@ -262,6 +262,15 @@ def test_shards_carry_a_run_to_another_machine(pipeline, tmp_path):
                                              f"trainer.init_from={tmp_path / 'shards'}"])
     model = WorldModel.from_pretrained(export_world_model(shards_only, tmp_path / "wm"))
     assert model.config.metadata["steps"] == 2
+    # their bf16 backbone is stored as bf16 (the codec as it is) and loads back exactly, as float32
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "wm" / "model.safetensors"))
+    assert {v.dtype for k, v in stored.items() if k.startswith("backbone.") and v.is_floating_point()} == {
+        torch.bfloat16}
+    assert {v.dtype for k, v in stored.items() if k.startswith("codec.") and v.is_floating_point()} == {torch.float32}
+    assert all(torch.equal(model.backbone.state_dict()[k], weights[k]) for k in weights)
+    assert all(v.dtype == torch.float32 for v in model.backbone.state_dict().values() if v.is_floating_point())
 
 
 def test_max_minutes_stops_with_a_checkpoint(pipeline, tmp_path, capsys):

@@ -336,12 +336,20 @@ class WorldModel(nn.Module):
     def _latent_hw(self) -> tuple[int, int]:
         return tuple(self.backbone.config.latent_size)  # type: ignore[return-value]
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (no pickle) into ``directory``."""
+    def save_pretrained(self, directory: str | os.PathLike, backbone_dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (no pickle) into ``directory``.
+
+        ``backbone_dtype`` (e.g. ``torch.bfloat16``) stores the backbone's floating-point weights in
+        that dtype: half the file for weights that are bf16 already (``world-gym train shards``);
+        :meth:`from_pretrained` loads them back into the model's own dtype.
+        """
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         (path / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        if backbone_dtype is not None:
+            state = {k: v.to(backbone_dtype) if k.startswith("backbone.") and v.is_floating_point() else v
+                     for k, v in state.items()}
         save_file(state, str(path / WEIGHTS_NAME), metadata={"format": "pt", "library": "world_gym"})
         return path
 

@@ -48,6 +48,7 @@ SIZES: dict[str, tuple[int, int, int]] = {
     "XL": (28, 1152, 16),
 }
 CONDITIONING_MODES = ("frame_ada", "video_ada")
+BOARD_POSE_DIM = 4  # the reference block's x, y (over pose_frame), cos, sin (IRASimConfig.board_pose)
 ACTION_EMBEDDERS = ("linear2", "mlp")
 
 
@@ -91,6 +92,11 @@ class IRASimConfig:
             of the clean inputs, the reference frame's channels and (with ``action_channels``) the
             action (times ``pose_frame``, in token units), so that a narrow network can tell nearby
             poses apart where contact changes abruptly (NeRF's positional encoding; not in the paper).
+        board_pose: with ``pose_frame``, also give the network the reference frame's block pose on
+            the board (x, y over ``pose_frame``, cos, sin), which the block frame hides: four more
+            input channels on every frame, so that it can tell where the walls are.
+            :meth:`IRASim.to_clip_frame` appends them to each action vector and :meth:`IRASim.forward`
+            takes them from there (not in the paper).
     """
 
     latent_channels: int = 4
@@ -115,6 +121,7 @@ class IRASimConfig:
     residual: bool = False
     pose_frame: float | None = None
     fourier_features: int = 0
+    board_pose: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -143,6 +150,8 @@ class IRASimConfig:
                 or self.action_dim != 2):
             raise ValueError("pose_frame needs pose tokens (6 channels, latent_size (1, 1)), 2-d actions and a "
                              "reference_frame")
+        if self.board_pose and self.pose_frame is None:
+            raise ValueError("board_pose gives back the board pose that pose_frame takes away: set pose_frame")
         if self.fourier_features and self.reference_frame is None and not self.action_channels:
             raise ValueError("fourier_features encodes the reference frame and the action channels: set either")
         h, w = self.latent_size
@@ -254,6 +263,7 @@ class IRASim(nn.Module):
         in_channels = config.latent_channels + (1 if config.action_map is not None else 0)
         in_channels += config.action_dim if config.action_channels else 0
         in_channels += config.latent_channels if config.reference_frame is not None else 0
+        in_channels += BOARD_POSE_DIM if config.board_pose else 0
         if config.fourier_features:
             encoded = (config.latent_channels if config.reference_frame is not None else 0) + (
                 config.action_dim if config.action_channels else 0)
@@ -374,6 +384,8 @@ class IRASim(nn.Module):
             x: ``(B, T, C, h, w)`` noisy latents, ``T <= num_frames``.
             t: ``(B,)`` diffusion timesteps.
             actions: ``(B, T, action_dim)`` normalised actions; ``actions[:, i]`` produced frame ``i``.
+                With ``board_pose``, ``(B, T, action_dim + 4)``: each followed by the board pose
+                (:meth:`to_clip_frame`).
             action_mask: ``(B, T)`` bool, False where a frame has no action (the conditioning frame).
 
         Returns:
@@ -386,6 +398,13 @@ class IRASim(nn.Module):
         if (c, h, w) != (cfg.latent_channels, *cfg.latent_size):
             raise ValueError(f"latent frames must be {(cfg.latent_channels, *cfg.latent_size)}, got {(c, h, w)}")
         inputs, reference = x, None
+        if cfg.board_pose:
+            board = actions[..., cfg.action_dim :].to(x.dtype)
+            if board.shape[-1] != BOARD_POSE_DIM:
+                raise ValueError(f"board_pose needs actions of width {cfg.action_dim + BOARD_POSE_DIM} "
+                                 f"(to_clip_frame appends the board pose), got {actions.shape[-1]}")
+            actions = actions[..., : cfg.action_dim]
+            inputs = torch.cat([inputs, board[..., None, None].expand(-1, -1, -1, h, w)], dim=2)
         if cfg.action_map is not None:
             inputs = torch.cat([x, self.action_maps(actions.to(x.dtype), action_mask)], dim=2)
         clean = []
@@ -440,6 +459,8 @@ class IRASim(nn.Module):
         normalised actions ``(B, L, A)`` in the coordinates the network works in, and what
         :meth:`from_clip_frame` needs to undo it: with ``pose_frame`` the reference frame's block
         frame (:func:`~world_gym.models.pose_codec.block_frame`), else the identity (``None``).
+        With ``board_pose`` the actions come back ``(B, L, A + 4)``: each followed by that block's
+        pose on the board (x, y over ``pose_frame``, cos, sin), which :meth:`forward` reads.
         Training transforms clean clips before noising them, a rollout each clip's context and actions
         before sampling, so the diffusion itself runs in that frame."""
         cfg = self.config
@@ -448,7 +469,12 @@ class IRASim(nn.Module):
         from world_gym.models.pose_codec import block_frame
 
         assert cfg.reference_frame is not None
-        return block_frame(latents, actions, cfg.reference_frame, cfg.pose_frame)
+        latents, actions, frame = block_frame(latents, actions, cfg.reference_frame, cfg.pose_frame)
+        if cfg.board_pose:
+            origin, rot = frame
+            board = torch.cat([origin / cfg.pose_frame, rot], dim=-1).to(actions.dtype)
+            actions = torch.cat([actions, board[:, None].expand(-1, actions.shape[1], -1)], dim=-1)
+        return latents, actions, frame
 
     def from_clip_frame(self, latents: torch.Tensor, frame: Any) -> torch.Tensor:
         """Generated latents ``(B, T, C, h, w)`` back from the clip's frame (:meth:`to_clip_frame`)."""

@@ -47,8 +47,8 @@ class EMA:
     @torch.no_grad()
     def update(self, module: nn.Module, step: int) -> None:
         decay = min(self.decay, (1 + step) / (10 + step))
-        for ema_p, p in zip(self.module.parameters(), module.parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - decay)
+        # one fused update of all parameters: a loop of small kernels costs more than the step on a GPU
+        torch._foreach_lerp_(list(self.module.parameters()), [p.detach() for p in module.parameters()], 1.0 - decay)
         for ema_b, b in zip(self.module.buffers(), module.buffers()):
             ema_b.copy_(b)
 

@@ -60,6 +60,7 @@ def backbone_config(cfg: DictConfig, latent_channels: int, latent_size: tuple[in
         residual=bool(d.get("residual", False)),
         pose_frame=_token_scale(cfg) if d.get("pose_frame") else None,
         fourier_features=int(d.get("fourier_features", 0) or 0),
+        board_pose=bool(d.get("board_pose", False)),
     )
 
 
@@ -311,9 +312,11 @@ def load_shards(directory: str | Path) -> tuple[dict[str, torch.Tensor], int]:
 
 def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
     """Assemble codec + EMA backbone of a finished run into a world-model directory at ``target``
-    (from ``out_dir/ckpt.pt``, or from ``trainer.init_from``'s shards when there is none)."""
+    (from ``out_dir/ckpt.pt``, or from ``trainer.init_from``'s shards when there is none; their bf16
+    backbone weights are then stored in bf16)."""
     state = load_checkpoint(Path(cfg.out_dir) / "ckpt.pt")
-    if state is None and cfg.trainer.get("init_from"):
+    from_shards = state is None and bool(cfg.trainer.get("init_from"))
+    if from_shards:
         weights, step = load_shards(cfg.trainer.init_from)
         state = {"ema": weights, "step": step}
     if state is None:
@@ -338,7 +341,8 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
                   "latents": _latents_record(Path(cfg.codec_dir)), **_pose_codec_record(Path(cfg.codec_dir))},
     )
     model = WorldModel(config, backbone=backbone, codec=codec)
-    return model.save_pretrained(target)
+    # shards hold bf16 weights: stored as they are, the backbone takes half the space, losslessly
+    return model.save_pretrained(target, backbone_dtype=torch.bfloat16 if from_shards else None)
 
 
 def _training_config(cfg: DictConfig) -> dict:
