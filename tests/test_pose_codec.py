@@ -199,13 +199,13 @@ def test_board_pose_gives_the_block_frame_model_the_board_back():
     moved_context, moved_actions = _move_board(context, actions, angle, shift, 4.0)
     model = _pose_frame_model(4.0, board_pose=True)
     plain = _pose_frame_model(4.0).backbone
-    canonical, acts, (origin, rot) = model.backbone.to_clip_frame(context, actions)
-    plain_canonical, plain_acts, _ = plain.to_clip_frame(context, actions)
+    canonical, frame_actions, _ = model.backbone.to_clip_frame(context, actions)
+    plain_canonical, plain_actions, _ = plain.to_clip_frame(context, actions)
     torch.testing.assert_close(canonical, plain_canonical)
-    torch.testing.assert_close(acts[..., :2], plain_acts)
+    torch.testing.assert_close(frame_actions[..., :2], plain_actions)
     # x and y over the token scale, then cos and sin: the same on every frame of the clip
     board = torch.cat([context[:, 1, 2:4, 0, 0] / 4.0, context[:, 1, 4:6, 0, 0] / 4.0], -1)
-    torch.testing.assert_close(acts[..., 2:], board[:, None].expand(-1, 7, -1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(frame_actions[..., 2:], board[:, None].expand(-1, 7, -1), atol=1e-5, rtol=0)
     runs = []
     for ctx, acts in ((context, actions), (moved_context, moved_actions)):
         gens = [torch.Generator().manual_seed(s) for s in (0, 1)]

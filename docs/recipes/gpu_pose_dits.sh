@@ -1,7 +1,13 @@
 #!/bin/bash
 # Five pose-token DiTs side by side on one lent GPU (session 15; docs/pusht_world_model.md, "Session 15").
-# The tree carries .device/ (ignored): whl/ (the wheels the device lacks) and tokens/ (a copy of
-# runs/pusht/pose2/tokens). Three `run` calls, back to back (an idle machine goes back after 30 s):
+# Before the calls, here (the tree that travels must stay under 64 MiB):
+#   echo /.device/ >> .git/info/exclude; mkdir -p .device/whl .device/tokens; cp runs/pusht/pose2/tokens/* .device/tokens/
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_17_x86_64 -d .device/whl gymnasium==1.4.0 farama-notifications diffusers==0.35.2 \
+#       importlib_metadata==10.2.0 hydra-core==1.3.8 omegaconf==2.3.1
+#   pip wheel --no-deps -w .device/whl antlr4-python3-runtime==4.9.3      # an sdist: built here
+#   mv world_gym/assets/reward_heads/resnet_iou_pusht.safetensors /tmp/held/   # back when the calls are done
+# Three `run` calls with carry [".device"], back to back (an idle machine goes back after 30 s):
 #   bash docs/recipes/gpu_pose_dits.sh start    # install, probe the speed of all five together, launch them for TRAIN_S
 #   bash docs/recipes/gpu_pose_dits.sh finish   # wait for them, then return their EMA shards and logs under $OUT
 #   bash docs/recipes/gpu_pose_dits.sh resume   # runs that trainer.max_minutes stopped early: on to their steps, then return
@@ -74,7 +80,7 @@ EOF
   pack   # interim weights, in case the machine is gone before 'finish' (takes about a minute under load)
   echo "start phase done after $(( $(date +%s) - T0 )) s"
 elif [ "$PHASE" = resume ]; then
-  # the probe overestimates the speed of the larger models (the small ones finish first and free the GPU)
+  # the probe overestimates the speed of the larger models (the mini runs finish first and free the GPU)
   for n in $NAMES; do
     want=$(sed -n 's/^  steps: //p' /tmp/r/$n/config.yaml)
     [ -n "$want" ] && [ "$(tail -1 /tmp/r/$n/log.csv | cut -d, -f1)" != "$want" ] || continue
