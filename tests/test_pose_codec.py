@@ -214,6 +214,11 @@ def test_board_pose_gives_the_block_frame_model_the_board_back():
     assert (runs[1] - expected).abs().max().item() > 1e-2
     with pytest.raises(ValueError, match="board_pose needs actions of width 6"):
         model.backbone(canonical, torch.zeros(2), torch.zeros(2, 2, 2), torch.ones(2, 2, dtype=torch.bool))
+    # the board channels stay in the input beside an action map
+    mapped = IRASim(IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, num_frames=5,
+                                        reference_frame=1, pose_frame=4.0, board_pose=True, action_map={}))
+    assert mapped(canonical, torch.zeros(2), frame_actions[:, :2], torch.ones(2, 2, dtype=torch.bool)).shape == (
+        2, 2, 6, 1, 1)
     with pytest.raises(ValueError, match="board_pose gives back"):
         IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, reference_frame=1,
                             board_pose=True)

@@ -406,7 +406,7 @@ class IRASim(nn.Module):
             actions = actions[..., : cfg.action_dim]
             inputs = torch.cat([inputs, board[..., None, None].expand(-1, -1, -1, h, w)], dim=2)
         if cfg.action_map is not None:
-            inputs = torch.cat([x, self.action_maps(actions.to(x.dtype), action_mask)], dim=2)
+            inputs = torch.cat([inputs, self.action_maps(actions.to(x.dtype), action_mask)], dim=2)
         clean = []
         if cfg.action_channels:
             known = torch.where(action_mask[..., None], actions.to(x.dtype), torch.zeros_like(actions, dtype=x.dtype))
