@@ -446,8 +446,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default=default_device())
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                         help="world-model precision, backbone and codec (default: the model's)")
-    parser.add_argument("--decoder", default=None, choices=["fast", "vae"],
-                        help="latent decoder (default: the model's fast decoder if it has one, else its VAE)")
+    parser.add_argument("--decoder", default=None, choices=["fast", "vae", "render"],
+                        help="decoder (default: a pose codec's sprite renderer if it has one, else the fast "
+                        "decoder if there is one, else the VAE)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
     parser.add_argument("--video", default=None, help="write ground truth | models side by side (.mp4/.gif)")

@@ -2,7 +2,7 @@
 
     python benchmarks/pose_state_parts.py runs/pusht/wm_pose
     python benchmarks/pose_state_parts.py runs/pusht/wm_pose --frames 160 --refine 0,20 --threads 1
-    python benchmarks/pose_state_parts.py pusht-irasim-pose --threads 1      # IRASim on pose tokens: the step
+    python benchmarks/pose_state_parts.py pusht-irasim-pose --threads 1      # IRASim on pose tokens
 
 - decoder: frames drawn from the *true* poses of ``--frames`` held-out frames (spread evenly over
   the held-out episodes), through each of the codec's decoders: PSNR, block IoU and agent error
@@ -14,9 +14,12 @@
   (from its first frame, ``--horizons`` steps; 15-step windows also from each episode's middle):
   mean and last-step position and angle errors.
 
-For an IRASim model on pose tokens (a :class:`PoseCodec`, ``IRASim-PushT-v0``) only the step part
-runs, with the DiT in place of the step: its encoder and decoder are a pose-state model's, measured
-by running this on that model.
+For a model on pose tokens (a :class:`PoseCodec`: ``IRASim-PushT-v0``, whose DiT takes the step's
+place, and a pose-state model exported with ``export_tokens``) the decoder part draws the true
+poses with each of the pose codec's decoders (the sprite decoder through the VAE or the fast
+decoder, and its sprite renderer if it has one), and the encoder part scores the codec's own
+reading of the frames (``encode``, with its configured refinement and the agent from its colour
+where it is set).
 
 Prints markdown tables and, last, one JSON line.
 """
@@ -99,7 +102,7 @@ def step_errors(model: WorldModel, states: np.ndarray, actions: np.ndarray, epis
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a pose-state world model, or an IRASim one on pose tokens (step only)")
+    parser.add_argument("model", help="a pose-state world model, or an IRASim one on pose tokens")
     parser.add_argument("--data", default="data/pusht/heldout")
     parser.add_argument("--frames", type=int, default=160)
     parser.add_argument("--refine", default="0,20", help="analysis-by-synthesis steps to compare (comma-separated)")
@@ -116,14 +119,15 @@ def main() -> None:
     backbone = model.backbone
     if not isinstance(backbone, PoseStateDynamics) and not isinstance(model.codec, PoseCodec):
         raise SystemExit(f"{args.model} is a {model.config.backbone} model on latents, not on poses")
-    data = load_episodes(args.data, extra_columns=POSE_COLUMNS, progress=False, images=isinstance(
-        backbone, PoseStateDynamics))
+    data = load_episodes(args.data, extra_columns=POSE_COLUMNS, progress=False)
     states = pose_to_state(torch.from_numpy(pose_rows(data.extras))).numpy()
     actions = model.action_spec.normalize(data.actions)
     result: dict[str, dict] = {"decoder": {}, "encoder": {}, "step": {}}
     for horizon in [int(h) for h in args.horizons.split(",")]:
         result["step"][f"{horizon} steps"] = step_errors(model, states, actions, data.episode_index, horizon)
-    if isinstance(backbone, PoseStateDynamics):
+    if isinstance(model.codec, PoseCodec):
+        codec_parts(model, data, states, args, result)
+    else:
         parts(model, backbone, data, states, args, result)
     print_tables(result, args.frames)
     print(json.dumps({"model": args.model, **result}))
@@ -153,6 +157,27 @@ def parts(model: WorldModel, backbone: PoseStateDynamics, data: EpisodeArrays, s
             errs.update(frame_scores(model.codec.decode(backbone.decode_states(read)), true))
         result["encoder"][f"refine {steps}"] = errs
     backbone.config.refine_steps = default_refine
+
+
+def codec_parts(model: WorldModel, data: EpisodeArrays, states: np.ndarray, args: argparse.Namespace,
+                result: dict[str, dict]) -> None:
+    """The decoder's and the encoder's rows of ``result`` for a model whose codec is a :class:`PoseCodec`."""
+    codec = model.codec
+    rows = np.linspace(0, len(data.frames) - 1, args.frames).astype(int)
+    true = np.asarray(data.frames[rows])
+    truth = torch.from_numpy(states[rows])
+    default = codec.decoder
+    with torch.no_grad():
+        tokens = states_to_tokens(truth, codec.token_scale)
+        read = codec.encode(true)
+        for name in codec.decoders:
+            codec.decoder = name
+            result["decoder"][f"true pose, {name}"] = frame_scores(codec.decode(tokens), true)
+            result["decoder"][f"codec round trip, {name}"] = frame_scores(codec.decode(read), true)
+    codec.decoder = default
+    errs = {k: float(v.mean()) for k, v in pose_errors(tokens_to_states(read, codec.token_scale), truth).items()}
+    errs.update(result["decoder"][f"codec round trip, {default}"])
+    result["encoder"][f"codec (refine {codec.pose_config.refine_steps}, drawn with {default})"] = errs
 
 
 def print_tables(result: dict[str, dict], frames: int) -> None:

@@ -88,8 +88,9 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=20)
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                         help="world-model precision, backbone and codec (default: the model's)")
-    parser.add_argument("--decoder", default=None, choices=["fast", "vae"],
-                        help="latent decoder (default: the model's fast decoder if it has one, else its VAE)")
+    parser.add_argument("--decoder", default=None, choices=["fast", "vae", "render"],
+                        help="decoder (default: a pose codec's sprite renderer if it has one, else the fast "
+                        "decoder if there is one, else the VAE)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:

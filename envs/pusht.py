@@ -6,8 +6,8 @@ absolute agent targets in ``[0, 512]^2`` (float32), observations 96x96x3 uint8 f
 episodes at most 300 frames. The default world model, ``pusht-irasim-pose``, is an IRASim Frame-Ada
 DiT trained on gym-pusht episodes whose latent frames are poses: a pose codec
 (:mod:`world_gym.models.pose_codec`) reads the agent's and the block's pose off each frame and draws
-them back with a learned sprite decoder, and the DiT denoises one pose token per frame (its card and
-fidelity figures: ``docs/pusht_world_model.md``). ``model="pusht-irasim-mini"`` is the earlier IRASim
+them back with a learned sprite renderer (:mod:`world_gym.models.sprite_renderer`), and the DiT
+denoises one pose token per frame (its card and fidelity figures: ``docs/pusht_world_model.md``). ``model="pusht-irasim-mini"`` is the earlier IRASim
 model on pixel latents (24x24x4 per frame), ``model="tiny-pusht"`` a tiny random-weight model for
 tests. ``PoseState-PushT-v0`` is the same env on ``pusht-pose-state``: the same pose codec with a
 deterministic next-frame step instead of the DiT (:mod:`world_gym.models.pose_state`). The default

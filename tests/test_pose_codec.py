@@ -273,4 +273,8 @@ def test_pose_tokens_train_irasim_export_and_run_in_the_env(pipeline, monkeypatc
                                      "--horizons", "3"])
     bench.main()
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["encoder"] == {} and result["step"]["3 steps"]["rollouts"] > 0
+    assert result["step"]["3 steps"]["rollouts"] > 0
+    # and draws the true poses with each of its codec's decoders, and scores the codec's reading
+    assert set(result["decoder"]) == {"true pose, vae", "codec round trip, vae"}
+    (read,) = result["encoder"].values()
+    assert read["agent"] >= 0 and read["block"] >= 0 and np.isfinite(read["psnr"])

@@ -13,6 +13,7 @@ import torch
 import world_gym  # noqa: F401  (registers the envs)
 from test_compact import rolls_out_twice_alike
 from test_training import _overrides, pipeline  # noqa: F401  (the tiny dataset, codec and latents)
+from world_gym.models.pose_codec import PoseCodec
 from world_gym.models.pose_state import (
     PoseStateConfig,
     PoseStateDynamics,
@@ -20,6 +21,8 @@ from world_gym.models.pose_state import (
     SpriteDecoder,
     pose_to_state,
     rotate,
+    states_to_tokens,
+    tokens_to_states,
     wrap_angle,
 )
 from world_gym.training.common import compose
@@ -185,6 +188,30 @@ def test_stages_train_resume_export_and_run_in_the_env(pipeline):  # noqa: F811
     obs, reward, terminated, truncated, info = env.step(np.full((3, 2), 256.0, np.float32))
     assert np.asarray(info["frames"]).shape == (3, 32, 32, 3)
     np.testing.assert_array_equal(obs, info["frames"][-1])
+
+    # export_tokens: the same parts as a pose codec (encoder, decoder) and a step on its tokens
+    tok = WorldModel.from_pretrained(export_world_model(
+        compose("train_pose", [*over, "export_tokens=true", "tokens.token_scale=2.0"]), pipeline / "wm_pose_tok"))
+    assert isinstance(tok.codec, PoseCodec) and tok.codec.token_scale == 2.0 and tok.codec.agent_from_pixels
+    assert tok.backbone.encoder is None and tok.backbone.config.token_scale == 2.0
+    assert tok.config.metadata["pose_tokens"] and tok.config.backbone == "PoseState"
+    for name in ("step_net", "encoder", "decoder"):
+        mine = getattr(tok.backbone, name) if name == "step_net" else getattr(tok.codec, {"encoder": "pose_encoder",
+                                                                                       "decoder": "sprite"}[name])
+        theirs = getattr(model.backbone, name)
+        for (k, v), w in zip(mine.state_dict().items(), theirs.state_dict().values()):
+            torch.testing.assert_close(v, w, msg=k)
+    # the same state in, the same states out: the step is the same, only who reads and draws differs
+    states = torch.tensor([[[0.1, 0.2, -0.1, 0.0, 0.5], [0.12, 0.2, -0.1, 0.0, 0.5]]])
+    acts = torch.full((1, 4, 2), 0.3)
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    via_tokens = tok.backbone.rollout(states_to_tokens(states[0], 2.0)[None], acts[:, :2], mask, acts)
+    torch.testing.assert_close(tokens_to_states(via_tokens[0], 2.0),
+                               model.backbone.rollout_states(states[:, 0], states[:, 1], acts[:, 1], acts)[0])
+    env = gym.make("IRASim-PushT-v0", model=tok, chunk_size=3, reward_model="zero")
+    env.reset(seed=0, options={"initial_frame": start[0]})
+    obs, *_ = env.step(np.full((3, 2), 256.0, np.float32))
+    assert obs.shape == (32, 32, 3)
 
 
 def test_parts_benchmark_on_the_tiny_model(pipeline, monkeypatch, capsys):  # noqa: F811

@@ -19,6 +19,7 @@ from world_gym.models.codec import FastDecoder, LatentCodec
 from world_gym.models.compact import CompactConfig, CompactDynamics
 from world_gym.models.pose_codec import PoseCodec
 from world_gym.models.pose_state import PoseStateConfig, PoseStateDynamics
+from world_gym.models.sprite_renderer import SpriteRenderer
 from world_gym.models.irasim import IRASim, IRASimConfig
 
 CONFIG_NAME = "config.json"
@@ -51,7 +52,9 @@ class WorldModelConfig:
         backbone, backbone_config: registered backbone name and its hyper-parameters.
         codec: ``{"vae": AutoencoderKL config, "scaling_factor": float}``, and ``"fast_decoder":
             {"channels": [...]}`` when the model has a :class:`~world_gym.models.codec.FastDecoder`,
-            and ``"pose": {...}`` when its latents are pose tokens (:class:`~world_gym.models.pose_codec.PoseCodec`).
+            and ``"pose": {...}`` when its latents are pose tokens (:class:`~world_gym.models.pose_codec.PoseCodec`),
+            with ``"renderer": {...}`` when such a codec draws them with a
+            :class:`~world_gym.models.sprite_renderer.SpriteRenderer`.
         action: the :class:`ActionSpec` (env units and scaling).
         frame_size: ``(H, W)`` of the RGB frames the model reads and writes.
         fps: frames per second of the data it was trained on.
@@ -145,6 +148,14 @@ class WorldModel(nn.Module):
         then stores it, and frames decode with it by default)."""
         self.codec.attach_fast_decoder(fast_decoder)
         self.config.codec = {**self.config.codec, "fast_decoder": fast_decoder.config_dict()}
+
+    def attach_renderer(self, renderer: SpriteRenderer) -> None:
+        """Add a trained :class:`~world_gym.models.sprite_renderer.SpriteRenderer` to a pose codec
+        (``save_pretrained`` then stores it, and frames are drawn with it by default)."""
+        if not isinstance(self.codec, PoseCodec):
+            raise TypeError(f"a renderer draws pose tokens; this model's codec is a {type(self.codec).__name__}")
+        self.codec.attach_renderer(renderer)
+        self.config.codec = {**self.config.codec, "renderer": renderer.config_dict()}
 
     @property
     def action_spec(self) -> ActionSpec:
@@ -383,7 +394,11 @@ def codec_from_config(codec: dict[str, Any]) -> LatentCodec:
     """The codec a world-model config's ``codec`` entry describes: a VAE :class:`LatentCodec`, or a
     :class:`~world_gym.models.pose_codec.PoseCodec` when it names a ``pose`` reader and drawer."""
     args = (codec["vae"], codec.get("scaling_factor"), codec.get("fast_decoder"))
-    return PoseCodec.from_config(*args, pose=codec["pose"]) if "pose" in codec else LatentCodec.from_config(*args)
+    if "pose" in codec:
+        return PoseCodec.from_config(*args, pose=codec["pose"], renderer=codec.get("renderer"))
+    if "renderer" in codec:
+        raise ValueError("a renderer draws poses: only a codec with a `pose` entry can have one")
+    return LatentCodec.from_config(*args)
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:

@@ -22,6 +22,7 @@ STAGES = {
     "pose-dynamics": "world_gym.training.train_pose:main_dynamics",
     "pose-export": "world_gym.training.train_pose:main_export",
     "pose-tokens": "world_gym.training.train_pose:main_tokens",
+    "pose-renderer": "world_gym.training.train_pose:main_renderer",
 }
 
 
@@ -34,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "world models in fast_decoder_attach=[...]), dynamics, export, shards (EMA weights in <=15 MiB bf16 files, for "
         "trainer.init_from); "
         "compact-ae, compact-dynamics, compact-export (the compact-state model, train_compact.yaml); "
-        "pose-decoder, pose-encoder, pose-dynamics, pose-export, pose-tokens (the pose-state model, train_pose.yaml)",
+        "pose-decoder, pose-encoder, pose-dynamics, pose-export, pose-tokens (the pose-state model, train_pose.yaml), "
+        "pose-renderer (a pose codec's sprite renderer, added to the world models in renderer_attach=[...])",
         description="Stages run with the Hydra configs in configs/ (train_codec.yaml, train_dynamics.yaml, "
         "train_compact.yaml, train_pose.yaml); "
         "pass overrides such as trainer.steps=100 data.train_root=data/pusht/train. export takes "

@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                    help="world-model precision, backbone and codec (default: the model's; "
                    "bfloat16 runs ~3x faster on CPUs with AVX512-BF16)")
-    p.add_argument("--decoder", default=None, choices=["fast", "vae"],
-                   help="latent decoder (default: the model's fast decoder if it has one, else its VAE)")
+    p.add_argument("--decoder", default=None, choices=["fast", "vae", "render"],
+                   help="decoder (default: a pose codec's sprite renderer if it has one, else the fast "
+                        "decoder if there is one, else the VAE)")
     p.add_argument("--no-ground-truth", action="store_true", help="world model only")
     p.add_argument("--no-world-model", action="store_true", help="ground truth only (grade a policy zoo)")
     p.add_argument("--videos", type=int, default=2, help="side-by-side videos per policy (first seeds)")

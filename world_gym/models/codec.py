@@ -92,7 +92,10 @@ class FastDecoder(nn.Module):
         return self.net(latents)
 
 
-DECODERS = ("fast", "vae")
+DECODERS = ("fast", "vae", "render")
+# how to get a decoder a codec lacks
+_DECODER_HINTS = {"fast": "train one with `world-gym train fast-decoder`",
+                  "render": "only a pose codec has one: train it with `world-gym train pose-renderer`"}
 
 
 class LatentCodec(nn.Module):
@@ -137,16 +140,22 @@ class LatentCodec(nn.Module):
 
     @property
     def decoder(self) -> str:
-        """Which decoder ``decode`` runs: ``"fast"`` (the :class:`FastDecoder`) or ``"vae"``."""
+        """Which decoder ``decode`` runs: ``"fast"`` (the :class:`FastDecoder`), ``"vae"``, or (a
+        :class:`~world_gym.models.pose_codec.PoseCodec` with a renderer) ``"render"``."""
         return self._decoder
 
     @decoder.setter
     def decoder(self, name: str) -> None:
         if name not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {name!r}")
-        if name == "fast" and self.fast_decoder is None:
-            raise ValueError("this codec has no fast decoder (train one with `world-gym train fast-decoder`)")
+        if name not in self.decoders:
+            raise ValueError(f"this codec has no {name} decoder ({_DECODER_HINTS[name]})")
         self._decoder = name
+
+    @property
+    def decoders(self) -> tuple[str, ...]:
+        """The decoders this codec can run."""
+        return ("fast", "vae") if self.fast_decoder is not None else ("vae",)
 
     def attach_fast_decoder(self, fast_decoder: FastDecoder) -> None:
         """Add (or replace) the fast decoder, and decode with it."""

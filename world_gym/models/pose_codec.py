@@ -4,7 +4,9 @@
 behind a VAE :class:`~world_gym.models.codec.LatentCodec`: ``encode`` turns frames into VAE latents,
 reads the agent's and the block's pose from them (the :class:`PoseEncoder`, refined through the
 decoder) and returns it as a ``(6, 1, 1)`` "latent frame"; ``decode`` draws the VAE latents of a
-pose with the :class:`SpriteDecoder` and decodes those to pixels. Any latent-video backbone then
+pose with the :class:`SpriteDecoder` and decodes those to pixels, or, with a
+:class:`~world_gym.models.sprite_renderer.SpriteRenderer` attached (``decoder="render"``, the
+default then), draws the pose's pixels directly from learned sprites. Any latent-video backbone then
 runs on poses unchanged: IRASim's DiT denoises a clip of one-token frames, one per action, so its
 frame-level action conditioning acts on the frame's whole content (``IRASim-PushT-v0``).
 
@@ -28,31 +30,22 @@ from diffusers import AutoencoderKL
 
 from world_gym import metrics
 from world_gym.models.codec import FastDecoder, LatentCodec
-from world_gym.models.pose_state import (
+from world_gym.models.sprite_renderer import SpriteRenderer, SpriteRendererConfig
+from world_gym.models.pose_state import (  # noqa: F401  (states_to_tokens, tokens_to_states: this module's API)
+    TOKEN_CHANNELS,
     PoseEncoder,
     PoseStateConfig,
     SpriteDecoder,
-    pose_to_state,
     read_states,
     rotate,
+    states_to_tokens,
+    tokens_to_states,
 )
 
-TOKEN_CHANNELS = 6
 # fewer agent-coloured pixels than this (of a disc of about 25 at 96 x 96): the learned encoder reads the agent
 MIN_AGENT_PIXELS = 4
 # in a codec directory of pose tokens (`world-gym train pose-tokens`): the VAE and pose parts it was made with
 POSE_CODEC_FILE = "pose_codec.json"
-
-
-def states_to_tokens(states: torch.Tensor, scale: float) -> torch.Tensor:
-    """States ``(N, 5)`` -> tokens ``(N, 6, 1, 1)``."""
-    angle = states[:, 4:5]
-    return (scale * torch.cat([states[:, :4], torch.cos(angle), torch.sin(angle)], 1))[..., None, None]
-
-
-def tokens_to_states(tokens: torch.Tensor, scale: float) -> torch.Tensor:
-    """Tokens ``(N, 6, 1, 1)`` -> states ``(N, 5)`` (the angle from the cosine and sine, whatever their norm)."""
-    return pose_to_state(tokens.flatten(1) / scale)
 
 
 def agent_from_pixels(x: torch.Tensor, workspace: float = metrics.PUSHT_WORKSPACE) -> torch.Tensor:
@@ -136,6 +129,8 @@ class PoseCodec(LatentCodec):
         pose: :class:`PoseStateConfig` fields of the encoder and decoder (``latent_size`` the VAE
             latents'; ``refine_steps``/``refine_lr`` the run-time refinement), ``token_scale``, and
             ``agent_from_pixels`` (read the agent from its colour; default False).
+        renderer: an optional :class:`SpriteRenderer`; when there is one, ``decode`` draws with it
+            unless ``decoder`` names another.
 
     >>> import numpy as np
     >>> from world_gym.models.codec import tiny_vae_config
@@ -146,7 +141,8 @@ class PoseCodec(LatentCodec):
     """
 
     def __init__(self, vae: AutoencoderKL, scaling_factor: float | None = None, micro_batch: int = 64,
-                 fast_decoder: FastDecoder | None = None, pose: dict[str, Any] | None = None) -> None:
+                 fast_decoder: FastDecoder | None = None, pose: dict[str, Any] | None = None,
+                 renderer: SpriteRenderer | None = None) -> None:
         super().__init__(vae, scaling_factor, micro_batch, fast_decoder)
         fields = dict(pose or {})
         self.token_scale = float(fields.pop("token_scale", 4.0))
@@ -158,15 +154,30 @@ class PoseCodec(LatentCodec):
                              f"the VAE has {self.vae_channels}")
         self.pose_encoder = PoseEncoder(self.pose_config)
         self.sprite = SpriteDecoder(self.pose_config)
+        self.renderer: SpriteRenderer | None = None
+        if renderer is not None:
+            self.attach_renderer(renderer)
 
     @classmethod
     def from_config(cls, vae_config: dict[str, Any], scaling_factor: float | None = None,
-                    fast_decoder: dict[str, Any] | None = None, pose: dict[str, Any] | None = None) -> "PoseCodec":
+                    fast_decoder: dict[str, Any] | None = None, pose: dict[str, Any] | None = None,
+                    renderer: dict[str, Any] | None = None) -> "PoseCodec":
         """A pose codec with freshly initialised networks of the given configs."""
         codec = cls(AutoencoderKL.from_config(dict(vae_config)), scaling_factor, pose=pose)
         if fast_decoder is not None:
             codec.attach_fast_decoder(FastDecoder(codec.vae_channels, codec.downsample, fast_decoder["channels"]))
+        if renderer is not None:
+            codec.attach_renderer(SpriteRenderer(SpriteRendererConfig.from_dict(renderer)))
         return codec
+
+    def attach_renderer(self, renderer: SpriteRenderer) -> None:
+        """Add (or replace) the sprite renderer, and decode with it."""
+        self.renderer = renderer.to(self.device, self.dtype)
+        self._decoder = "render"
+
+    @property
+    def decoders(self) -> tuple[str, ...]:
+        return (*super().decoders, *(("render",) if self.renderer is not None else ()))
 
     @property
     def latent_channels(self) -> int:
@@ -177,8 +188,11 @@ class PoseCodec(LatentCodec):
         return 1, 1
 
     def config_dict(self) -> dict[str, Any]:
-        return {**super().config_dict(), "pose": {**self.pose_config.to_dict(), "token_scale": self.token_scale,
-                                                  "agent_from_pixels": self.agent_from_pixels}}
+        out = {**super().config_dict(), "pose": {**self.pose_config.to_dict(), "token_scale": self.token_scale,
+                                                 "agent_from_pixels": self.agent_from_pixels}}
+        if self.renderer is not None:
+            out["renderer"] = self.renderer.config_dict()
+        return out
 
     def encode_vae(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` in ``[-1, 1]`` -> the VAE's scaled latents."""
@@ -201,4 +215,7 @@ class PoseCodec(LatentCodec):
     def decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
         """Pose tokens ``(N, 6, 1, 1)`` -> ``(N, 3, H, W)`` in about ``[-1, 1]``."""
         states = tokens_to_states(latents.to(self.sprite.cell_features.dtype), self.token_scale)
+        if self._decoder == "render":
+            step = self.micro_batch
+            return torch.cat([self.renderer(states[i : i + step]) for i in range(0, len(states), step)])
         return super().decode_tensor(self.sprite(states))

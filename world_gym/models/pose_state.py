@@ -22,6 +22,11 @@ Each part is trained from the collector's privileged pose columns (``observation
 The state is ``(agent x, agent y, block x, block y, block angle)``: positions in the action
 normalisation's units (``[0, 512]`` -> ``[-1, 1]``: ``x`` is the image column, ``y`` the row), the
 angle in radians, unwrapped.
+
+With ``token_scale`` set, the backbone keeps only :class:`PoseStep` and runs on a
+:class:`~world_gym.models.pose_codec.PoseCodec`'s pose tokens instead of spatial latents: the codec
+then reads the pose off a frame (the agent from its colour where it is set) and draws it (with
+its sprite renderer where it has one), and a token is the state itself (``PoseState-PushT-v0``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from torch import nn
 from world_gym.models.state_space import StateSpaceBackbone
 
 STATE_DIM = 5
+TOKEN_CHANNELS = 6  # a pose token: token_scale x (agent x, y, block x, y, cos angle, sin angle)
 
 
 @dataclass
@@ -61,6 +67,9 @@ class PoseStateConfig:
         dynamics_hidden, dynamics_depth: the agent's and the block's step networks.
         block_step, angle_step: the block step network's outputs are scaled by these (pose units,
             radians per frame).
+        token_scale: 0 (latents are a spatial codec's, read and drawn by this model's encoder and
+            decoder) or the scale of a pose codec's tokens, ``(6, 1, 1)``, which are the states
+            themselves (:func:`states_to_tokens`); the encoder and decoder fields are then unused.
     """
 
     latent_channels: int = 4
@@ -84,11 +93,16 @@ class PoseStateConfig:
     dynamics_depth: int = 3
     block_step: float = 0.05
     angle_step: float = 0.2
+    token_scale: float = 0.0
 
     def __post_init__(self) -> None:
         self.latent_size = tuple(self.latent_size)  # type: ignore[assignment]
         self.encoder_channels = tuple(self.encoder_channels)  # type: ignore[assignment]
-        if any(s % 4 for s in self.latent_size):
+        if self.token_scale > 0:
+            if self.latent_channels != TOKEN_CHANNELS or self.latent_size != (1, 1):
+                raise ValueError(f"pose tokens are ({TOKEN_CHANNELS}, 1, 1) latents, got latent_channels="
+                                 f"{self.latent_channels}, latent_size={self.latent_size}")
+        elif any(s % 4 for s in self.latent_size):
             raise ValueError(f"latent_size must be divisible by 4, got {self.latent_size}")
         if self.history != 2:
             raise ValueError(f"PoseStateDynamics steps from 2 context frames, got history={self.history}")
@@ -176,6 +190,17 @@ class PoseEncoder(nn.Module):
 def pose_to_state(pose: torch.Tensor) -> torch.Tensor:
     """``(..., 6)`` encoder outputs -> ``(..., 5)`` states (the angle from its cosine and sine)."""
     return torch.cat([pose[..., :4], torch.atan2(pose[..., 5], pose[..., 4])[..., None]], -1)
+
+
+def states_to_tokens(states: torch.Tensor, scale: float) -> torch.Tensor:
+    """States ``(N, 5)`` -> pose tokens ``(N, 6, 1, 1)``."""
+    angle = states[:, 4:5]
+    return (scale * torch.cat([states[:, :4], torch.cos(angle), torch.sin(angle)], 1))[..., None, None]
+
+
+def tokens_to_states(tokens: torch.Tensor, scale: float) -> torch.Tensor:
+    """Pose tokens ``(N, 6, 1, 1)`` -> states ``(N, 5)`` (the angle from the cosine and sine, whatever their norm)."""
+    return pose_to_state(tokens.flatten(1) / scale)
 
 
 class SpriteDecoder(nn.Module):
@@ -324,26 +349,38 @@ class PoseStateDynamics(StateSpaceBackbone):
     def __init__(self, config: PoseStateConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = PoseEncoder(config)
-        self.decoder = SpriteDecoder(config)
+        self.tokens = config.token_scale > 0
+        # on pose tokens the codec reads and draws the states: no encoder or decoder of our own
+        self.encoder = None if self.tokens else PoseEncoder(config)
+        self.decoder = None if self.tokens else SpriteDecoder(config)
         self.step_net = PoseStep(config)
 
     def encode_states(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``(..., C, h, w)`` -> states ``(..., 5)``: the encoder's pose, refined by
-        ``config.refine_steps`` Adam steps on the decoder's squared latent error."""
+        ``config.refine_steps`` Adam steps on the decoder's squared latent error (on pose tokens:
+        the token's state)."""
         lead = latents.shape[:-3]
-        flat = latents.reshape(-1, *latents.shape[-3:]).to(self.decoder.cell_features.dtype)
+        flat = latents.reshape(-1, *latents.shape[-3:])
+        if self.tokens:
+            return tokens_to_states(flat.float(), self.config.token_scale).reshape(*lead, STATE_DIM)
+        flat = flat.to(self.decoder.cell_features.dtype)
         states = read_states(self.encoder, self.decoder, flat, self.config.refine_steps, self.config.refine_lr)
         return states.reshape(*lead, STATE_DIM)
 
     def refine(self, states: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """``states`` moved by Adam to lower ``|decode(states) - latents|^2``, each frame on its own."""
+        if self.tokens:
+            raise TypeError("a pose-token model has no decoder of its own: its codec refines what it reads")
         return refine_states(self.decoder, states, latents, self.config.refine_steps, self.config.refine_lr)
 
     def decode_states(self, states: torch.Tensor) -> torch.Tensor:
-        """States ``(..., 5)`` -> latents ``(..., C, h, w)``."""
+        """States ``(..., 5)`` -> latents ``(..., C, h, w)`` (on pose tokens: the states' tokens)."""
         lead = states.shape[:-1]
-        out = self.decoder(states.reshape(-1, STATE_DIM).to(self.decoder.cell_features.dtype))
+        flat = states.reshape(-1, STATE_DIM)
+        if self.tokens:
+            out = states_to_tokens(flat, self.config.token_scale)
+        else:
+            out = self.decoder(flat.to(self.decoder.cell_features.dtype))
         return out.reshape(*lead, *out.shape[1:])
 
     def step(self, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,

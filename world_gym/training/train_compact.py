@@ -24,6 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from world_gym.diffusion import NoiseSchedule, SamplerConfig
+from world_gym.models.codec import LatentCodec
 from world_gym.models.compact import CompactAutoencoder, CompactConfig, CompactDynamics
 from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
 from world_gym.training.episodes import clip_starts, load_episodes
@@ -306,11 +307,11 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
 
 
 def save_state_space_model(cfg: DictConfig, target: str | Path, name: str, backbone: nn.Module,
-                           metadata: dict) -> Path:
-    """A deterministic state-space ``backbone`` (registered as ``name``, with a ``config``) and the codec
-    of ``cfg.codec_dir`` saved as a world-model directory at ``target``; ``metadata`` joins the family,
-    ``trained`` and the training config."""
-    codec = load_codec(cfg.codec_dir)
+                           metadata: dict, codec: LatentCodec | None = None) -> Path:
+    """A deterministic state-space ``backbone`` (registered as ``name``, with a ``config``) and ``codec``
+    (default: the codec of ``cfg.codec_dir``) saved as a world-model directory at ``target``;
+    ``metadata`` joins the family, ``trained`` and the training config."""
+    codec = codec if codec is not None else load_codec(cfg.codec_dir)
     wm_config = WorldModelConfig(
         backbone=name,
         backbone_config=backbone.config.to_dict(),

@@ -5,12 +5,17 @@
     world-gym train pose-dynamics       # the step, on multi-step rollouts of itself over true poses
     world-gym train pose-export export_to=runs/pusht/wm_pose
     world-gym train pose-tokens         # a codec directory of pose tokens for IRASim (train dynamics)
+    world-gym train pose-renderer renderer_attach=[world_gym/assets/pusht-irasim-pose]   # poses -> pixels
 
 Every stage learns from the privileged pose columns of the datasets that ``latents.json`` names
 (:func:`~world_gym.training.train_compact.pose_targets`), so the three are independent and can run
 at once. Each checkpoints every ``trainer.ckpt_every`` steps into ``out_dir/{decoder,encoder,
 dynamics}.pt``, resumes when run again, logs to ``log_{stage}.csv`` and stops after
 ``trainer.max_minutes``; the learning rate decays on a cosine from ``lr`` to ``lr_min``.
+
+``pose-renderer`` learns the :class:`~world_gym.models.sprite_renderer.SpriteRenderer` (a pose
+codec's ``render`` decoder) from the frames of the same datasets and their poses, scores it on the
+held-out dataset's frames (``renderer.json``) and adds it to the world models in ``renderer_attach``.
 """
 
 from __future__ import annotations
@@ -18,16 +23,21 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from world_gym.models.pose_codec import POSE_CODEC_FILE
+from world_gym import metrics
+from world_gym.models.pose_codec import POSE_CODEC_FILE, PoseCodec
 from world_gym.models.pose_state import (
+    TOKEN_CHANNELS,
     PoseEncoder,
     PoseStateConfig,
     PoseStateDynamics,
@@ -35,17 +45,21 @@ from world_gym.models.pose_state import (
     pose_to_state,
     wrap_angle,
 )
+from world_gym.models.sprite_renderer import SpriteRenderer, SpriteRendererConfig
 from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
-from world_gym.training.episodes import clip_starts
+from world_gym.training.episodes import clip_starts, load_episodes, load_training_episodes
 from world_gym.training.train_compact import (
+    POSE_COLUMNS,
     export_main,
     load_latents,
     moving_starts,
     object_weight,
+    pose_rows,
     pose_targets,
     save_state_space_model,
     train_loop,
 )
+from world_gym.training.train_codec import load_codec
 from world_gym.training.train_dynamics import action_spec, learning_rate
 
 # position errors are measured in units of 4 of gym-pusht's 512 (0.75 px of a 96x96 frame)
@@ -71,7 +85,7 @@ def _run(cfg: DictConfig, stage: str, net: nn.Module,
     """Train ``net`` on ``batch_loss`` with the options of ``cfg[stage]``, resuming ``out_dir/{stage}.pt``."""
     out = Path(cfg.out_dir)
     tc = cfg[stage]
-    opt = torch.optim.AdamW(net.parameters(), lr=float(tc.lr))
+    opt = torch.optim.AdamW(net.parameters(), lr=float(tc.lr), weight_decay=float(tc.get("weight_decay", 0.01)))
     step = 0
     state = load_checkpoint(out / f"{stage}.pt")
     if state is not None:
@@ -141,6 +155,94 @@ def train_encoder(cfg: DictConfig) -> Path:
     return _run(cfg, "encoder", net, batch_loss)
 
 
+RENDERER_WEIGHTS = "renderer.safetensors"
+RENDERER_META = "renderer.json"
+
+
+def _frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+@torch.no_grad()
+def score_renderer(renderer: SpriteRenderer, frames: np.ndarray, states: np.ndarray,
+                   batch: int = 256) -> dict[str, float]:
+    """PSNR, block IoU and agent error (units of 512, over the frames where both show the agent; nan
+    where none does) of ``frames`` ``(N, H, W, 3)`` against the renderer's drawing of their true
+    ``states`` ``(N, 5)``: the fidelity benchmark's metrics, PSNR capped at 60 dB."""
+    drawn = torch.cat([renderer(torch.from_numpy(states[i : i + batch])) for i in range(0, len(states), batch)])
+    pred = ((drawn.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    labels_pred, labels_true = metrics.pusht_segment(pred), metrics.pusht_segment(frames)
+    agent = np.linalg.norm(metrics.mask_centroid(labels_pred == metrics.AGENT)
+                           - metrics.mask_centroid(labels_true == metrics.AGENT), axis=-1)
+    found = agent[~np.isnan(agent)]  # frames where both show the agent's colour
+    return {"psnr": float(np.mean(np.minimum(metrics.psnr(pred, frames), 60.0))),
+            "block_iou": float(np.mean(metrics.mask_iou(labels_pred == metrics.BLOCK, labels_true == metrics.BLOCK))),
+            "agent_error": float(found.mean() * metrics.PUSHT_WORKSPACE / frames.shape[2]) if len(found) else np.nan,
+            "frames": len(frames)}
+
+
+def load_renderer(directory: str | Path) -> SpriteRenderer:
+    """The :class:`SpriteRenderer` that ``train pose-renderer`` wrote to ``directory``."""
+    directory = Path(directory)
+    meta = json.loads((directory / RENDERER_META).read_text())
+    renderer = SpriteRenderer(SpriteRendererConfig.from_dict(meta["config"]))
+    renderer.load_state_dict(load_file(str(directory / RENDERER_WEIGHTS)))
+    return renderer.eval()
+
+
+def attach_renderer(renderer_dir: str | Path, model_dir: str | Path) -> Path:
+    """Add the renderer of ``renderer_dir`` to the pose-codec world model in ``model_dir`` (rewritten in
+    place, its backbone stored in the dtype it was stored in; the metadata's ``renderer`` records the
+    renderer's steps, data and held-out scores)."""
+    from world_gym.world_model import WEIGHTS_NAME, WorldModel
+
+    with safe_open(str(Path(model_dir) / WEIGHTS_NAME), "pt") as f:
+        stored = {f.get_slice(k).get_dtype() for k in f.keys() if k.startswith("backbone.")}
+    model = WorldModel.from_pretrained(model_dir)
+    model.attach_renderer(load_renderer(renderer_dir))
+    meta = json.loads((Path(renderer_dir) / RENDERER_META).read_text())
+    model.config.metadata = {**model.config.metadata, "renderer": {k: v for k, v in meta.items() if k != "config"}}
+    model.save_pretrained(model_dir, backbone_dtype=torch.bfloat16 if stored == {"BF16"} else None)
+    return Path(model_dir)
+
+
+def train_renderer(cfg: DictConfig) -> Path:
+    """Train (or resume) the sprite renderer on (true pose, frame) pairs; writes ``renderer.safetensors``
+    and ``renderer.json`` (its config and held-out scores) to ``out_dir``."""
+    _prepare(cfg, "renderer")
+    out, tc = Path(cfg.out_dir), cfg.renderer
+    roots = json.loads((Path(cfg.codec_dir) / "latents.json").read_text())["roots"]
+    train = load_training_episodes(roots, progress=False)
+    states = torch.from_numpy(true_states(cfg, len(train))[1])
+    frames = train.frames
+    config = SpriteRendererConfig(frame_size=frames.shape[1:3], block_extent=float(tc.block_extent),
+                                  block_centre=tuple(tc.block_centre), agent_extent=float(tc.agent_extent),
+                                  texels_per_unit=float(tc.texels_per_unit))
+    # the board as most frames show it: the median of frames spread over the data
+    spread = np.linspace(0, len(frames) - 1, min(len(frames), int(tc.background_frames))).astype(int)
+    net = SpriteRenderer(config, _frames_to_tensor(np.median(frames[spread], 0)[None].astype(np.uint8))[0])
+
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
+        rows = np.sort(rng.integers(0, len(frames), int(tc.batch_size)))
+        return (net(states[rows]) - _frames_to_tensor(frames[rows])).pow(2).mean()
+
+    _run(cfg, "renderer", net, batch_loss)
+    net.eval()
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / RENDERER_WEIGHTS))
+    heldout = load_episodes(cfg.data.heldout_root, extra_columns=POSE_COLUMNS, progress=False)
+    pick = np.linspace(0, len(heldout) - 1, min(len(heldout), int(tc.eval_frames))).astype(int)
+    held_states = pose_to_state(torch.from_numpy(pose_rows({k: v[pick] for k, v in heldout.extras.items()}))).numpy()
+    scores = score_renderer(net, np.asarray(heldout.frames[pick]), held_states)
+    step = int(load_checkpoint(out / "renderer.pt")["step"])
+    (out / RENDERER_META).write_text(json.dumps({"config": config.to_dict(), "steps": step, "frames": len(frames),
+                                                 "roots": roots, "heldout": scores}, indent=1) + "\n")
+    print(f"renderer, {step} steps: held-out PSNR {scores['psnr']:.2f} dB, block IoU {scores['block_iou']:.3f}, "
+          f"agent error {scores['agent_error']:.2f} units of 512 ({scores['frames']} frames)")
+    for model_dir in cfg.get("renderer_attach", []) or []:
+        attach_renderer(out, model_dir)
+    return out
+
+
 def pose_loss(pred: torch.Tensor, target: torch.Tensor, angle_weight: float) -> torch.Tensor:
     """Squared position error (units of 4 of 512) plus ``angle_weight`` x squared angle error (radians)."""
     positions = ((pred[..., :4] - target[..., :4]) * POSITION_SCALE).pow(2).mean()
@@ -202,7 +304,13 @@ def train_dynamics(cfg: DictConfig) -> Path:
 
 
 def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
-    """Codec + pose-state backbone of ``out_dir`` as a world-model directory at ``target``."""
+    """Codec + pose-state backbone of ``out_dir`` as a world-model directory at ``target``.
+
+    With ``export_tokens`` the encoder and decoder join the codec instead: a
+    :class:`~world_gym.models.pose_codec.PoseCodec` (``tokens.token_scale``, ``tokens.agent_from_pixels``)
+    reads and draws the poses, and the backbone steps its tokens (``PoseStateConfig.token_scale``),
+    so the model can read the agent from its colour and draw with a sprite renderer
+    (``pose-renderer renderer_attach=[...]``) as ``IRASim-PushT-v0`` does."""
     out = Path(cfg.out_dir)
     parts = {name: load_checkpoint(out / f"{name}.pt") for name in ("decoder", "encoder", "dynamics")}
     missing = [name for name, state in parts.items() if state is None]
@@ -210,12 +318,24 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
         raise FileNotFoundError(f"{out} has no {', '.join(f'{m}.pt' for m in missing)}: train "
                                 f"{', '.join(f'pose-{m}' for m in missing)} first")
     config = model_config(cfg, load_latents(cfg).shape)
-    backbone = PoseStateDynamics(config)
-    backbone.decoder.load_state_dict(parts["decoder"]["model"])
-    backbone.encoder.load_state_dict(parts["encoder"]["model"])
+    metadata = {"backbone_kind": "pose_state", **{f"{name}_steps": int(state["step"]) for name, state in parts.items()}}
+    if not cfg.get("export_tokens", False):
+        backbone = PoseStateDynamics(config)
+        backbone.decoder.load_state_dict(parts["decoder"]["model"])
+        backbone.encoder.load_state_dict(parts["encoder"]["model"])
+        backbone.step_net.load_state_dict(parts["dynamics"]["model"])
+        return save_state_space_model(cfg, target, "PoseState", backbone, metadata)
+    scale = float(cfg.tokens.token_scale)
+    vae = load_codec(cfg.codec_dir)
+    pose = {**config.to_dict(), "token_scale": scale,
+            "agent_from_pixels": bool(cfg.tokens.get("agent_from_pixels", False))}
+    codec = PoseCodec(vae.vae, vae.scaling_factor, fast_decoder=vae.fast_decoder, pose=pose)
+    codec.pose_encoder.load_state_dict(parts["encoder"]["model"])
+    codec.sprite.load_state_dict(parts["decoder"]["model"])
+    backbone = PoseStateDynamics(replace(config, latent_channels=TOKEN_CHANNELS, latent_size=(1, 1),
+                                         token_scale=scale))
     backbone.step_net.load_state_dict(parts["dynamics"]["model"])
-    return save_state_space_model(cfg, target, "PoseState", backbone, {
-        "backbone_kind": "pose_state", **{f"{name}_steps": int(state["step"]) for name, state in parts.items()}})
+    return save_state_space_model(cfg, target, "PoseState", backbone, {**metadata, "pose_tokens": True}, codec=codec)
 
 
 def write_tokens(cfg: DictConfig) -> Path:
@@ -252,6 +372,11 @@ def write_tokens(cfg: DictConfig) -> Path:
 
 def main_tokens(overrides: list[str]) -> int:
     write_tokens(compose("train_pose", overrides))
+    return 0
+
+
+def main_renderer(overrides: list[str]) -> int:
+    train_renderer(compose("train_pose", overrides))
     return 0
 
 

@@ -1,0 +1,156 @@
+"""The sprite renderer (poses -> pixels): where it puts the objects, that it learns gym-pusht's
+drawing, and its place as a pose codec's ``render`` decoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from test_training import pipeline  # noqa: F401  (the tiny dataset, codec and latents)
+from world_gym.action_spec import ActionSpec
+from world_gym.diffusion import NoiseSchedule, SamplerConfig
+from world_gym.models.codec import LatentCodec, tiny_vae_config
+from world_gym.models.irasim import IRASimConfig
+from world_gym.models.pose_codec import PoseCodec, states_to_tokens
+from world_gym.models.sprite_renderer import SpriteRenderer, SpriteRendererConfig
+from world_gym.training.common import compose
+from world_gym.training.train_pose import load_renderer, score_renderer, train_renderer
+from world_gym.world_model import WorldModel, WorldModelConfig, codec_from_config
+
+POSE = {"latent_size": [8, 8], "encoder_channels": [8, 8, 8], "encoder_hidden": 16, "decoder_width": 16,
+        "decoder_depth": 2}
+
+
+def _painted(size: int = 32) -> SpriteRenderer:
+    """A renderer with a white background, an opaque red square block sprite with a blue corner
+    (so that turns show) and an opaque green agent disc."""
+    r = SpriteRenderer(SpriteRendererConfig(frame_size=(size, size), block_centre=(0.0, 0.0), block_extent=40.0))
+    with torch.no_grad():
+        r.background.fill_(1.0)
+        n = r.block.shape[-1]
+        r.block.zero_()
+        r.block[0, :, n // 4 : 3 * n // 4, n // 4 : 3 * n // 4] = torch.tensor([1.0, -1.0, -1.0, 1.0])[:, None, None]
+        r.block[0, :, n // 4 : n // 2, n // 4 : n // 2] = torch.tensor([-1.0, -1.0, 1.0, 1.0])[:, None, None]
+        yy, xx = torch.meshgrid(torch.linspace(-20, 20, r.agent.shape[-1]), torch.linspace(-20, 20, r.agent.shape[-1]),
+                                indexing="ij")
+        r.agent.zero_()
+        r.agent[0, 1] = 1.0
+        r.agent[0, 3] = (xx**2 + yy**2 < 15**2).float()
+    return r
+
+
+def test_sprites_move_and_turn_with_the_pose():
+    r = _painted()
+    pixel = 2.0 / 32  # one pixel of a 32 x 32 frame, in pose units
+    state = torch.tensor([[-0.5, 0.5, 0.0, 0.0, 0.3]])
+    frame = r(state)[0]
+    # the agent: moved by one pixel right and two down, its drawing moves with it
+    moved = r(state + torch.tensor([[pixel, 2 * pixel, 0, 0, 0]]))[0]
+    torch.testing.assert_close(moved[:, 12:24, 1:12], frame[:, 10:22, 0:11])
+    # the block at the board's centre: turned by a quarter, its drawing turns a quarter (clockwise
+    # on screen: x runs right, y down)
+    turned = r(torch.tensor([[-0.9, -0.9, 0.0, 0.0, 0.3 + np.pi / 2]]))[0]
+    plain = r(torch.tensor([[-0.9, -0.9, 0.0, 0.0, 0.3]]))[0]
+    centre = (slice(None), slice(8, 24), slice(8, 24))
+    expected = torch.rot90(plain, k=-1, dims=(1, 2))
+    torch.testing.assert_close(turned[centre], expected[centre], atol=1e-4, rtol=0)
+    assert (turned[centre] - plain[centre]).abs().max() > 1.0  # the blue corner went elsewhere
+    # nothing is drawn outside a sprite: a block far off the board leaves the background
+    off = r(torch.tensor([[-5.0, -5.0, 5.0, 5.0, 0.0]]))[0]
+    torch.testing.assert_close(off, torch.ones_like(off))
+
+
+def test_renderer_learns_gym_pusht_drawing():
+    """Fit on frames gym-pusht draws of random poses; the agent and block land where it draws them."""
+    from world_gym.envs.pusht_ground_truth import StateRenderer
+
+    rng = np.random.default_rng(0)
+    sim = StateRenderer()
+    agents = rng.uniform(60, 452, (160, 2))
+    blocks = np.concatenate([rng.uniform(130, 382, (160, 2)), rng.uniform(-np.pi, np.pi, (160, 1))], 1)
+    frames = np.stack([sim.render(b, a)[0] for a, b in zip(agents, blocks)])
+    states = np.concatenate([agents / 256 - 1, blocks[:, :2] / 256 - 1, blocks[:, 2:]], 1).astype(np.float32)
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    torch.manual_seed(0)
+    r = SpriteRenderer(background=torch.from_numpy(np.median(frames, 0)).permute(2, 0, 1).float() / 127.5 - 1)
+    before = score_renderer(r, frames[128:], states[128:])
+    opt = torch.optim.Adam(r.parameters(), lr=0.02)
+    s = torch.from_numpy(states)
+    for step in range(300):
+        rows = torch.from_numpy(rng.integers(0, 128, 32))
+        loss = (r(s[rows]) - x[rows]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = score_renderer(r, frames[128:], states[128:])  # 32 poses it did not see
+    assert after["psnr"] > 30 and after["block_iou"] > 0.9 and after["agent_error"] < 1.5, after
+    assert before["psnr"] < 27 and before["block_iou"] < 0.5, before
+
+
+def test_render_decoder_joins_a_pose_codec_and_round_trips():
+    torch.manual_seed(0)
+    codec = PoseCodec.from_config(tiny_vae_config(), pose=POSE)
+    assert codec.decoders == ("vae",) and codec.decoder == "vae"
+    with pytest.raises(ValueError, match="pose-renderer"):
+        codec.decoder = "render"
+    with pytest.raises(ValueError, match="pose-renderer"):
+        LatentCodec.from_config(tiny_vae_config()).decoder = "render"
+    codec.attach_renderer(_painted())
+    assert codec.decoder == "render" and codec.decoders == ("vae", "render")
+    states = torch.tensor([[-0.5, 0.5, 0.0, 0.0, 0.3], [0.5, -0.5, 0.2, 0.1, -1.0]])
+    tokens = states_to_tokens(states, codec.token_scale)
+    frames = codec.decode(tokens)
+    np.testing.assert_array_equal(frames, codec.tensor_to_frames(codec.renderer(states)))
+    codec.decoder = "vae"
+    assert not np.array_equal(codec.decode(tokens), frames)
+    # through a world model's directory: the config names the renderer, the weights hold it
+    again = codec_from_config(codec.config_dict())
+    assert again.decoder == "render" and again.renderer.config == codec.renderer.config
+    with pytest.raises(ValueError, match="only a codec with a `pose` entry"):
+        codec_from_config({**LatentCodec.from_config(tiny_vae_config()).config_dict(),
+                           "renderer": codec.renderer.config_dict()})
+
+
+def _tiny_pose_model(tmp: Path) -> Path:
+    torch.manual_seed(0)
+    backbone = IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, num_frames=5,
+                                   action_channels=True, reference_frame=1, residual=True, pose_frame=4.0)
+    codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "refine_steps": 0, "token_scale": 4.0})
+    config = WorldModelConfig(
+        backbone_config=backbone.to_dict(), codec=codec.config_dict(), frame_size=(32, 32), history=2,
+        action=ActionSpec(dim=2, low=[0, 0], high=[512, 512], scale=1 / 256, offset=256.0),
+        schedule=NoiseSchedule(prediction_type="sample"), sampler=SamplerConfig(name="ddim", num_inference_steps=2))
+    return WorldModel(config).save_pretrained(tmp / "wm", backbone_dtype=torch.bfloat16)
+
+
+def test_renderer_stage_trains_scores_and_attaches(pipeline, tmp_path):  # noqa: F811
+    model_dir = _tiny_pose_model(tmp_path)
+    over = [f"data.train_root={pipeline / 'train'}", f"data.heldout_root={pipeline / 'heldout'}",
+            "data.frame_size=[32,32]", f"codec_dir={pipeline / 'codec'}", f"out_dir={tmp_path / 'render'}",
+            "renderer.steps=4", "renderer.batch_size=4", "renderer.eval_frames=8", "renderer.background_frames=8",
+            "trainer.log_every=1", "trainer.ckpt_every=2", f"renderer_attach=[{model_dir}]"]
+    out = train_renderer(compose("train_pose", over))
+    meta = json.loads((out / "renderer.json").read_text())
+    assert meta["steps"] == 4 and meta["frames"] == 36 and meta["heldout"]["frames"] == 8
+    assert meta["config"]["frame_size"] == [32, 32] and np.isfinite(meta["heldout"]["psnr"])
+    renderer = load_renderer(out)
+    model = WorldModel.from_pretrained(model_dir)
+    assert model.codec.decoder == "render" and model.config.codec["renderer"] == renderer.config_dict()
+    assert model.config.metadata["renderer"]["steps"] == 4
+    torch.testing.assert_close(model.codec.renderer.block, renderer.block)
+    # the backbone stays stored in bf16
+    from safetensors import safe_open
+    with safe_open(str(model_dir / "model.safetensors"), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys() if k.startswith("backbone.")} == {"BF16"}
+    out_frames = model.rollout(np.full((1, 32, 32, 3), 255, np.uint8), np.full((1, 3, 2), 256.0),
+                               generator=[torch.Generator().manual_seed(0)]).frames
+    assert out_frames.shape == (1, 3, 32, 32, 3)
+    # resumes from its checkpoint: two more steps, not six
+    train_renderer(compose("train_pose", [*over, "renderer.steps=6", "renderer_attach=[]"]))
+    assert json.loads((out / "renderer.json").read_text())["steps"] == 6
+    rows = (out / "log_renderer.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4", "5", "6"]
