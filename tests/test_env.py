@@ -147,3 +147,21 @@ def test_gym_make_pusht_uses_bundled_model_and_start_frames():
     single = gym.make("world_gym:IRASim-PushT-v0", num_inference_steps=1, device="cpu")
     assert single.action_space.shape == (2,)
     assert single.unwrapped.model.config.frame_size == (96, 96)
+
+
+def test_pusht_world_model_envs_score_their_frames_with_the_network_not_the_re_render_fit():
+    """The resnet_iou head re-renders gym-pusht's own frames near the success threshold; a world
+    model's frames are not gym-pusht's, so the Push-T families turn that off unless told otherwise."""
+    from world_gym.assets import bundled_model_path
+    from world_gym.reward_models.resnet_iou import ResNetIoUReward
+
+    tiny = str(bundled_model_path("tiny-pusht"))
+    for env_id in ("IRASim-PushT-v0", "PoseState-PushT-v0"):
+        head = gym.make(env_id, model=tiny, device="cpu").unwrapped.reward_head
+        assert isinstance(head, ResNetIoUReward) and head.render_fit is False
+    head = gym.make("IRASim-PushT-v0", model=tiny, reward_model="resnet_iou",
+                    reward_model_kwargs={"render_fit": True}, device="cpu").unwrapped.reward_head
+    assert head.render_fit is True
+    # the family's defaults are the family head's: another head gets none of them
+    head = gym.make("IRASim-PushT-v0", model=tiny, reward_model="goal_mse", device="cpu").unwrapped.reward_head
+    assert not hasattr(head, "render_fit")

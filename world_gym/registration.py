@@ -29,6 +29,8 @@ class EnvFamily:
         make_model: ``(device=..., dtype=..., **family_kwargs) -> WorldModel``; receives the
             ``gym.make`` keyword arguments the env does not know (e.g. ``checkpoint=``).
         reward_model: name of the default reward head.
+        reward_model_kwargs: its default keyword arguments in this family's envs, under the ones
+            ``gym.make`` passes (used whenever the head is the family's ``reward_model``).
         initial_states: builds the default initial-state source, or None (then ``reset`` needs an
             ``initial_frame``).
         max_episode_frames: default episode length in frames (primitive actions), or None.
@@ -41,6 +43,7 @@ class EnvFamily:
     env_id: str
     make_model: Callable[..., WorldModel]
     reward_model: str = "zero"
+    reward_model_kwargs: dict[str, Any] = field(default_factory=dict)
     initial_states: Callable[[], InitialStateSource] | None = None
     max_episode_frames: int | None = None
     chunk_size: int | None = None
@@ -133,7 +136,10 @@ def build_env_parts(
     chunk = chunk_size or (fam.chunk_size if fam and fam.chunk_size else None) or wm.config.chunk_size
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk}")
-    head = make_reward_head(reward_model, default=fam.reward_model if fam else "zero", **(reward_model_kwargs or {}))
+    head_kwargs = dict(reward_model_kwargs or {})
+    if fam is not None and (reward_model is None or reward_model == fam.reward_model):
+        head_kwargs = {**fam.reward_model_kwargs, **head_kwargs}
+    head = make_reward_head(reward_model, default=fam.reward_model if fam else "zero", **head_kwargs)
     head.to(device)
     if initial_states is None and fam is not None and fam.initial_states is not None:
         initial_states = fam.initial_states()
