@@ -195,10 +195,9 @@ def test_stages_train_resume_export_and_run_in_the_env(pipeline):  # noqa: F811
     assert isinstance(tok.codec, PoseCodec) and tok.codec.token_scale == 2.0 and tok.codec.agent_from_pixels
     assert tok.backbone.encoder is None and tok.backbone.config.token_scale == 2.0
     assert tok.config.metadata["pose_tokens"] and tok.config.backbone == "PoseState"
-    for name in ("step_net", "encoder", "decoder"):
-        mine = getattr(tok.backbone, name) if name == "step_net" else getattr(tok.codec, {"encoder": "pose_encoder",
-                                                                                       "decoder": "sprite"}[name])
-        theirs = getattr(model.backbone, name)
+    # the same weights, the step's in the backbone, the encoder's and decoder's in the codec
+    for mine, theirs in ((tok.backbone.step_net, model.backbone.step_net),
+                         (tok.codec.pose_encoder, model.backbone.encoder), (tok.codec.sprite, model.backbone.decoder)):
         for (k, v), w in zip(mine.state_dict().items(), theirs.state_dict().values()):
             torch.testing.assert_close(v, w, msg=k)
     # the same state in, the same states out: the step is the same, only who reads and draws differs
