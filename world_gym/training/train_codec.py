@@ -185,9 +185,15 @@ def load_codec(codec_dir: str | Path) -> LatentCodec:
 def load_pose_codec(tokens_dir: Path) -> PoseCodec:
     """The VAE codec and the pose encoder and decoder checkpoints ``tokens_dir/pose_codec.json`` names."""
     meta = json.loads((tokens_dir / POSE_CODEC_FILE).read_text())
-    vae = load_codec(meta["vae_codec_dir"])
-    codec = PoseCodec(vae.vae, vae.scaling_factor, fast_decoder=vae.fast_decoder, pose=meta["pose"])
-    pose_dir = Path(meta["pose_dir"])
+    return build_pose_codec(meta["vae_codec_dir"], meta["pose_dir"], meta["pose"])
+
+
+def build_pose_codec(vae_codec_dir: str | Path, pose_dir: str | Path, pose: dict) -> PoseCodec:
+    """A :class:`PoseCodec` of the VAE codec in ``vae_codec_dir`` and the ``encoder.pt`` / ``decoder.pt``
+    that ``train pose-encoder`` / ``pose-decoder`` wrote to ``pose_dir``; ``pose`` as ``PoseCodec`` takes it."""
+    vae = load_codec(vae_codec_dir)
+    codec = PoseCodec(vae.vae, vae.scaling_factor, fast_decoder=vae.fast_decoder, pose=pose)
+    pose_dir = Path(pose_dir)
     for name, module in (("encoder", codec.pose_encoder), ("decoder", codec.sprite)):
         state = load_checkpoint(pose_dir / f"{name}.pt")
         if state is None:

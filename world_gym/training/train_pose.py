@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from world_gym import metrics
-from world_gym.models.pose_codec import POSE_CODEC_FILE, PoseCodec
+from world_gym.models.pose_codec import POSE_CODEC_FILE
 from world_gym.models.pose_state import (
     TOKEN_CHANNELS,
     PoseEncoder,
@@ -59,7 +59,7 @@ from world_gym.training.train_compact import (
     save_state_space_model,
     train_loop,
 )
-from world_gym.training.train_codec import load_codec
+from world_gym.training.train_codec import build_pose_codec, to_tensor
 from world_gym.training.train_dynamics import action_spec, learning_rate
 
 # position errors are measured in units of 4 of gym-pusht's 512 (0.75 px of a 96x96 frame)
@@ -159,10 +159,6 @@ RENDERER_WEIGHTS = "renderer.safetensors"
 RENDERER_META = "renderer.json"
 
 
-def _frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
 @torch.no_grad()
 def score_renderer(renderer: SpriteRenderer, frames: np.ndarray, states: np.ndarray,
                    batch: int = 256) -> dict[str, float]:
@@ -171,12 +167,10 @@ def score_renderer(renderer: SpriteRenderer, frames: np.ndarray, states: np.ndar
     ``states`` ``(N, 5)``: the fidelity benchmark's metrics, PSNR capped at 60 dB."""
     drawn = torch.cat([renderer(torch.from_numpy(states[i : i + batch])) for i in range(0, len(states), batch)])
     pred = ((drawn.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    labels_pred, labels_true = metrics.pusht_segment(pred), metrics.pusht_segment(frames)
-    agent = np.linalg.norm(metrics.mask_centroid(labels_pred == metrics.AGENT)
-                           - metrics.mask_centroid(labels_true == metrics.AGENT), axis=-1)
+    agent = metrics.agent_error(pred, frames)
     found = agent[~np.isnan(agent)]  # frames where both show the agent's colour
     return {"psnr": float(np.mean(np.minimum(metrics.psnr(pred, frames), 60.0))),
-            "block_iou": float(np.mean(metrics.mask_iou(labels_pred == metrics.BLOCK, labels_true == metrics.BLOCK))),
+            "block_iou": float(np.mean(metrics.block_iou(pred, frames))),
             "agent_error": float(found.mean() * metrics.PUSHT_WORKSPACE / frames.shape[2]) if len(found) else np.nan,
             "frames": len(frames)}
 
@@ -220,11 +214,11 @@ def train_renderer(cfg: DictConfig) -> Path:
                                   texels_per_unit=float(tc.texels_per_unit))
     # the board as most frames show it: the median of frames spread over the data
     spread = np.linspace(0, len(frames) - 1, min(len(frames), int(tc.background_frames))).astype(int)
-    net = SpriteRenderer(config, _frames_to_tensor(np.median(frames[spread], 0)[None].astype(np.uint8))[0])
+    net = SpriteRenderer(config, to_tensor(np.median(frames[spread], 0)[None].astype(np.uint8))[0])
 
     def batch_loss(rng: np.random.Generator) -> torch.Tensor:
         rows = np.sort(rng.integers(0, len(frames), int(tc.batch_size)))
-        return (net(states[rows]) - _frames_to_tensor(frames[rows])).pow(2).mean()
+        return (net(states[rows]) - to_tensor(frames[rows])).pow(2).mean()
 
     _run(cfg, "renderer", net, batch_loss)
     net.eval()
@@ -326,12 +320,9 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
         backbone.step_net.load_state_dict(parts["dynamics"]["model"])
         return save_state_space_model(cfg, target, "PoseState", backbone, metadata)
     scale = float(cfg.tokens.token_scale)
-    vae = load_codec(cfg.codec_dir)
     pose = {**config.to_dict(), "token_scale": scale,
             "agent_from_pixels": bool(cfg.tokens.get("agent_from_pixels", False))}
-    codec = PoseCodec(vae.vae, vae.scaling_factor, fast_decoder=vae.fast_decoder, pose=pose)
-    codec.pose_encoder.load_state_dict(parts["encoder"]["model"])
-    codec.sprite.load_state_dict(parts["decoder"]["model"])
+    codec = build_pose_codec(cfg.codec_dir, out, pose)
     backbone = PoseStateDynamics(replace(config, latent_channels=TOKEN_CHANNELS, latent_size=(1, 1),
                                          token_scale=scale))
     backbone.step_net.load_state_dict(parts["dynamics"]["model"])
