@@ -87,6 +87,10 @@ class ModelRollout:
         self.model = self.codec = WorldModel.from_pretrained(path, device=args.device, dtype=dtype)
         if args.ensemble:
             self.model.config.sampler.ensemble = args.ensemble
+        if args.frames_per_pass:
+            self.model.config.frames_per_pass = args.frames_per_pass
+        if args.clip_padding:
+            self.model.config.clip_padding = None if args.clip_padding == "none" else args.clip_padding
         if dtype is not None:
             self.model.codec.to(dtype)
         if args.decoder is not None:
@@ -431,7 +435,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="write ground truth | models for the random protocol")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the model's)")
     parser.add_argument("--chunk-size", type=int, default=None,
-                        help="roll out as an env with this chunk_size steps (default: whole clips per pass)")
+                        help="roll out as an env with this chunk_size steps (default: all actions in one call)")
+    parser.add_argument("--frames-per-pass", type=int, default=None,
+                        help="frames kept from each diffusion pass (default: the model's config.frames_per_pass)")
+    parser.add_argument("--clip-padding", choices=["none", "zeros", "repeat_last"], default=None,
+                        help="pad each pass's actions to a whole clip (default: the model's config.clip_padding)")
     parser.add_argument("--sampler", default=None, help="sampler name (default: the model's)")
     parser.add_argument("--ensemble", type=int, default=None,
                         help="each clip the mean of this many samples (default: the model's sampler.ensemble)")
@@ -481,7 +489,9 @@ def main(argv: list[str] | None = None) -> dict:
     rows, report = [], {"benchmark": "fidelity", "data": str(args.data), "episodes": len(episodes),
                         "device": torch.cuda.get_device_name() if args.device.startswith("cuda")
                         else f"CPU ({torch.get_num_threads()} threads)", "seed": args.seed,
-                        "decoders": {m.name: m.model.codec.decoder for m in models}}
+                        "decoders": {m.name: m.model.codec.decoder for m in models},
+                        "passes": {m.name: {"frames_per_pass": m.model.frames_per_pass,
+                                            "clip_padding": m.model.config.clip_padding} for m in models}}
     if "short" in protocols:
         res = timed(models, lambda: run_short(data, methods, args, episodes))
         report["short"] = {"horizon": args.horizon, "windows_per_episode": args.windows, "methods": res}

@@ -51,6 +51,27 @@ def test_step_returns_every_frame_of_the_chunk(micro_model, micro_frames):
     assert set(info["timing"]) == {"model_s", "decode_s", "reward_s"} and info["episode_frames"] == 6
 
 
+def test_rollout_passes_are_env_arguments(micro_model, micro_frames):
+    """``frames_per_pass`` and ``clip_padding`` override the model's: a step of 4 actions in passes
+    of 2 gives the frames of an env stepping 2 actions at a time."""
+    def frames(chunk, **kw):
+        env = _env(micro_model, micro_frames, chunk_size=chunk, **kw)
+        env.reset(seed=1)
+        acts = np.random.default_rng(0).uniform(0, 512, (4, 2)).astype(np.float32)
+        return np.concatenate([env.step(acts[i : i + chunk])[4]["frames"] for i in range(0, 4, chunk)])
+
+    assert micro_model.frames_per_pass == 4
+    in_passes_of_2 = frames(4, frames_per_pass=2)
+    assert micro_model.frames_per_pass == 2 and micro_model.config.clip_padding is None
+    np.testing.assert_array_equal(in_passes_of_2, frames(2))
+    frames(4, frames_per_pass=4, clip_padding="repeat_last")
+    assert micro_model.frames_per_pass == 4 and micro_model.config.clip_padding == "repeat_last"
+    frames(4, clip_padding="none")
+    assert micro_model.config.clip_padding is None
+    with pytest.raises(ValueError, match="frames_per_pass"):
+        _env(micro_model, micro_frames, frames_per_pass=0)
+
+
 def test_same_seed_same_frames_and_different_seed_differs(micro_model, micro_frames):
     def run(seed):
         env = _env(micro_model, micro_frames, chunk_size=2)

@@ -87,7 +87,8 @@ def test_short_windows_stay_inside_episodes(fidelity) -> None:
 
 def test_chunked_rollouts_match_whole_clips_and_differ_per_frame(fidelity, setup, capsys) -> None:
     """``--chunk-size`` steps the model as an env would; with the clip's own length it must give
-    exactly the whole-clip rollout, with 1 frame per pass a different one."""
+    exactly the whole-clip rollout, with 1 frame per pass a different one, the one the model's own
+    ``frames_per_pass=1`` gives."""
     data, model_dir = setup
     common = ["--data", str(data), "--model", str(model_dir), "--windows", "1", "--horizon", "5", "--steps", "1",
               "--device", "cpu", "--protocols", "short", "--no-reconstruction", "--no-delta"]
@@ -96,6 +97,12 @@ def test_chunked_rollouts_match_whole_clips_and_differ_per_frame(fidelity, setup
     capsys.readouterr()
     psnr = {c: r["short"]["methods"]["micro"]["psnr"] for c, r in reports.items()}
     assert psnr[whole] == psnr[None] and psnr[1] != psnr[None]
+    # the model's passes of 1 frame (--frames-per-pass) are what an env stepping 1 action gets
+    passes = fidelity.main([*common, "--frames-per-pass", "1"])
+    capsys.readouterr()
+    assert passes["short"]["methods"]["micro"]["psnr"] == psnr[1]
+    assert passes["passes"]["micro"] == {"frames_per_pass": 1, "clip_padding": None}
+    assert reports[None]["passes"]["micro"]["frames_per_pass"] == whole
 
 
 def test_random_protocol_scores_against_gym_pusht(fidelity, tmp_path: Path, capsys) -> None:

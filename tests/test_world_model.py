@@ -96,6 +96,45 @@ def test_fixed_length_clips_pad_short_chunks():
         micro_config().__class__.from_dict({**micro_config().to_dict(), "clip_padding": "noise"})
 
 
+def test_frames_per_pass_splits_rollouts_into_shorter_passes(tmp_path):
+    torch.manual_seed(0)
+    model = randomize(WorldModel(micro_config()))  # 4 new frames per clip
+    calls = []
+    forward = model.backbone.forward
+    model.backbone.forward = lambda x, *a: calls.append(x.shape[1]) or forward(x, *a)
+    steps = model.config.sampler.num_inference_steps
+    actions = np.random.default_rng(4).uniform(0, 512, (1, 7, 2))
+
+    def roll() -> torch.Tensor:
+        calls.clear()
+        return model.rollout(_frames(1), actions, generator=torch.Generator().manual_seed(5), decode=False).latents
+
+    whole = roll()
+    assert calls == [5] * steps + [4] * steps  # clips of 4 + 3 new frames after 1 history frame
+    model.config.frames_per_pass = 2
+    assert model.frames_per_pass == 2
+    split = roll()
+    assert split.shape == whole.shape and calls == [3] * 3 * steps + [2] * steps
+    assert not torch.allclose(split, whole), "each pass conditions on the frames just before it"
+    # a pass of 2 is what an env stepping 2 actions at a time gets
+    gen, state, chained = torch.Generator().manual_seed(5), model.initial_context(_frames(1)), []
+    model.config.frames_per_pass = None
+    for start in range(0, 7, 2):
+        acts = model.normalize_actions(actions[:, start : start + 2])
+        chained.append(model.rollout_latents(*state, acts, gen))
+        state = model.advance_context(*state, chained[-1], acts)
+    torch.testing.assert_close(torch.cat(chained, 1), split)
+    # with padding every pass still runs the whole clip and keeps its first frames
+    model.config.frames_per_pass, model.config.clip_padding = 2, "repeat_last"
+    assert roll().shape == whole.shape and set(calls) == {5} and len(calls) == 4 * steps
+    model.config.frames_per_pass = 9
+    assert model.frames_per_pass == 4, "never more than a clip holds"
+    model.save_pretrained(tmp_path / "wm")
+    assert WorldModel.from_pretrained(tmp_path / "wm").config.frames_per_pass == 9
+    with pytest.raises(ValueError, match="frames_per_pass"):
+        micro_config().__class__.from_dict({**micro_config().to_dict(), "frames_per_pass": 0})
+
+
 def test_pndm_warm_up_needs_four_steps(micro_model):
     micro_model.config.sampler.options = {"skip_prk_steps": False}
     micro_model.config.sampler.name = "pndm"

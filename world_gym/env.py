@@ -63,9 +63,13 @@ class WorldModelEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``initial_states``, ``max_episode_frames``, ``task``: override the family's.
     - ``device``, ``dtype``: where the model runs (default: CUDA when available) and the
       backbone's precision; ``codec_dtype``: the codec's (default float32; ``torch.bfloat16``
-      decodes about 3x faster on CPUs with AVX512-BF16); ``decoder``: ``"fast"`` or ``"vae"``, which
-      of the model's decoders turns latents into frames (default: its fast decoder if it has one).
+      decodes about 3x faster on CPUs with AVX512-BF16); ``decoder``: ``"render"``, ``"fast"`` or
+      ``"vae"``, which of the model's decoders turns latents into frames (default: a pose codec's
+      sprite renderer if it has one, else its fast decoder if it has one).
     - ``num_inference_steps``, ``sampler``: sampling overrides (e.g. ``"ddim"``, 10 steps).
+    - ``frames_per_pass``, ``clip_padding``: override the model's rollout passes
+      (:class:`~world_gym.world_model.WorldModelConfig`): frames kept from each diffusion pass, and
+      ``"repeat_last"``, ``"zeros"`` or ``"none"`` for how a pass is padded to a whole clip.
     - ``report_timing``: add ``info["timing"]`` (off by default: wall times differ between runs,
       and Gymnasium's env checker requires identical infos for identical seeds). The last step's
       timing is always in ``env.unwrapped.last_timing``.

@@ -64,6 +64,10 @@ class WorldModelConfig:
         clip_padding: None (a short chunk runs a short clip: models trained on variable clip
             lengths) or ``"zeros"`` / ``"repeat_last"`` (every pass runs a whole clip, the chunk padded
             with zero (normalised) actions or its last action; models trained on full clips only).
+        frames_per_pass: at most this many frames are kept from each diffusion pass, however many
+            actions a rollout or an env step has; None keeps the whole clip's (``num_frames -
+            history``). A pass conditions on the frames just before it, so shorter passes re-anchor
+            long rollouts more often; with ``clip_padding`` each pass still runs a whole clip.
         metadata: free-form (training data, card, env family).
     """
 
@@ -78,6 +82,7 @@ class WorldModelConfig:
     schedule: NoiseSchedule = field(default_factory=NoiseSchedule)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     clip_padding: str | None = None
+    frames_per_pass: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,6 +91,8 @@ class WorldModelConfig:
             raise ValueError(f"history must be >= 1, got {self.history}")
         if self.clip_padding not in (None, "zeros", "repeat_last"):
             raise ValueError(f"clip_padding must be None, 'zeros' or 'repeat_last', got {self.clip_padding!r}")
+        if self.frames_per_pass is not None and self.frames_per_pass < 1:
+            raise ValueError(f"frames_per_pass must be None or >= 1, got {self.frames_per_pass}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +107,7 @@ class WorldModelConfig:
             "schedule": self.schedule.to_dict(),
             "sampler": self.sampler.to_dict(),
             "clip_padding": self.clip_padding,
+            "frames_per_pass": self.frames_per_pass,
             "metadata": self.metadata,
         }
 
@@ -171,6 +179,11 @@ class WorldModel(nn.Module):
         return self.backbone.config.num_frames - self.config.history
 
     @property
+    def frames_per_pass(self) -> int:
+        """Frames kept from each diffusion pass (``config.frames_per_pass``, at most :attr:`max_new_frames`)."""
+        return min(self.config.frames_per_pass or self.max_new_frames, self.max_new_frames)
+
+    @property
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
 
@@ -238,8 +251,8 @@ class WorldModel(nn.Module):
         to_frame = getattr(self.backbone, "to_clip_frame", lambda z, a: (z, a, None))
         from_frame = getattr(self.backbone, "from_clip_frame", lambda z, frame: z)
         outputs = []
-        for start in range(0, n_actions, self.max_new_frames):
-            chunk = actions[:, start : start + self.max_new_frames]
+        for start in range(0, n_actions, self.frames_per_pass):
+            chunk = actions[:, start : start + self.frames_per_pass]
             n_new = chunk.shape[1]
             clip_actions = torch.cat([context_actions, self._pad_chunk(chunk)], dim=1)
             clip_mask = torch.cat([context_mask, ones.expand(b, clip_actions.shape[1] - h)], dim=1)
