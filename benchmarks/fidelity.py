@@ -87,10 +87,7 @@ class ModelRollout:
         self.model = self.codec = WorldModel.from_pretrained(path, device=args.device, dtype=dtype)
         if args.ensemble:
             self.model.config.sampler.ensemble = args.ensemble
-        if args.frames_per_pass:
-            self.model.config.frames_per_pass = args.frames_per_pass
-        if args.clip_padding:
-            self.model.config.clip_padding = None if args.clip_padding == "none" else args.clip_padding
+        self.model.set_passes(args.frames_per_pass, args.clip_padding)
         if dtype is not None:
             self.model.codec.to(dtype)
         if args.decoder is not None:

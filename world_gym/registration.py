@@ -8,7 +8,7 @@ registers its Gymnasium id with both an ``entry_point`` (:class:`WorldModelEnv`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -134,12 +134,7 @@ def build_env_parts(
         wm.codec.to(codec_dtype)
     if decoder is not None:
         wm.codec.decoder = decoder
-    if frames_per_pass is not None or clip_padding is not None:
-        # the model's rollout settings (WorldModelConfig), validated by a copy of its config
-        changes = {"frames_per_pass": frames_per_pass} if frames_per_pass is not None else {}
-        if clip_padding is not None:
-            changes["clip_padding"] = None if clip_padding == "none" else clip_padding
-        wm.config = replace(wm.config, **changes)
+    wm.set_passes(frames_per_pass, clip_padding)
     wm.eval()
     chunk = chunk_size or (fam.chunk_size if fam and fam.chunk_size else None) or wm.config.chunk_size
     if chunk < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -182,6 +182,17 @@ class WorldModel(nn.Module):
     def frames_per_pass(self) -> int:
         """Frames kept from each diffusion pass (``config.frames_per_pass``, at most :attr:`max_new_frames`)."""
         return min(self.config.frames_per_pass or self.max_new_frames, self.max_new_frames)
+
+    def set_passes(self, frames_per_pass: int | None = None, clip_padding: str | None = None) -> None:
+        """Override ``config.frames_per_pass`` and ``config.clip_padding`` (None leaves one as it is;
+        ``clip_padding="none"`` turns the padding off), validated as the config validates them."""
+        changes: dict[str, Any] = {}
+        if frames_per_pass is not None:
+            changes["frames_per_pass"] = frames_per_pass
+        if clip_padding is not None:
+            changes["clip_padding"] = None if clip_padding == "none" else clip_padding
+        if changes:
+            self.config = replace(self.config, **changes)
 
     @property
     def device(self) -> torch.device:
