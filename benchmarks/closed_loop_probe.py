@@ -5,7 +5,7 @@
 :class:`~world_gym.policies.pusht_pixel_expert.PixelPushTExpert` acts on the state it reads off each
 frame, so from the same start it pushes the block gym-pusht draws in gym-pusht and the block the
 world model draws in the world model. Per chunk of 8 actions the table gives, on each side, the T
-shape error of the frame the expert read (:class:`~world_gym.envs.pusht_pixels.PushTFrameState`;
+shape error of the frame the expert read (:class:`~world_gym.envs.pusht.pixels.PushTFrameState`;
 about 0.05 for gym-pusht's frames; "no block" where the frame shows none) and the coverage:
 gym-pusht's own on its side, the world-model env's reward head on the other. ``--png`` writes a
 filmstrip, every 8th frame, gym-pusht's row above the world model's. Prints a markdown table and,
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import world_gym  # noqa: F401  (registers the envs)
-from world_gym.envs import pusht_ground_truth as gt
+from world_gym.envs.pusht import ground_truth as gt
 from world_gym.policies.pusht_pixel_expert import PixelPushTExpert
 
 

@@ -14,7 +14,7 @@ poses that render the very same frame; it flags success where ``p > tau``. Two p
   of the 512 board, 1/60 rad per px, the T's lever arm) moves only to poses that render the same
   frame, so its stationary distribution is that uniform prior. This is the fair bound: a head
   sees the frame, not where in the set the true pose lies.
-* ``local`` (session 4): poses drawn around the recorded pose itself (offsets at log-uniform scales
+* ``local``: poses drawn around the recorded pose itself (offsets at log-uniform scales
   of 0.05-3 px, 0.004 rad per px), keeping those with the same frame. Most draws are tiny, so the
   kept poses cluster at the true one and ``p`` leans toward the truth: an optimistic bound.
 
@@ -32,9 +32,9 @@ import time
 
 import numpy as np
 
-from world_gym.envs.pusht_ground_truth import SUCCESS_THRESHOLD, StateRenderer
+from world_gym.envs.pusht.ground_truth import SUCCESS_THRESHOLD, StateRenderer
 from world_gym.reward_models.render_fit import RAD_PER_PX, walk_plateau
-from world_gym.training.episodes import load_episodes
+from world_gym.data.episodes import load_episodes
 
 
 def success_posterior(renderer: StateRenderer, block_pose: np.ndarray, agent: np.ndarray, n: int,

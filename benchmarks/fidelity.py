@@ -15,10 +15,10 @@ Two protocols, as IRASim's evaluation:
   itself. Policies under evaluation leave the training behaviours; this shows whether the board stays
   put when the agent flails (a zoo's random and noisy policies) before a long policy evaluation.
 
-Metrics (``world_gym.metrics``): PSNR, SSIM, latent L2 (in each model's codec; the baselines in the
+Metrics (``world_gym.envs.pusht.metrics``): PSNR, SSIM, latent L2 (in each model's codec; the baselines in the
 first model's), block IoU, agent centre error, and, in the short protocol, Δ-PSNR of the last frame
 against uniformly random actions drawn with the same sampler noise. ``--shape`` adds the T shape
-error of every predicted frame (:class:`world_gym.envs.pusht_pixels.PushTFrameState`: the pixels
+error of every predicted frame (:class:`world_gym.envs.pusht.pixels.PushTFrameState`: the pixels
 where the best-fitting rigid T and the block's pixels disagree, per pixel of the T; 1 for a frame
 with no block): whether the block is still a rigid T, wherever it went, which block IoU cannot say
 once a long rollout has parted from the truth. About 50 ms per frame. Frames/s is the rollout speed
@@ -41,9 +41,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from world_gym import metrics
+from world_gym.envs.pusht import metrics
 from world_gym.registration import default_device
-from world_gym.training.episodes import EpisodeArrays, load_episodes
+from world_gym.data.episodes import EpisodeArrays, load_episodes
 from world_gym.video import side_by_side, write_video
 from world_gym.world_model import WorldModel
 
@@ -142,7 +142,7 @@ class ModelRollout:
 
 @functools.lru_cache(maxsize=None)
 def _frame_reader(size: int) -> Any:
-    from world_gym.envs.pusht_pixels import PushTFrameState
+    from world_gym.envs.pusht.pixels import PushTFrameState
 
     return PushTFrameState(size)
 
@@ -332,7 +332,7 @@ def random_action_episodes(data: EpisodeArrays, episodes: list[np.ndarray], args
         ``(frames, actions, seeds)``: uint8 ``(E, horizon + 1, H, W, 3)``, float32 ``(E, horizon, 2)``
         and the episode seeds.
     """
-    from world_gym.envs.pusht_ground_truth import make_pusht_env  # needs gym-pusht
+    from world_gym.envs.pusht.ground_truth import make_pusht_env  # needs gym-pusht
 
     env = make_pusht_env(max_episode_steps=None)
     episode_seeds = np.asarray(data.extras["episode_seed"]).reshape(-1)

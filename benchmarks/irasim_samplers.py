@@ -27,9 +27,9 @@ import torch
 from tqdm import tqdm
 
 from world_gym.convert_irasim import OFFICIAL_SAMPLER, RELEASES
-from world_gym.diffusion import SamplerConfig
-from world_gym.models.codec import tiny_vae_config
-from world_gym.models.irasim import IRASimConfig
+from world_gym.samplers.diffusion import SamplerConfig
+from world_gym.codecs.vae import tiny_vae_config
+from world_gym.backbones.irasim import IRASimConfig
 from world_gym.world_model import WorldModel, WorldModelConfig
 
 DEFAULT_SAMPLERS = "pndm:50,ddim:10,ddim:25,dpm_solver:10,dpm_solver:20,unipc:10"

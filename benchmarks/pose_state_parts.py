@@ -32,11 +32,11 @@ import json
 import numpy as np
 import torch
 
-from world_gym import metrics
-from world_gym.models.pose_codec import PoseCodec, states_to_tokens, tokens_to_states
-from world_gym.models.pose_state import PoseStateDynamics, pose_to_state, wrap_angle
-from world_gym.training.episodes import EpisodeArrays, load_episodes
-from world_gym.training.train_compact import POSE_COLUMNS, pose_rows
+from world_gym.envs.pusht import metrics
+from world_gym.envs.pusht.pose_codec import PoseCodec, states_to_tokens, tokens_to_states
+from world_gym.envs.pusht.pose_state import PoseStateDynamics, pose_to_state, wrap_angle
+from world_gym.data.episodes import EpisodeArrays, load_episodes
+from world_gym.envs.pusht.train_pose import POSE_COLUMNS, pose_rows
 from world_gym.world_model import WorldModel
 
 

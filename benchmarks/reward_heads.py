@@ -61,7 +61,7 @@ def stub_vlm_server() -> ThreadingHTTPServer:
 
 def build_heads(tmp: Path, vlm_url: str) -> dict[str, tuple[RewardHead, Callable[[np.ndarray], RewardContext]]]:
     """Each head with a function that builds its context for a batch of frames."""
-    from world_gym.models.codec import LatentCodec, tiny_vae_config
+    from world_gym.codecs.vae import LatentCodec, tiny_vae_config
     from world_gym.reward_models.resnet_iou import (
         RefinedCoverageNet,
         build_coverage_net,

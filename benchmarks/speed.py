@@ -51,7 +51,9 @@ def world_model_case(args: argparse.Namespace, num_envs: int) -> dict:
     space = env.action_space
 
     def step() -> None:
-        env.step(rng.uniform(space.low, space.high).astype(np.float32))
+        _, _, terminated, truncated, _ = env.step(rng.uniform(space.low, space.high).astype(np.float32))
+        if num_envs == 1 and (terminated or truncated):  # the vector env resets itself (NEXT_STEP)
+            env.reset()
 
     fps, n = measure(step, num_envs * args.chunk_size, args.min_seconds, args.max_steps)
     unwrapped = env.unwrapped

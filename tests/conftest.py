@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hermetic  # noqa: F401  (first: sets the cache folders before any library reads them)
+
 import importlib.util
 import os
 import warnings
@@ -18,10 +20,10 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 torch.set_num_threads(1)
 
 from world_gym.action_spec import ActionSpec  # noqa: E402
-from world_gym.diffusion import SamplerConfig  # noqa: E402
+from world_gym.samplers.diffusion import SamplerConfig  # noqa: E402
 from world_gym.initial_states import FrameBank  # noqa: E402
-from world_gym.models.codec import tiny_vae_config  # noqa: E402
-from world_gym.models.irasim import IRASimConfig  # noqa: E402
+from world_gym.codecs.vae import tiny_vae_config  # noqa: E402
+from world_gym.backbones.irasim import IRASimConfig  # noqa: E402
 from world_gym.world_model import WorldModel, WorldModelConfig  # noqa: E402
 
 FRAME = (32, 32)
@@ -62,6 +64,25 @@ def randomize(model: WorldModel, seed: int = 0) -> WorldModel:
             if "adaLN_modulation" in name or "final_layer" in name:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
     return model.eval()
+
+
+@pytest.fixture(autouse=True)
+def stays_inside_the_clone(request: pytest.FixtureRequest):
+    """Fail a test that read or wrote files outside what the clone ships and the temporary folder."""
+    start = len(hermetic.violations)
+    yield
+    new = hermetic.violations[start:]
+    if new:
+        pytest.fail(f"{request.node.nodeid} touched files outside the clone's tracked files and the "
+                    f"temporary folder:\n  " + "\n  ".join(sorted(set(new))[:20]), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny dataset, codec and latents the training tests start from (one per test module)."""
+    from training_data import make_pipeline
+
+    return make_pipeline(tmp_path_factory.mktemp("pipeline"))
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Test helpers: state dicts in the official IRASim release's layout, written out from its code.
 
-Deliberately independent of ``world_gym.models.irasim``: key names and shapes are listed here as
+Deliberately independent of ``world_gym.backbones.irasim``: key names and shapes are listed here as
 the released ``models/irasim.py`` creates them (timm ``Mlp``/``PatchEmbed``, ``nn.Parameter``
 position tables), and :func:`reference_forward` recomputes the release's forward pass from the
 bare tensors, so the converter and backbone are checked against the release, not against themselves.

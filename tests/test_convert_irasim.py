@@ -21,7 +21,7 @@ from world_gym.convert_irasim import (
     load_official_checkpoint,
 )
 from world_gym.cli import main as cli_main
-from world_gym.models.codec import tiny_vae_config
+from world_gym.codecs.vae import tiny_vae_config
 from world_gym.world_model import WorldModel
 
 GRIDS = {"languagetable": (18, 32), "rt1": (16, 20), "bridge": (16, 20)}  # tokens of 36x64 / 32x40 latents

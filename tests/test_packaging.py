@@ -1,4 +1,4 @@
-"""The install layout of DESIGN.md: envs/, reward_models/, policies/ live under world_gym only."""
+"""The install layout (docs/design.md): every folder under world_gym/ is its import name, nothing else is installed."""
 
 import importlib
 import importlib.util
@@ -28,6 +28,17 @@ def test_registered_ids_and_entry_points():
     assert world_gym.__version__
 
 
+def test_only_the_default_models_ship_and_the_superseded_one_loads_from_the_repository():
+    from pathlib import Path
+
+    from world_gym.assets import shipped_models
+    from world_gym.world_model import WorldModel
+
+    assert shipped_models() == ["pusht-irasim-pose", "pusht-pose-state", "tiny-pusht"]
+    mini = WorldModel.from_pretrained(Path(__file__).parents[1] / "experiments/models/pusht-irasim-mini")
+    assert mini.config.metadata["trained"] and mini.config.frame_size == (96, 96)
+
+
 def test_bundled_tiny_model_is_small_and_safetensors():
     from world_gym.assets import bundled_model_path
 
@@ -46,8 +57,8 @@ def test_default_pusht_model_is_the_trained_one_and_follows_actions():
     import torch
 
     from world_gym.assets import bundled_model_path
-    from world_gym.envs.pusht import DEFAULT_MODEL, load_initial_states
-    from world_gym.envs.pusht_pixels import estimate_agent_pos
+    from world_gym.envs.pusht.family import DEFAULT_MODEL, load_initial_states
+    from world_gym.envs.pusht.pixels import estimate_agent_pos
     from world_gym.world_model import WorldModel
 
     path = bundled_model_path(DEFAULT_MODEL)
@@ -74,8 +85,8 @@ def _agent_moves_and_block_stays(env, agent, block, pose, units, last_state) -> 
 
     import numpy as np
 
-    from world_gym import metrics
-    from world_gym.envs.pusht_pixels import estimate_agent_pos
+    from world_gym.envs.pusht import metrics
+    from world_gym.envs.pusht.pixels import estimate_agent_pos
 
     for dx in (-100.0, 100.0):
         env.reset(seed=0)
@@ -95,11 +106,11 @@ def test_irasim_env_ships_the_pose_token_model_which_leaves_an_untouched_block_i
     either side of the agent move it there, and the block it does not reach keeps its pose within
     1.5 units of 512 and 1 degree (measured on seeds 0-3: at most 1.20 units and 0.14 degrees) and
     its whole-frame mask within 0.6 px a coordinate (measured with the sprite renderer: at most
-    0.31 px; docs/pusht_world_model.md, "Session 16")."""
-    from world_gym import metrics
-    from world_gym.envs.pusht import DEFAULT_MODEL, ENV_ID
-    from world_gym.envs.pusht_pixels import estimate_agent_pos
-    from world_gym.models.pose_codec import PoseCodec, tokens_to_states
+    0.31 px; docs/models/pusht-irasim-pose.md)."""
+    from world_gym.envs.pusht import metrics
+    from world_gym.envs.pusht.family import DEFAULT_MODEL, ENV_ID
+    from world_gym.envs.pusht.pixels import estimate_agent_pos
+    from world_gym.envs.pusht.pose_codec import PoseCodec, tokens_to_states
 
     assert DEFAULT_MODEL == "pusht-irasim-pose"
     env = gym.make(ENV_ID, chunk_size=8)
@@ -125,13 +136,13 @@ def test_pose_state_env_ships_its_model_which_moves_the_agent_and_leaves_an_unto
     move the agent there, and a block the agent does not reach stays where it was: its pose within
     1 unit of 512 and 1 degree (measured on seeds 0-3 since session 16, on the pose codec's tokens:
     at most 0.76 units and 0.38 degrees of drift over these 8 steps), its whole-frame block mask
-    within 0.6 px (docs/pusht_world_model.md, "Session 16")."""
+    within 0.6 px (docs/models/pusht-irasim-pose.md)."""
     import numpy as np
 
-    from world_gym import metrics
+    from world_gym.envs.pusht import metrics
     from world_gym.assets import bundled_model_path
-    from world_gym.envs.pusht import POSE_ENV_ID, POSE_MODEL
-    from world_gym.envs.pusht_pixels import estimate_agent_pos
+    from world_gym.envs.pusht.family import POSE_ENV_ID, POSE_MODEL
+    from world_gym.envs.pusht.pixels import estimate_agent_pos
 
     path = bundled_model_path(POSE_MODEL)
     assert sum(p.stat().st_size for p in path.iterdir()) < 30 * 2**20

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import micro_config, randomize
-from world_gym.diffusion import SamplerConfig
+from world_gym.samplers.diffusion import SamplerConfig
 from world_gym.world_model import WorldModel
 
 

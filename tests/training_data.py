@@ -54,3 +54,30 @@ def write_tiny_dataset(root: Path, episodes: int = 3, length: int = 12, size: in
     # shuffled rows: the reader must restore episode / frame order
     pq.write_table(table.take(np.random.default_rng(1).permutation(len(table))), path)
     return root
+
+
+def training_overrides(tmp: Path) -> list[str]:
+    """Hydra overrides of a tiny codec + dynamics run on the datasets :func:`make_pipeline` writes under ``tmp``."""
+    return [
+        f"data.train_root={tmp / 'train'}", f"data.heldout_root={tmp / 'heldout'}", "data.frame_size=[32,32]",
+        "codec.block_out_channels=[8,16]", "codec.norm_num_groups=8",
+        f"codec_dir={tmp / 'codec'}", f"out_dir={tmp / 'dyn'}",
+        "dynamics.size=tiny", "dynamics.num_frames=5", "dynamics.history=2", "dynamics.patch_size=4",
+        "trainer.batch_size=4", "trainer.threads=1", "trainer.log_every=1", "trainer.ckpt_every=1",
+        "dynamics.sampler.num_inference_steps=2",
+    ]
+
+
+def make_pipeline(tmp: Path) -> Path:
+    """A tiny train / heldout dataset under ``tmp``, a 3-step codec trained on it and its latents encoded."""
+    from world_gym.training.common import compose
+    from world_gym.training.train_codec import encode_dataset, train_codec
+
+    write_tiny_dataset(tmp / "train", episodes=3)
+    write_tiny_dataset(tmp / "heldout", episodes=1, seed=5)
+    codec_overrides = [o for o in training_overrides(tmp) if o.startswith(("data.", "codec."))]
+    codec_cfg = compose("train_codec", [*codec_overrides, f"out_dir={tmp / 'codec'}", "trainer.steps=3",
+                                        "trainer.eval_every=2", "trainer.batch_size=4", "trainer.threads=1", "trainer.crop=16"])
+    train_codec(codec_cfg)
+    encode_dataset(codec_cfg)
+    return tmp

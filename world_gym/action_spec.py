@@ -58,28 +58,43 @@ class ActionSpec:
         return spaces.Box(low=low, high=high, dtype=np.float32)
 
     def validate(self, actions: Any, chunk_size: int, batch: int | None = None) -> np.ndarray:
-        """Check an action (chunk) and return it as float64 ``(batch or 1, chunk_size, dim)``.
+        """Check an action (chunk) and return it as float32 ``(batch or 1, chunk_size, dim)``.
+
+        Any real numeric dtype (float or integer of any width) is accepted and cast to float32, the
+        action space's dtype, before the checks; bool, complex, object and string arrays are not.
+
+        Args:
+            actions: one action (chunk), or with ``batch`` one per sub-env.
+            chunk_size: actions per step (1: the shape is ``(dim,)``).
+            batch: number of sub-envs, or None for a single env.
 
         Raises:
-            ValueError: wrong shape, non-numeric dtype, NaN/inf, or a value outside the bounds.
+            ValueError: wrong shape, a non-real-numeric dtype, NaN/inf, or a value outside the
+                bounds (with ``batch``, the message names the first sub-env at fault).
         """
         arr = np.asarray(actions)
         expected = (chunk_size, self.dim) if chunk_size > 1 else (self.dim,)
         if batch is not None:
             expected = (batch, *expected)
         if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-            raise ValueError(f"actions must be a float (or integer) array of shape {expected}, got dtype {arr.dtype}")
+            raise ValueError(f"actions must be a real numeric array (any float or integer dtype, cast to float32) "
+                             f"of shape {expected}, got dtype {arr.dtype}")
         if arr.shape != expected:
             raise ValueError(
                 f"actions must have shape {expected} (chunk_size={chunk_size}, action_dim={self.dim}), got {arr.shape}"
             )
-        arr = arr.astype(np.float64)
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"actions must be finite, got {arr.tolist()}")
-        low, high = np.asarray(self.low), np.asarray(self.high)
-        if np.any(arr < low) or np.any(arr > high):
-            raise ValueError(f"actions must lie within [{self.low}, {self.high}] per dimension, got {arr.tolist()}")
-        return arr.reshape(batch or 1, chunk_size, self.dim)
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf and is refused below
+            arr = arr.astype(np.float32).reshape(batch or 1, chunk_size, self.dim)
+        low, high = self.low_array, self.high_array
+        problems = (~np.isfinite(arr), (arr < low) | (arr > high))
+        for problem, what in zip(problems, ("be finite", f"lie within [{self.low}, {self.high}] per dimension")):
+            rows = np.flatnonzero(problem.reshape(len(arr), -1).any(axis=1))
+            if len(rows):
+                where = f" of sub-env {rows[0]}" if batch is not None else ""
+                others = f" (sub-envs at fault: {rows[:10].tolist()})" if batch is not None and len(rows) > 1 else ""
+                shown = arr[rows[0]] if chunk_size > 1 else arr[rows[0], 0]
+                raise ValueError(f"actions{where} must {what}, got {shown.tolist()}{others}")
+        return arr
 
     def to_dict(self) -> dict[str, Any]:
         return {

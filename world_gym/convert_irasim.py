@@ -27,6 +27,7 @@ import math
 import os
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,10 @@ import torch
 from diffusers import AutoencoderKL
 
 from world_gym.action_spec import ActionSpec
-from world_gym.diffusion import SamplerConfig
-from world_gym.models.codec import LatentCodec
-from world_gym.models.embeddings import sincos_1d, sincos_2d
-from world_gym.models.irasim import SIZES, IRASim, IRASimConfig
+from world_gym.samplers.diffusion import SamplerConfig
+from world_gym.codecs.vae import LatentCodec
+from world_gym.backbones.embeddings import sincos_1d, sincos_2d
+from world_gym.backbones.irasim import SIZES, IRASim, IRASimConfig
 from world_gym.world_model import WorldModel, WorldModelConfig, load_state_dict_strict
 
 INF = math.inf
@@ -113,6 +114,41 @@ def _safe_globals() -> list[Any]:
     ]
 
 
+#: The first bytes of ``torch.save``'s legacy (non-zip) format: a pickled magic number.
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+def check_torch_checkpoint(path: Path) -> None:
+    """Raise ``ValueError`` unless ``path`` is in a ``torch.save`` format (read without unpickling).
+
+    A ``torch.save`` file is a zip archive with a ``data.pkl`` record, or, in the legacy format,
+    starts with a pickled magic number. Anything else (random bytes, a safetensors file, text, a
+    plain pickle) is refused here, so its owner is not advised to unpickle it with ``--trust-pickle``.
+    """
+    with path.open("rb") as f:
+        head = f.read(16)
+    if head.startswith(_LEGACY_TORCH_MAGIC):
+        return
+    if head.startswith(b"PK\x03\x04") and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            raise ValueError(f"{path} is not a PyTorch checkpoint: a damaged zip archive ({err})") from err
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            return
+        raise ValueError(f"{path} is not a PyTorch checkpoint: a zip archive without the data.pkl of torch.save")
+    kind = "an empty file" if not head else "a file of another format"
+    if len(head) >= 8 and int.from_bytes(head[:8], "little") < 100_000_000 and head[8:9] == b"{":
+        kind = "a safetensors file (it needs no conversion if it already is a world-model directory's weights)"
+    elif head[:1] == b"\x80":
+        kind = "a plain pickle, not written by torch.save"
+    elif head and all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+        kind = "a text file"
+    raise ValueError(f"{path} is not a PyTorch checkpoint ({kind}); convert-irasim reads the official "
+                     "IRASim .pt files written by torch.save")
+
+
 def _unpickle(path: Path, trust_pickle: bool) -> Any:
     def load(mmap: bool) -> Any:
         # mmap keeps the optimizer state (two more copies of the weights) out of memory.
@@ -167,6 +203,7 @@ def load_official_checkpoint(
         raise FileNotFoundError(f"no checkpoint file at {path}")
     if weights not in ("ema", "model"):
         raise ValueError(f"weights must be 'ema' or 'model', got {weights!r}")
+    check_torch_checkpoint(path)
     ckpt = _unpickle(path, trust_pickle)
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path} holds a {type(ckpt).__name__}, not the release's dict of model/ema/opt/args")
@@ -383,21 +420,6 @@ def convert(
     return model.save_pretrained(out)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``convert-irasim`` options (shared by ``world-gym convert-irasim`` and ``python -m``)."""
-    parser.add_argument("checkpoint", help="official .pt file, e.g. languagetable/checkpoints/frame_ada/0300000.pt")
-    parser.add_argument("--dataset", required=True, choices=sorted(RELEASES))
-    parser.add_argument("--variant", choices=sorted(VARIANT_EXTRAS), help="default: read from the weights")
-    parser.add_argument("--vae", default=SDXL_VAE_HUB_ID, help="SDXL VAE: diffusers folder or Hub id (%(default)s)")
-    parser.add_argument("--out", required=True, help="world-model directory to write")
-    parser.add_argument("--weights", choices=["ema", "model"], default="ema", help="which weights (%(default)s, as the authors)")
-    parser.add_argument("--num-heads", type=int, default=None, help="attention heads, for non-standard model sizes")
-    parser.add_argument(
-        "--trust-pickle", action="store_true",
-        help="unpickle without the safe allow-list (can run code from the file; only for files from the authors)",
-    )
-
-
 def run(ns: argparse.Namespace) -> int:
     """Run a parsed ``convert-irasim`` command."""
     out = convert(
@@ -406,20 +428,3 @@ def run(ns: argparse.Namespace) -> int:
     )
     print(f"wrote {out} (load it with gym.make(..., checkpoint={str(out)!r}) or WorldModel.from_pretrained)")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``convert-irasim`` to the ``world-gym`` command line."""
-    parser = subparsers.add_parser("convert-irasim", help="convert an official IRASim checkpoint to a world-model dir")
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="world-gym convert-irasim", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -23,8 +23,9 @@ class WorldModelEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ``Box(low, high, (chunk_size, action_dim), float32)`` in the units of the model's action spec
     (Push-T: absolute targets in ``[0, 512]^2``); with ``chunk_size=1`` the shape is
-    ``(action_dim,)``. Actions of the wrong shape or dtype, non-finite or out-of-bounds raise
-    ``ValueError``.
+    ``(action_dim,)``. Any real numeric dtype (float or integer) is accepted and cast to float32;
+    bool, complex, object and string arrays, the wrong shape, non-finite or out-of-bounds values
+    raise ``ValueError``.
 
     ## Observation Space
 
@@ -51,14 +52,18 @@ class WorldModelEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Episode End
 
     Termination on success; truncation after ``max_episode_frames`` frames (primitive actions, so
-    the limit is the same whatever the chunk size).
+    the limit is the same whatever the chunk size). Stepping an ended episode (terminated or
+    truncated) without ``reset``, or stepping or resetting after ``close``, raises ``RuntimeError``.
 
     ## Arguments
 
     - ``family``: registered env family (set by ``gym.make``).
-    - ``model``: a :class:`~world_gym.world_model.WorldModel` or a model directory / hub id,
-      instead of the family's default.
-    - ``chunk_size``: actions per step (default: the family's or the model's).
+    - ``model``: a :class:`~world_gym.world_model.WorldModel`, or a shipped model's name
+      (``"pusht-pose-state"``, ``"tiny-pusht"``), a model directory or a Hub id, as diffusers'
+      ``from_pretrained`` takes them, instead of the family's default (``model_name=`` is a
+      deprecated alias).
+    - ``chunk_size``: actions per step (default: the family's or the model's), from 1 to
+      ``max_episode_frames``.
     - ``reward_model``, ``reward_model_kwargs``: reward head name or instance, and its arguments.
     - ``initial_states``, ``max_episode_frames``, ``task``: override the family's.
     - ``device``, ``dtype``: where the model runs (default: CUDA when available) and the
@@ -66,7 +71,9 @@ class WorldModelEnv(gym.Env[np.ndarray, np.ndarray]):
       decodes about 3x faster on CPUs with AVX512-BF16); ``decoder``: ``"render"``, ``"fast"`` or
       ``"vae"``, which of the model's decoders turns latents into frames (default: a pose codec's
       sprite renderer if it has one, else its fast decoder if it has one).
-    - ``num_inference_steps``, ``sampler``: sampling overrides (e.g. ``"ddim"``, 10 steps).
+    - ``num_inference_steps``, ``sampler``: sampling overrides (e.g. ``"ddim"``, 10 steps); steps
+      must be ``>= 1`` and the sampler one that can sample the model, checked at ``gym.make``
+      (the error lists the samplers the model supports).
     - ``frames_per_pass``, ``clip_padding``: override the model's rollout passes
       (:class:`~world_gym.world_model.WorldModelConfig`): frames kept from each diffusion pass, and
       ``"repeat_last"``, ``"zeros"`` or ``"none"`` for how a pass is padded to a whole clip.
@@ -110,25 +117,34 @@ class WorldModelEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = spaces.Box(0, 255, (*self.model.config.frame_size, 3), np.uint8)
         self._episodes = ImaginedEpisodes(self.parts, 1)
         self._needs_reset = True
+        self._episode_over = False
+        self._closed = False
         self.last_timing: dict[str, float] = {}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        if self._closed:
+            raise RuntimeError("reset() called after close(); make a new env")
         super().reset(seed=seed)
         start = resolve_start(
             options, self.initial_states, self.np_random, self._episodes.frame_size, self.parts.task
         )
         noise_seed = int(self.np_random.integers(2**63 - 1))
         self._episodes.reset(np.array([0]), [start], [noise_seed])
-        self._needs_reset = False
+        self._needs_reset = self._episode_over = False
         return start.frame.copy(), {**start.info, "is_success": False}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._closed:
+            raise RuntimeError("step() called after close(); make a new env")
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
+        if self._episode_over:
+            raise RuntimeError("the episode has ended (terminated or truncated); call reset() before step()")
         actions = self.model.action_spec.validate(action, self.chunk_size)
         result = self._episodes.step(np.array([0]), actions)
         n = int(result.num_frames[0])
         terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
+        self._episode_over = terminated or truncated
         frames = result.frames[0, :n]
         info: dict[str, Any] = {
             "frames": frames,
@@ -148,3 +164,12 @@ class WorldModelEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.render_mode == "rgb_array":
             return self._episodes.last_frames[0].copy()
         return None
+
+    def close(self) -> None:
+        """End the env (and the reward head's connections, if it has any): later ``step`` and
+        ``reset`` calls raise ``RuntimeError``."""
+        self._closed = True
+        close_head = getattr(self.reward_head, "close", None)
+        if callable(close_head):
+            close_head()
+        super().close()

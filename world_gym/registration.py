@@ -1,21 +1,29 @@
 """Env families and Gymnasium registration.
 
-An env family (one module in ``envs/``) says how to build its world model, which reward head and
-initial-state source it uses by default, and its episode length. :func:`register_family`
-registers its Gymnasium id with both an ``entry_point`` (:class:`WorldModelEnv`) and a
-``vector_entry_point`` (:class:`WorldModelVectorEnv`).
+An env family (a module of a task package, such as :mod:`world_gym.envs.pusht`) says how to build
+its world model, which reward head and initial-state source it uses by default, its episode length
+and its ground-truth counterpart. :func:`register_family` registers its Gymnasium id with both an
+``entry_point`` (:class:`WorldModelEnv`) and a ``vector_entry_point`` (:class:`WorldModelVectorEnv`).
+Families are found by name in :data:`FAMILIES`, whose entry-point group ``world_gym.env_families``
+lets a package declare its own (``name = "module:FAMILY"``).
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import gymnasium as gym
+import numpy as np
 import torch
 
+from world_gym.env_catalog import load_family
 from world_gym.initial_states import InitialStateSource
+from world_gym.registry import Registry
 from world_gym.reward_models import RewardHead, make_reward_head
+from world_gym.samplers import SAMPLERS
 from world_gym.world_model import WorldModel
 
 
@@ -37,6 +45,12 @@ class EnvFamily:
         chunk_size: default actions per step; None means the model's ``config.chunk_size``.
         ground_truth_id: the real simulator with the same conventions, when there is one.
         task: default instruction text given to reward heads.
+        description: one line for listings.
+        extra: further defaults that integrations read by key (the planning objective ...).
+        make_ground_truth: builds the ground-truth env for evaluation, ``(**gym.make kwargs) -> Env``;
+            None: ``gym.make(ground_truth_id, ...)``.
+        render_ground_truth: ``(env) -> frame``, the observation frame of a ground-truth env whose
+            observations are not frames (rendered on demand), or None.
     """
 
     name: str
@@ -51,14 +65,17 @@ class EnvFamily:
     task: str | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    make_ground_truth: Callable[..., gym.Env] | None = None
+    render_ground_truth: Callable[[gym.Env], np.ndarray] | None = None
 
 
-FAMILIES: dict[str, EnvFamily] = {}
+#: Env families by name: registered ones and the entry points of the ``world_gym.env_families`` group.
+FAMILIES: Registry[EnvFamily] = Registry("env family", "world_gym.env_families")
 
 
 def register_family(family: EnvFamily) -> None:
     """Register ``family`` and its Gymnasium id (single and vector entry points)."""
-    FAMILIES[family.name] = family
+    FAMILIES.register(family.name, family)
     if family.env_id in gym.registry:
         return
     gym.register(
@@ -70,9 +87,15 @@ def register_family(family: EnvFamily) -> None:
 
 
 def get_family(name: str) -> EnvFamily:
+    """The family ``name``: registered, declared as an entry point, or (from a checkout whose install
+    predates those entry points) defined by a module of :data:`~world_gym.env_catalog.CATALOG`.
+
+    Raises:
+        ValueError: no family of that name (the message lists the known ones).
+    """
     if name not in FAMILIES:
-        raise ValueError(f"unknown env family {name!r}; registered: {sorted(FAMILIES)}")
-    return FAMILIES[name]
+        load_family(name)
+    return FAMILIES.get(name)
 
 
 def default_device() -> str:
@@ -95,9 +118,20 @@ class EnvParts:
     report_timing: bool
 
 
+def check_count(name: str, value: Any, minimum: int = 1) -> int | None:
+    """``value`` as an int if it is None or an integer (not a bool) ``>= minimum``; else ``ValueError`` naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer >= {minimum} (or None for the default), got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 def build_env_parts(
     family: str | None = None,
-    model: str | WorldModel | None = None,
+    model: str | os.PathLike | WorldModel | None = None,
     chunk_size: int | None = None,
     reward_model: str | RewardHead | None = None,
     reward_model_kwargs: dict[str, Any] | None = None,
@@ -115,21 +149,49 @@ def build_env_parts(
     report_timing: bool = False,
     **family_kwargs: Any,
 ) -> EnvParts:
-    """Resolve env arguments against the family's defaults (shared by the single and vector env)."""
+    """Resolve env arguments against the family's defaults (shared by the single and vector env).
+
+    Every numeric setting is checked here, before the model runs: ``chunk_size``,
+    ``num_inference_steps`` and ``max_episode_frames`` must be integers ``>= 1`` (or None for the
+    default), ``chunk_size`` at most ``max_episode_frames``, and ``sampler`` a sampler that can
+    sample the model.
+
+    ``model`` is a :class:`WorldModel`, or a name as :meth:`WorldModel.from_pretrained` takes it:
+    a shipped model (``"tiny-pusht"``), a local directory or a Hub repo id. ``model_name=`` is its
+    deprecated alias.
+
+    Raises:
+        ValueError: a setting out of range, an unknown or incompatible sampler.
+        FileNotFoundError: ``model`` names nothing that exists.
+    """
+    chunk_size = check_count("chunk_size", chunk_size)
+    num_inference_steps = check_count("num_inference_steps", num_inference_steps)
+    max_episode_frames = check_count("max_episode_frames", max_episode_frames)
+    if sampler is not None and (not isinstance(sampler, str) or sampler not in SAMPLERS):
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS.names()}")
+    if "model_name" in family_kwargs:
+        warnings.warn("model_name= is deprecated; pass the shipped model's name as model=", DeprecationWarning,
+                      stacklevel=3)
+        if model is not None:
+            raise TypeError("give model= or its deprecated alias model_name=, not both")
+        model = family_kwargs.pop("model_name")
     fam = get_family(family) if family is not None else None
     device = device or default_device()
     if isinstance(model, WorldModel):
         if family_kwargs:
             raise TypeError(f"unexpected arguments with a WorldModel instance: {sorted(family_kwargs)}")
         wm = model.to(device)
-    elif isinstance(model, str):
+    elif isinstance(model, (str, os.PathLike)):
         if family_kwargs:
-            raise TypeError(f"unexpected arguments with a model directory: {sorted(family_kwargs)}")
+            raise TypeError(f"unexpected arguments with model={model!r}: {sorted(family_kwargs)}")
         wm = WorldModel.from_pretrained(model, device=device, dtype=dtype)
+    elif model is not None:
+        raise TypeError(f"model must be a WorldModel, a shipped model's name, a directory or a Hub id, "
+                        f"got {type(model).__name__}")
     elif fam is not None:
         wm = fam.make_model(device=device, dtype=dtype, **family_kwargs)
     else:
-        raise ValueError("give either an env family or a model (WorldModel or directory)")
+        raise ValueError("give either an env family or a model (WorldModel, shipped name, directory or Hub id)")
     if codec_dtype is not None:
         wm.codec.to(codec_dtype)
     if decoder is not None:
@@ -137,8 +199,12 @@ def build_env_parts(
     wm.set_passes(frames_per_pass, clip_padding)
     wm.eval()
     chunk = chunk_size or (fam.chunk_size if fam and fam.chunk_size else None) or wm.config.chunk_size
-    if chunk < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk}")
+    if max_episode_frames is None and fam is not None:
+        max_episode_frames = fam.max_episode_frames
+    if max_episode_frames is not None and chunk > max_episode_frames:
+        raise ValueError(f"chunk_size={chunk} exceeds max_episode_frames={max_episode_frames}: a step could "
+                         f"never return all the frames it imagines; use chunk_size <= {max_episode_frames}")
+    wm.check_sampling(num_inference_steps, sampler)
     head_kwargs = dict(reward_model_kwargs or {})
     if fam is not None and (reward_model is None or reward_model == fam.reward_model):
         head_kwargs = {**fam.reward_model_kwargs, **head_kwargs}
@@ -151,7 +217,7 @@ def build_env_parts(
         reward_head=head,
         initial_states=initial_states,
         chunk_size=chunk,
-        max_episode_frames=max_episode_frames if max_episode_frames is not None else (fam.max_episode_frames if fam else None),
+        max_episode_frames=max_episode_frames,
         task=task if task is not None else (fam.task if fam else None),
         num_inference_steps=num_inference_steps,
         sampler=sampler,

@@ -60,6 +60,14 @@ def check_frame(frame: Any, frame_size: tuple[int, int], what: str) -> np.ndarra
     return arr
 
 
+def check_episode(episode: Any) -> int:
+    """``options["episode"]`` as an int: a Python or NumPy integer, not a bool, float or string."""
+    if isinstance(episode, (bool, np.bool_)) or not isinstance(episode, (int, np.integer)):
+        raise TypeError(f"options['episode'] must be an integer (int or numpy integer), "
+                        f"got {episode!r} ({type(episode).__name__})")
+    return int(episode)
+
+
 def resolve_start(
     options: dict[str, Any] | None,
     source: InitialStateSource | None,
@@ -82,7 +90,7 @@ def resolve_start(
         if source is None:
             raise ValueError("this env has no initial-state source: pass reset(options={'initial_frame': frame})")
         if "episode" in options:
-            episode = int(options["episode"])
+            episode = check_episode(options["episode"])
             state = source.get(episode)
         else:
             episode, state = source.sample(rng)
@@ -117,7 +125,9 @@ class ImaginedEpisodes:
         self.generators = [torch.Generator().manual_seed(i) for i in range(num_envs)]
 
     def reset(self, indices: np.ndarray, starts: list[StartState], noise_seeds: list[int]) -> None:
-        """Start episodes ``indices`` from ``starts`` (one batched encode)."""
+        """Start episodes ``indices`` from ``starts`` (one batched encode; none is a no-op)."""
+        if len(starts) == 0:
+            return
         frames = np.stack([s.frame for s in starts])
         latents = self.model.encode(frames)
         idx = torch.as_tensor(indices, device=self.model.device)

@@ -9,7 +9,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from world_gym.registration import build_env_parts
+from world_gym.registration import build_env_parts, check_count
 from world_gym.simulator import ImaginedEpisodes, resolve_start
 
 
@@ -22,7 +22,9 @@ class WorldModelVectorEnv(VectorEnv):
 
     Autoreset is ``NEXT_STEP`` (Gymnasium's default): the step after a sub-env ends resets it, its
     action is ignored and it reports reward 0. ``reset(options={"reset_mask": mask})`` resets only
-    the masked sub-envs. Per-env reset options may be batched: ``initial_frame`` ``(N, H, W, 3)``,
+    the masked sub-envs; an all-False mask resets none and returns the current observations and an
+    empty info. A non-finite or out-of-bounds action names the sub-env it came from. ``step`` and
+    ``reset`` after ``close`` raise ``RuntimeError``. Per-env reset options may be batched: ``initial_frame`` ``(N, H, W, 3)``,
     ``goal_image`` ``(N, H, W, 3)``, ``episode`` ``(N,)``, ``task`` a list of N strings; only the
     entries of reset sub-envs are read.
 
@@ -49,13 +51,13 @@ class WorldModelVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         **kwargs: Any,
     ) -> None:
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        check_count("num_envs", num_envs)
+        check_count("max_episode_steps", max_episode_steps)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.parts = build_env_parts(**kwargs)
         if max_episode_steps is not None and kwargs.get("max_episode_frames") is None:
-            self.parts.max_episode_frames = max_episode_steps * self.parts.chunk_size
+            self.parts.max_episode_frames = int(max_episode_steps) * self.parts.chunk_size
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.model = self.parts.model
@@ -84,6 +86,8 @@ class WorldModelVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        if self.closed:
+            raise RuntimeError("reset() called after close(); make a new env")
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         if mask is None:
@@ -121,6 +125,8 @@ class WorldModelVectorEnv(VectorEnv):
         return per_env
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self.closed:
+            raise RuntimeError("step() called after close(); make a new env")
         if not self._started.all():
             raise RuntimeError("call reset() before step()")
         batch = self.model.action_spec.validate(actions, self.chunk_size, batch=self.num_envs)
@@ -154,6 +160,12 @@ class WorldModelVectorEnv(VectorEnv):
                 infos["timing"] = result.timing
         self._autoreset = terminated | truncated
         return self._episodes.last_frames.copy(), rewards, terminated, truncated, infos
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Close the reward head's connections, if it has any (``close`` then marks the env closed)."""
+        close_head = getattr(self.parts.reward_head, "close", None)
+        if callable(close_head):
+            close_head()
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         if self.render_mode == "rgb_array":

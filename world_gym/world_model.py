@@ -6,43 +6,30 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from world_gym.action_spec import ActionSpec
-from world_gym.diffusion import NoiseSchedule, SamplerConfig, make_scheduler, sample_clip
-from world_gym.models.codec import FastDecoder, LatentCodec
-from world_gym.models.compact import CompactConfig, CompactDynamics
-from world_gym.models.pose_codec import PoseCodec
-from world_gym.models.pose_state import PoseStateConfig, PoseStateDynamics
-from world_gym.models.sprite_renderer import SpriteRenderer
-from world_gym.models.irasim import IRASim, IRASimConfig
+from world_gym.backbones import BACKBONES, BackboneFactory, register_backbone  # noqa: F401  (re-exported)
+from world_gym.codecs import FastDecoder, LatentCodec, codec_from_config  # noqa: F401  (codec_from_config: re-exported)
+from world_gym.model_files import (  # noqa: F401  (re-exported: the loader's public names)
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    check_finite_latents,
+    check_finite_weights,
+    load_state_dict_strict,
+    read_json,
+    read_weights,
+    resolve_model_dir,
+)
+from world_gym.samplers import SAMPLERS, ClipPlan, NoiseSchedule, SamplerConfig, make_sampler
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-
-BackboneFactory = Callable[[dict[str, Any]], nn.Module]
-BACKBONES: dict[str, BackboneFactory] = {
-    "IRASim": lambda cfg: IRASim(IRASimConfig.from_dict(cfg)),
-    "Compact": lambda cfg: CompactDynamics(CompactConfig.from_dict(cfg)),
-    "PoseState": lambda cfg: PoseStateDynamics(PoseStateConfig.from_dict(cfg)),
-}
-
-
-def register_backbone(name: str, factory: BackboneFactory) -> None:
-    """Make a dynamics backbone class loadable by name from a world-model config.
-
-    The backbone is called as ``backbone(x, t, actions, action_mask) -> epsilon`` over whole clips
-    and must expose ``config.num_frames`` and ``config.latent_size``. A backbone with
-    ``deterministic = True`` is not sampled: ``rollout_latents`` calls its
-    ``rollout(context, context_actions, context_mask, actions)`` instead.
-    """
-    BACKBONES[name] = factory
-
+#: Keys every ``config.json`` must have (the others have defaults).
+REQUIRED_CONFIG_KEYS = ("backbone_config", "codec", "action", "frame_size")
 
 @dataclass
 class WorldModelConfig:
@@ -50,11 +37,12 @@ class WorldModelConfig:
 
     Attributes:
         backbone, backbone_config: registered backbone name and its hyper-parameters.
-        codec: ``{"vae": AutoencoderKL config, "scaling_factor": float}``, and ``"fast_decoder":
-            {"channels": [...]}`` when the model has a :class:`~world_gym.models.codec.FastDecoder`,
-            and ``"pose": {...}`` when its latents are pose tokens (:class:`~world_gym.models.pose_codec.PoseCodec`),
-            with ``"renderer": {...}`` when such a codec draws them with a
-            :class:`~world_gym.models.sprite_renderer.SpriteRenderer`.
+        codec: the codec's entry, ``{"kind": name, ...}``, built by the codec registry
+            (:func:`~world_gym.codecs.codec_from_config`): for kind ``"vae"``, ``{"vae": AutoencoderKL
+            config, "scaling_factor": float}``, and ``"fast_decoder": {"channels": [...]}`` when the
+            model has a :class:`~world_gym.codecs.vae.FastDecoder`. Other kinds add their own keys
+            (the Push-T pose codec: ``"pose"``, ``"renderer"``); an entry without ``kind`` is read as
+            :func:`~world_gym.codecs.codec_kind` says.
         action: the :class:`ActionSpec` (env units and scaling).
         frame_size: ``(H, W)`` of the RGB frames the model reads and writes.
         fps: frames per second of the data it was trained on.
@@ -113,6 +101,19 @@ class WorldModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "WorldModelConfig":
+        """Rebuild a config from :meth:`to_dict`'s output.
+
+        Raises:
+            ValueError: ``d`` is not a dict, lacks a required key or has an unknown one.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"a world-model config is a JSON object, got {type(d).__name__}")
+        missing = [k for k in REQUIRED_CONFIG_KEYS if k not in d]
+        if missing:
+            raise ValueError(f"config lacks the required keys {missing} (required: {list(REQUIRED_CONFIG_KEYS)})")
+        unknown = sorted(set(d) - {f.name for f in cls.__dataclass_fields__.values()})
+        if unknown:
+            raise ValueError(f"config has unknown keys {unknown}")
         d = dict(d)
         d["action"] = ActionSpec.from_dict(d["action"])
         d["schedule"] = NoiseSchedule(**d.get("schedule", {}))
@@ -141,29 +142,40 @@ class WorldModel(nn.Module):
 
     def __init__(self, config: WorldModelConfig, backbone: nn.Module | None = None, codec: LatentCodec | None = None):
         super().__init__()
-        if config.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {config.backbone!r}; registered: {sorted(BACKBONES)}")
+        if backbone is None:
+            # raises a ValueError that lists the known backbones and the entry-point group
+            backbone = BACKBONES.get(config.backbone)(config.backbone_config)
         self.config = config
-        self.backbone = backbone if backbone is not None else BACKBONES[config.backbone](config.backbone_config)
+        self.backbone = backbone
         self.codec = codec if codec is not None else codec_from_config(config.codec)
         if self.max_new_frames < 1:
             raise ValueError(
                 f"backbone num_frames={self.backbone.config.num_frames} leaves no frame after history={config.history}"
             )
 
-    def attach_fast_decoder(self, fast_decoder: FastDecoder) -> None:
-        """Add a trained :class:`~world_gym.models.codec.FastDecoder` to the codec (``save_pretrained``
-        then stores it, and frames decode with it by default)."""
-        self.codec.attach_fast_decoder(fast_decoder)
-        self.config.codec = {**self.config.codec, "fast_decoder": fast_decoder.config_dict()}
+    def attach_decoder(self, name: str, decoder: nn.Module) -> None:
+        """Add a trained extra decoder to the codec (``save_pretrained`` then stores it, and frames
+        decode with it by default).
 
-    def attach_renderer(self, renderer: SpriteRenderer) -> None:
-        """Add a trained :class:`~world_gym.models.sprite_renderer.SpriteRenderer` to a pose codec
-        (``save_pretrained`` then stores it, and frames are drawn with it by default)."""
-        if not isinstance(self.codec, PoseCodec):
-            raise TypeError(f"a renderer draws pose tokens; this model's codec is a {type(self.codec).__name__}")
-        self.codec.attach_renderer(renderer)
-        self.config.codec = {**self.config.codec, "renderer": renderer.config_dict()}
+        Args:
+            name: which of the codec's ``decoder_kinds`` it is (``"fast"``: a
+                :class:`~world_gym.codecs.vae.FastDecoder`; a codec kind may add others, such as the
+                Push-T pose codec's ``"render"``).
+            decoder: the trained module.
+
+        Raises:
+            ValueError: the codec takes no decoder of that name.
+        """
+        key, entry = self.codec.attach_decoder(name, decoder)
+        self.config.codec = {**self.config.codec, key: entry}
+
+    def attach_fast_decoder(self, fast_decoder: FastDecoder) -> None:
+        """``attach_decoder("fast", fast_decoder)``."""
+        self.attach_decoder("fast", fast_decoder)
+
+    def attach_renderer(self, renderer: nn.Module) -> None:
+        """``attach_decoder("render", renderer)`` (a codec that draws its latents, such as the Push-T pose codec)."""
+        self.attach_decoder("render", renderer)
 
     @property
     def action_spec(self) -> ActionSpec:
@@ -232,7 +244,10 @@ class WorldModel(nn.Module):
         num_inference_steps: int | None = None,
         sampler: str | None = None,
     ) -> torch.Tensor:
-        """Generate one latent frame per action, chaining clips in latent space.
+        """Generate one latent frame per action with the model's sampler (:mod:`world_gym.samplers`).
+
+        A clip sampler (the diffusion schedulers) chains clips in latent space; a backbone that names
+        its own sampler (``"deterministic"``) is rolled out by it, whatever ``sampler`` says.
 
         Args:
             context: ``(B, h, C, h_l, w_l)`` conditioning latents, ``h = config.history``.
@@ -246,53 +261,81 @@ class WorldModel(nn.Module):
         Returns:
             ``(B, L, C, h_l, w_l)`` latents of the frames the actions produce.
         """
-        if getattr(self.backbone, "deterministic", False):
-            # a next-frame model without noise: any number of actions in one call; no sampler
-            return self.backbone.rollout(context, context_actions, context_mask, actions)
-        steps = num_inference_steps or self.config.sampler.num_inference_steps
-        name = sampler or self.config.sampler.name
-        options = self.config.sampler.options if name == self.config.sampler.name else None
-        h = self.history
-        b, n_actions = actions.shape[:2]
-        ones = torch.ones(b, 1, dtype=torch.bool, device=self.device)
-        # each clip the mean of k samples (SamplerConfig.ensemble); an env's k noises come from its generator
-        k = self.config.sampler.ensemble
-        generators = [g for g in generator for _ in range(k)] if isinstance(generator, list) else generator
-        # a backbone may denoise each clip in its own coordinates (IRASim's pose_frame)
-        to_frame = getattr(self.backbone, "to_clip_frame", lambda z, a: (z, a, None))
-        from_frame = getattr(self.backbone, "from_clip_frame", lambda z, frame: z)
-        outputs = []
-        for start in range(0, n_actions, self.frames_per_pass):
-            chunk = actions[:, start : start + self.frames_per_pass]
-            n_new = chunk.shape[1]
-            clip_actions = torch.cat([context_actions, self._pad_chunk(chunk)], dim=1)
-            clip_mask = torch.cat([context_mask, ones.expand(b, clip_actions.shape[1] - h)], dim=1)
-            clip_mask[:, 0] = False
-            frame_context, frame_actions, frame = to_frame(context, clip_actions)
-            new = sample_clip(
-                self.backbone, frame_context.repeat_interleave(k, 0), frame_actions.repeat_interleave(k, 0),
-                clip_mask.repeat_interleave(k, 0), make_scheduler(self.config.schedule, name, options), steps,
-                generators,
-            )[:, :n_new]
-            new = from_frame(new.reshape(b, k, *new.shape[1:]).mean(dim=1), frame)
-            outputs.append(new)
-            context = torch.cat([context, new], dim=1)[:, -h:]
-            context_actions = clip_actions[:, : h + n_new][:, -h:]
-            context_mask = clip_mask[:, : h + n_new][:, -h:]
-        return torch.cat(outputs, dim=1)
+        own = self._backbone_sampler()
+        if own is not None:  # the backbone brings its own rollout: no sampling override applies
+            sampler_ = make_sampler(own, self.config.schedule)
+            steps = self.config.sampler.num_inference_steps
+        else:
+            steps, name = self.check_sampling(num_inference_steps, sampler)
+            options = self.config.sampler.options if name == self.config.sampler.name else None
+            sampler_ = make_sampler(name, self.config.schedule, options)
+        plan = ClipPlan(history=self.history, frames_per_pass=self.frames_per_pass,
+                        max_new_frames=self.max_new_frames, clip_padding=self.config.clip_padding,
+                        ensemble=self.config.sampler.ensemble)
+        latents = sampler_.rollout(self.backbone, context, context_actions, context_mask, actions, plan, steps,
+                                   generator)
+        return check_finite_latents(latents)
 
-    def _pad_chunk(self, chunk: torch.Tensor) -> torch.Tensor:
-        """Fill a short chunk up to a whole clip when the config asks for fixed-length clips.
+    def _backbone_sampler(self) -> str | None:
+        """The sampler the backbone names for itself (``sampler`` attribute; ``deterministic = True``
+        is the older spelling of ``"deterministic"``), or None when the config's sampler applies."""
+        own = getattr(self.backbone, "sampler", None)
+        if isinstance(own, str):
+            return own
+        return "deterministic" if getattr(self.backbone, "deterministic", False) else None
 
-        Models trained only on full clips (the released IRASim weights) see a short clip as out of
-        distribution; they get the full clip with filler actions instead, and only the frames of the
-        real actions are kept. Note that temporal attention lets the filler frames influence them.
+    def check_sampling(self, num_inference_steps: int | None = None, sampler: str | None = None) -> tuple[int, str]:
+        """Resolve and check a sampling override against this model (cheap: no backbone call).
+
+        Args:
+            num_inference_steps: denoising steps, ``>= 1``; None takes the config's.
+            sampler: a sampler name of :data:`~world_gym.samplers.SAMPLERS`; None takes the config's.
+
+        Returns:
+            ``(steps, sampler name)`` as a rollout will use them.
+
+        Raises:
+            ValueError: steps below 1 or not an integer, an unknown sampler, or one that cannot
+                sample this model (e.g. a scheduler without the model's ``prediction_type``); the
+                message lists the samplers that can.
         """
-        mode, missing = self.config.clip_padding, self.max_new_frames - chunk.shape[1]
-        if mode is None or missing == 0:
-            return chunk
-        filler = torch.zeros_like(chunk[:, :1]) if mode == "zeros" else chunk[:, -1:]
-        return torch.cat([chunk, filler.expand(-1, missing, -1)], dim=1)
+        if num_inference_steps is not None and (
+            isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, (int, np.integer))
+            or num_inference_steps < 1
+        ):
+            raise ValueError(f"num_inference_steps must be an integer >= 1 (or None for the model's "
+                             f"{self.config.sampler.num_inference_steps}), got {num_inference_steps!r}")
+        steps = int(num_inference_steps) if num_inference_steps is not None else self.config.sampler.num_inference_steps
+        name = sampler if sampler is not None else self.config.sampler.name
+        if not isinstance(name, str) or name not in SAMPLERS:
+            raise ValueError(f"unknown sampler {name!r}; choose one of {SAMPLERS.names()}")
+        if self._backbone_sampler() is not None:
+            return steps, name  # the backbone rolls itself out with its own sampler
+        problem = self._sampler_problem(name, steps)
+        if problem:
+            supported = [n for n in sorted(SAMPLERS) if not self._sampler_problem(n, steps)]
+            raise ValueError(
+                f"sampler {name!r} cannot sample this model (prediction_type="
+                f"{self.config.schedule.prediction_type!r}, {steps} steps): {problem}. "
+                f"Samplers this model supports: {supported}"
+            )
+        return steps, name
+
+    def _sampler_problem(self, name: str, steps: int) -> str | None:
+        """Why sampler ``name`` fails on this model's schedule, found by two steps on a scalar; None if it works."""
+        options = self.config.sampler.options if name == self.config.sampler.name else None
+        key = (name, steps, repr(self.config.schedule), repr(options))
+        cache = self.__dict__.setdefault("_sampler_problems", {})
+        if key not in cache:
+            cache[key] = self._probe_sampler(name, steps, options)
+        return cache[key]
+
+    def _probe_sampler(self, name: str, steps: int, options: dict[str, Any] | None) -> str | None:
+        try:
+            sampler = make_sampler(name, self.config.schedule, options)
+        except (TypeError, ValueError) as err:
+            return f"{type(err).__name__}: {err}"
+        return sampler.problem(self.backbone, steps)
 
     @torch.no_grad()
     def rollout(
@@ -397,66 +440,40 @@ class WorldModel(nn.Module):
     ) -> "WorldModel":
         """Load a world-model directory (or a Hugging Face Hub repo id holding one).
 
-        Loading is strict: a missing, unexpected or mis-shaped tensor raises an error naming it.
+        Loading is strict: a missing, unexpected, mis-shaped or non-finite tensor, an unreadable
+        config or weights file raise an error naming the file (and the tensor).
 
         Args:
-            name_or_path: local directory, or ``"org/name"`` on the Hub (needs network).
+            name_or_path: a shipped model's name (``"tiny-pusht"``, see
+                :func:`~world_gym.assets.shipped_models`), a local directory, or ``"org/name"`` on
+                the Hub (needs network); see :func:`resolve_model_dir`.
             device: where to put the model.
             dtype: backbone dtype (e.g. ``torch.float16`` on GPU); the codec stays float32.
+
+        Raises:
+            FileNotFoundError: no such directory, shipped name or file in the directory.
+            ValueError: invalid JSON, a config without a required key, truncated or non-finite
+                weights, or weights that do not match the config.
         """
         path = resolve_model_dir(name_or_path)
-        config = WorldModelConfig.from_dict(json.loads((path / CONFIG_NAME).read_text()))
-        model = cls(config)
-        load_state_dict_strict(model, load_file(str(path / WEIGHTS_NAME)), source=str(path / WEIGHTS_NAME))
+        config = read_config(path / CONFIG_NAME)
+        try:
+            model = cls(config)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path / CONFIG_NAME} describes no buildable model: {type(err).__name__}: {err}") from err
+        weights = path / WEIGHTS_NAME
+        state = read_weights(weights)
+        load_state_dict_strict(model, state, source=str(weights))
         model.eval().to(device)
         if dtype is not None:
             model.backbone.to(dtype)
         return model
 
 
-def codec_from_config(codec: dict[str, Any]) -> LatentCodec:
-    """The codec a world-model config's ``codec`` entry describes: a VAE :class:`LatentCodec`, or a
-    :class:`~world_gym.models.pose_codec.PoseCodec` when it names a ``pose`` reader and drawer."""
-    args = (codec["vae"], codec.get("scaling_factor"), codec.get("fast_decoder"))
-    if "pose" in codec:
-        return PoseCodec.from_config(*args, pose=codec["pose"], renderer=codec.get("renderer"))
-    if "renderer" in codec:
-        raise ValueError("a renderer draws poses: only a codec with a `pose` entry can have one")
-    return LatentCodec.from_config(*args)
-
-
-def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
-    """A local directory as it is; otherwise a Hub repo id downloaded with ``huggingface_hub``."""
-    path = Path(name_or_path)
-    if path.is_dir():
-        if not (path / CONFIG_NAME).is_file():
-            raise FileNotFoundError(f"{path} is not a world-model directory: no {CONFIG_NAME}")
-        return path
-    name = str(name_or_path)
-    if name.count("/") == 1 and not path.exists():
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(repo_id=name, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
-    raise FileNotFoundError(f"no world-model directory at {name_or_path!r}")
-
-
-def load_state_dict_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict`` that names every missing, unexpected and mis-shaped key in its error."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [
-        f"{k}: expected {tuple(own[k].shape)}, got {tuple(state[k].shape)}"
-        for k in sorted(set(own) & set(state))
-        if own[k].shape != state[k].shape
-    ]
-    if missing or unexpected or shapes:
-        lines = [f"weights in {source} do not match the model:"]
-        if missing:
-            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing[:20])}")
-        if unexpected:
-            lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
-        if shapes:
-            lines.append(f"  mis-shaped ({len(shapes)}): {'; '.join(shapes[:20])}")
-        raise ValueError("\n".join(lines))
-    module.load_state_dict(state, strict=True)
+def read_config(path: Path) -> WorldModelConfig:
+    """Parse a ``config.json``; every error names the file."""
+    raw = read_json(path)
+    try:
+        return WorldModelConfig.from_dict(raw)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from err

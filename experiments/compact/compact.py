@@ -3,7 +3,7 @@
 The Interactive World Simulator (Wang et al. 2026) encodes each frame with a CNN, steps a latent
 state one frame at a time from a sliding context with a little noise on that context, and decodes
 the state back to a frame. This module keeps that structure on top of a spatial
-:class:`~world_gym.models.codec.LatentCodec`:
+:class:`~world_gym.codecs.vae.LatentCodec`:
 
 * an autoencoder squeezes the codec's ``(C, h, w)`` latents of a frame into a state vector of
   ``state_dim`` numbers and back (``CompactAutoencoder``);
@@ -15,7 +15,7 @@ simulator this project learns (gym-pusht) is deterministic given two frames and 
 deterministic model costs one MLP call per frame, which is what lets it train on a 2-core CPU.
 The hope: a decoder that maps every state to a whole frame draws only frames like those it was
 trained on, so a pushed block would stay a block, where the spatial IRASim models here melt it
-under contact. Measured (``docs/pusht_world_model.md``, sessions 9 and 10): trained on the CPU
+under contact. Measured (``experiments/NOTES.md``): trained on the CPU
 for 25-75 minutes, the autoencoder itself draws the T as a rounded blob and misses the agent by
 about 45 units of 512; it is not shipped.
 
@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from world_gym.models.state_space import StateSpaceBackbone
+from world_gym.backbones.state_space import StateSpaceBackbone
 
 
 @dataclass
@@ -126,7 +126,7 @@ class KeypointEncoder(nn.Module):
     under a spatial softmax, as in deep spatial autoencoders (Finn et al. 2016). A dense layer
     must learn a weight for every place the agent can be to report where it is; a spatial softmax
     reads any position with the same weights. The other numbers come from the maps' average.
-    Measured after 3,000 steps (``docs/pusht_world_model.md``, session 10): a linear read-out of its
+    Measured after 3,000 steps (``experiments/NOTES.md``): a linear read-out of its
     state finds the block better than the dense encoder's (9 against 19 units of 512) but the agent
     worse (84 against 47), and it reconstructs worse.
     """
@@ -162,7 +162,7 @@ class ImplicitDecoder(nn.Module):
     must learn a separate weight for every place an object can be, this one learns what an object
     looks like once: ``x * gain(s) + y * gain'(s)`` is already a rotated coordinate, so a block at
     any pose and the agent anywhere cost the same weights (the spatial broadcast decoder of Watters
-    et al. 2019, with multiplicative conditioning). Measured after 3,000 steps (session 10): it
+    et al. 2019, with multiplicative conditioning). Measured after 3,000 steps: it
     reconstructs worse than the dense decoder (28.4 against 29.4 dB, block IoU 0.77 against 0.80).
     """
 

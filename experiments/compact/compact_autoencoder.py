@@ -24,11 +24,11 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fidelity import frame_metrics  # noqa: E402
-from world_gym.models.compact import CompactAutoencoder  # noqa: E402
+from compact import CompactAutoencoder  # noqa: E402
 from world_gym.training.common import load_checkpoint  # noqa: E402
-from world_gym.training.episodes import load_episodes  # noqa: E402
+from world_gym.data.episodes import load_episodes  # noqa: E402
 from world_gym.training.train_codec import load_codec  # noqa: E402
-from world_gym.training.train_compact import POSE_COLUMNS, model_config  # noqa: E402
+from train_compact import POSE_COLUMNS, model_config  # noqa: E402
 
 
 def read_out_errors(head: torch.nn.Linear, states: torch.Tensor, agent: np.ndarray, block: np.ndarray

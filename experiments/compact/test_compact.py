@@ -7,25 +7,38 @@ import numpy as np
 import pytest
 import torch
 
-import world_gym  # noqa: F401  (registers the envs)
-from test_training import _overrides, pipeline  # noqa: F401  (the tiny dataset, codec and latents)
-from world_gym.models.compact import (
+import sys
+from pathlib import Path
+
+# an experiment beside the package: run as `pytest experiments/compact` from the repository root
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parents[1] / "tests"), str(HERE.parents[1] / "tests" / "envs" / "pusht"),
+                str(HERE.parents[1] / "benchmarks")]
+
+import world_gym  # noqa: E402, F401  (registers the envs)
+from test_pose_state import rolls_out_twice_alike  # noqa: F401
+from training_data import make_pipeline, training_overrides
+from compact import (
     CompactAutoencoder,
     CompactConfig,
     CompactDynamics,
     ConvDecoder,
     KeypointEncoder,
 )
-from world_gym.training.common import compose
-from world_gym.training.train_compact import (
+from train_compact import (  # noqa: E402
+    compose,
     export_world_model,
-    moving_starts,
-    pose_targets,
     rollout_loss,
     train_autoencoder,
     train_dynamics,
 )
 from world_gym.world_model import WorldModel
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """The tiny dataset, codec and latents (as the tests' shared fixture of the same name)."""
+    return make_pipeline(tmp_path_factory.mktemp("pipeline"))
 
 
 def _tiny() -> CompactConfig:
@@ -141,7 +154,7 @@ def test_rollout_loss_is_zero_for_a_perfect_model():
 
 
 def _compact_overrides(tmp) -> list[str]:
-    keep = [o for o in _overrides(tmp) if o.startswith(("data.", "codec.", "codec_dir="))]
+    keep = [o for o in training_overrides(tmp) if o.startswith(("data.", "codec.", "codec_dir="))]
     return [*keep, f"out_dir={tmp / 'compact'}", "model.state_dim=4", "model.encoder_channels=[8,8]",
             "model.hidden=16", "model.decoder_channels=[8,8]", "model.dynamics_hidden=16",
             "autoencoder.batch_size=4", "autoencoder.mean_frames=8", "dynamics.batch_size=4",
@@ -149,7 +162,7 @@ def _compact_overrides(tmp) -> list[str]:
             "trainer.log_every=1", "trainer.ckpt_every=1", "chunk_size=3"]
 
 
-def test_stages_train_resume_export_and_run_in_the_env(pipeline):  # noqa: F811
+def test_stages_train_resume_export_and_run_in_the_env(pipeline):
     over = _compact_overrides(pipeline)
     train_autoencoder(compose("train_compact", [*over, "autoencoder.steps=2"]))
     train_autoencoder(compose("train_compact", [*over, "autoencoder.steps=3"]))
@@ -174,17 +187,7 @@ def test_stages_train_resume_export_and_run_in_the_env(pipeline):  # noqa: F811
     rolls_out_twice_alike(model)
 
 
-def rolls_out_twice_alike(model: WorldModel) -> np.ndarray:
-    """A tiny-pipeline state-space model imagines 7 frames of 2 white starts (latents ``4 x 16 x 16``),
-    the same twice; returns the start frames."""
-    start = np.full((2, 32, 32, 3), 255, np.uint8)
-    out = model.rollout(start, np.full((2, 7, 2), 256.0))
-    assert out.frames.shape == (2, 7, 32, 32, 3) and out.latents.shape == (2, 7, 4, 16, 16)
-    np.testing.assert_array_equal(out.frames, model.rollout(start, np.full((2, 7, 2), 256.0)).frames)
-    return start
-
-
-def test_the_env_runs_a_compact_model(pipeline, tmp_path):  # noqa: F811
+def test_the_env_runs_a_compact_model(pipeline, tmp_path):
     over = _compact_overrides(tmp_path)
     over = [o if not o.startswith("codec_dir=") else f"codec_dir={pipeline / 'codec'}" for o in over]
     train_autoencoder(compose("train_compact", [*over, "autoencoder.steps=1"]))
@@ -198,31 +201,13 @@ def test_the_env_runs_a_compact_model(pipeline, tmp_path):  # noqa: F811
     np.testing.assert_array_equal(obs, info["frames"][-1])
 
 
-def test_pose_targets_and_moving_clips(pipeline):  # noqa: F811
-    cfg = compose("train_compact", _compact_overrides(pipeline))
-    poses = pose_targets(cfg, 36)
-    assert poses.shape == (36, 6) and poses.dtype == np.float32
-    # the tiny dataset's block sits at (256, 256), angle 0.5, and slides right in episode 1 only
-    np.testing.assert_allclose(poses[:12, 2:], [[0.0, 0.0, np.cos(0.5), np.sin(0.5)]] * 12, atol=1e-6)
-    np.testing.assert_allclose(poses[12:18, 2] * 256, np.arange(6), atol=1e-4)
-    assert np.abs(poses[:, :2]).max() <= 1
-    with pytest.raises(ValueError, match="hold 36 frames"):
-        pose_targets(cfg, 35)
-    starts = np.array([0, 5, 12, 17, 18, 24])
-    # only clips that see a frame of episode 1 up to its seventh (t = 6) see the block move
-    assert moving_starts(poses, starts, 2).tolist() == [12, 17]
-    assert moving_starts(poses, starts, 4).tolist() == [12, 17]
-    with pytest.raises(ValueError, match="never moves"):
-        moving_starts(poses, np.array([0, 24]), 3)
-
-
-def test_implicit_decoder_pose_supervision_and_moving_clips_train(pipeline, tmp_path):  # noqa: F811
+def test_implicit_decoder_pose_supervision_and_moving_clips_train(pipeline, tmp_path):
     over = [o if not o.startswith("out_dir=") else f"out_dir={tmp_path / 'c'}"
             for o in _compact_overrides(pipeline)]
     over += ["model.decoder=implicit", "model.implicit_width=8", "autoencoder.pose_weight=1.0",
              "dynamics.moving_share=0.5"]
     train_autoencoder(compose("train_compact", [*over, "autoencoder.steps=2"]))
-    state = torch.load(tmp_path / "c" / "autoencoder.pt", weights_only=False)
+    state = torch.load(tmp_path / "c" / "autoencoder.pt", weights_only=True)
     assert set(state) >= {"model", "pose_head"} and state["pose_head"]["weight"].shape == (6, 4)
     train_autoencoder(compose("train_compact", [*over, "autoencoder.steps=3"]))  # resumes the pose head too
     cfg = compose("train_compact", [*over, "dynamics.steps=2"])
@@ -234,9 +219,8 @@ def test_implicit_decoder_pose_supervision_and_moving_clips_train(pipeline, tmp_
 
 
 def test_compact_autoencoder_benchmark_read_out_errors():
-    from conftest import load_benchmark
+    import compact_autoencoder as bench
 
-    bench = load_benchmark("compact_autoencoder")
     agent = np.array([[100.0, 400.0], [256.0, 256.0]])
     block = np.array([[300.0, 200.0, 0.1], [256.0, 128.0, 6.2]])  # 6.2 rad is 0.083 rad short of a turn
     targets = np.concatenate([(agent - 256) / 256, (block[:, :2] - 256) / 256,
@@ -254,10 +238,10 @@ def test_compact_autoencoder_benchmark_read_out_errors():
     assert errors["readout_angle_deg"] == pytest.approx(np.degrees(0.2), abs=1e-3)
 
 
-def test_state_cache_follows_the_latents(pipeline, tmp_path):  # noqa: F811
+def test_state_cache_follows_the_latents(pipeline, tmp_path):
     import shutil
 
-    from world_gym.training.train_compact import encode_states, model_config
+    from train_compact import encode_states, model_config
 
     codec = tmp_path / "codec"
     shutil.copytree(pipeline / "codec", codec)

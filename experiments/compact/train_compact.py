@@ -1,8 +1,12 @@
-"""Train the compact-state world model (:mod:`world_gym.models.compact`) on pre-encoded latents.
+"""Train the compact-state world model (``compact.py`` beside this file) on pre-encoded latents.
 
-    world-gym train compact-ae                 # autoencoder: codec latents <-> state vectors
-    world-gym train compact-dynamics           # the step MLP, on multi-step rollouts of itself
-    world-gym train compact-export export_to=runs/pusht/wm_compact
+An experiment, not part of the package (``experiments/NOTES.md`` has what it measured)::
+
+    python experiments/compact/train_compact.py ae          # autoencoder: codec latents <-> state vectors
+    python experiments/compact/train_compact.py dynamics    # the step MLP, on multi-step rollouts of itself
+    python experiments/compact/train_compact.py export export_to=runs/pusht/wm_compact
+
+Importing this module registers the ``Compact`` backbone, so its exported models load by name.
 
 Both stages read the latents that ``world-gym train encode`` wrote into ``codec_dir`` (the same
 ones the IRASim dynamics train on), checkpoint every ``trainer.ckpt_every`` steps, resume when run
@@ -11,9 +15,7 @@ again, log to ``log_ae.csv`` / ``log_dynamics.csv`` and stop after ``trainer.max
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -23,101 +25,40 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
 
-from world_gym.diffusion import NoiseSchedule, SamplerConfig
-from world_gym.models.codec import LatentCodec
-from world_gym.models.compact import CompactAutoencoder, CompactConfig, CompactDynamics
-from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
-from world_gym.training.episodes import clip_starts, load_episodes
-from world_gym.training.train_codec import load_codec
+from world_gym.backbones import register_backbone
+from world_gym.training.common import CsvLog, load_checkpoint, save_checkpoint, save_config
+from world_gym.data.episodes import clip_starts
+from world_gym.training.state_space import (
+    export_main,
+    load_latents,
+    object_weight,
+    save_state_space_model,
+    train_loop,
+)
 from world_gym.training.train_dynamics import action_spec, learning_rate
-from world_gym.world_model import WorldModel, WorldModelConfig
+from world_gym.envs.pusht.train_pose import POSE_COLUMNS, moving_starts, pose_rows, pose_targets  # noqa: F401
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compact import CompactAutoencoder, CompactConfig, CompactDynamics  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+register_backbone("Compact", lambda cfg: CompactDynamics(CompactConfig.from_dict(cfg)))
+
+
+def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+    """Compose this folder's ``<config_name>.yaml``; its groups (data, codec, trainer) come from the
+    package's configs (``hydra.searchpath`` in the YAML)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(HERE), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
 
 def model_config(cfg: DictConfig, latent_shape: tuple[int, ...]) -> CompactConfig:
     """The model of ``cfg.model`` for latents of shape ``(N, C, h, w)``."""
     fields = OmegaConf.to_container(cfg.model, resolve=True)
     return CompactConfig(latent_channels=int(latent_shape[1]), latent_size=tuple(latent_shape[2:]),
                          action_dim=int(cfg.data.action.dim), **fields)  # type: ignore[arg-type]
-
-
-def load_latents(cfg: DictConfig) -> np.ndarray:
-    path = Path(cfg.codec_dir) / "latents.npy"
-    if not path.is_file():
-        raise FileNotFoundError(f"no {path}: run `world-gym train encode` first")
-    return np.load(path, mmap_mode="r")
-
-
-POSE_COLUMNS = ("observation.state", "observation.block_pose")
-
-
-def pose_rows(extras: dict[str, np.ndarray]) -> np.ndarray:
-    """The ``POSE_COLUMNS`` of a dataset read by :func:`load_episodes` as ``(N, 6)`` float32: agent
-    ``x, y`` and block ``x, y`` mapped from ``[0, 512]`` to ``[-1, 1]``, and the cosine and sine of
-    the block's angle."""
-    agent, block = extras[POSE_COLUMNS[0]], extras[POSE_COLUMNS[1]]
-    return np.concatenate([(agent[:, :2] - 256.0) / 256.0, (block[:, :2] - 256.0) / 256.0,
-                           np.cos(block[:, 2:3]), np.sin(block[:, 2:3])], axis=1).astype(np.float32)
-
-
-def pose_targets(cfg: DictConfig, num_frames: int) -> np.ndarray:
-    """The privileged pose of every latent frame, ``(N, 6)`` float32 (:func:`pose_rows`).
-
-    Read from the dataset roots that ``latents.json`` names, in the order ``train encode`` read
-    them; raises where they are gone, were replayed or disagree with the latents in length.
-    """
-    meta = json.loads((Path(cfg.codec_dir) / "latents.json").read_text())
-    roots = [r for r in meta["roots"] if not r.startswith("replay:")]
-    if len(roots) != len(meta["roots"]):
-        raise ValueError("autoencoder.pose_weight needs the datasets themselves, not a replay manifest")
-    poses = np.concatenate([
-        pose_rows(load_episodes(root, extra_columns=POSE_COLUMNS, progress=False, images=False).extras)
-        for root in roots])
-    if len(poses) != num_frames:
-        raise ValueError(f"the roots of latents.json hold {len(poses)} frames, latents.npy {num_frames}")
-    return poses
-
-
-def object_weight(latents: torch.Tensor, mean: torch.Tensor, strength: float) -> torch.Tensor:
-    """Per-cell loss weights ``1 + strength * |z - mean|`` (channel mean, capped at 2): the agent and
-    the block sit where a frame differs from the average frame, a few cells of a static board."""
-    return 1.0 + strength * (latents - mean).abs().mean(dim=1, keepdim=True).clamp(max=2.0)
-
-
-def train_loop(cfg: DictConfig, desc: str, step: int, total: int, opt: torch.optim.Optimizer,
-               grad_clip: float, batch_loss: Callable[[], torch.Tensor], save: Callable[[int], None],
-               log: CsvLog, learning_rate: Callable[[int], float] | None = None) -> int:
-    """Optimizer steps from ``step`` to ``total`` (clipped gradients), with progress, CSV log,
-    checkpoints (``save(step)``) every ``trainer.ckpt_every`` steps and at the end, and the
-    ``trainer.max_minutes`` budget. Returns the step reached."""
-    params = [p for group in opt.param_groups for p in group["params"]]
-    budget = 60.0 * float(cfg.trainer.get("max_minutes", 0) or 0)
-    start, running = time.perf_counter(), []
-    bar = tqdm(total=total, initial=step, desc=desc, unit="step")
-    while step < total:
-        if budget and time.perf_counter() - start > budget:
-            print(f"trainer.max_minutes reached at step {step}; checkpoint saved, run again to resume")
-            break
-        lr = learning_rate(step) if learning_rate else opt.param_groups[0]["lr"]
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss = batch_loss()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        opt.step()
-        step += 1
-        running.append(loss.item())
-        bar.update(1)
-        if step % int(cfg.trainer.log_every) == 0 or step == total:
-            bar.set_postfix(loss=f"{np.mean(running):.4f}")
-            log.write(step=step, loss=f"{np.mean(running):.5f}", lr=f"{lr:.2e}",
-                      seconds=f"{time.perf_counter() - start:.0f}")
-            running = []
-        if step % int(cfg.trainer.ckpt_every) == 0 or step == total:
-            save(step)
-    save(step)
-    bar.close()
-    return step
 
 
 def train_autoencoder(cfg: DictConfig) -> Path:
@@ -142,7 +83,7 @@ def train_autoencoder(cfg: DictConfig) -> Path:
     state = load_checkpoint(out / "autoencoder.pt")
     if state is not None:
         net.load_state_dict(state["model"])
-        if "pose_head" in state:  # checkpoints before session 10 have none
+        if "pose_head" in state:  # older checkpoints have none
             pose_head.load_state_dict(state["pose_head"])
         opt.load_state_dict(state["opt"])
         step, mean = int(state["step"]), state["latent_mean"]
@@ -210,19 +151,6 @@ def rollout_loss(model: CompactDynamics, states: torch.Tensor, actions: torch.Te
     prev_action = torch.where(pad, torch.zeros_like(prev_action), prev_action)
     pred = model.rollout_states(prev, state, prev_action, actions[:, 1:-1])
     return (pred - states[:, 2:]).pow(2).mean()
-
-
-def moving_starts(poses: np.ndarray, starts: np.ndarray, length: int, threshold: float = 0.002) -> np.ndarray:
-    """The clip starts among ``starts`` whose ``length`` frames see the block move: its position
-    (``poses[:, 2:4]``, ``[-1, 1]`` units: 0.002 is half a workspace unit) or its angle's cosine and
-    sine change by more than ``threshold`` between two of them. Contact is what the step must learn,
-    and the block moves in only a fifth of Push-T's frames."""
-    change = np.abs(np.diff(poses[:, 2:6], axis=0)).max(axis=1) > threshold  # frame t -> t + 1
-    window = np.concatenate([[0], np.cumsum(change)])
-    hits = window[starts + length - 1] - window[starts] > 0
-    if not hits.any():
-        raise ValueError("dynamics.moving_share > 0, but the block never moves in a training clip")
-    return starts[hits]
 
 
 def train_dynamics(cfg: DictConfig) -> Path:
@@ -306,37 +234,6 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
         "backbone_kind": "compact", "autoencoder_steps": int(ae_state["step"]), "steps": int(dyn_state["step"])})
 
 
-def save_state_space_model(cfg: DictConfig, target: str | Path, name: str, backbone: nn.Module,
-                           metadata: dict, codec: LatentCodec | None = None) -> Path:
-    """A deterministic state-space ``backbone`` (registered as ``name``, with a ``config``) and ``codec``
-    (default: the codec of ``cfg.codec_dir``) saved as a world-model directory at ``target``;
-    ``metadata`` joins the family, ``trained`` and the training config."""
-    codec = codec if codec is not None else load_codec(cfg.codec_dir)
-    wm_config = WorldModelConfig(
-        backbone=name,
-        backbone_config=backbone.config.to_dict(),
-        codec=codec.config_dict(),
-        action=action_spec(cfg),
-        frame_size=tuple(cfg.data.frame_size),
-        fps=float(cfg.data.fps),
-        chunk_size=int(cfg.chunk_size),
-        history=backbone.config.history,
-        schedule=NoiseSchedule(),
-        sampler=SamplerConfig(name="ddim", num_inference_steps=1),  # unused: the backbone is deterministic
-        metadata={"family": cfg.data.family, "trained": True, **metadata,
-                  "train_config": OmegaConf.to_container(cfg, resolve=True)},
-    )
-    return WorldModel(wm_config, backbone=backbone, codec=codec).save_pretrained(target)
-
-
-def export_main(config_name: str, export: Callable[[DictConfig, Path | str], Path], overrides: list[str]) -> int:
-    """``world-gym train *-export [export_to=DIR] [overrides]``: ``export`` to DIR (default ``out_dir/world_model``)."""
-    target = [o.split("=", 1)[1] for o in overrides if o.startswith("export_to=")]
-    cfg = compose(config_name, [o for o in overrides if not o.startswith("export_to=")])
-    print(f"wrote {export(cfg, target[0] if target else Path(cfg.out_dir) / 'world_model')}")
-    return 0
-
-
 def main_autoencoder(overrides: list[str]) -> int:
     train_autoencoder(compose("train_compact", overrides))
     return 0
@@ -348,8 +245,13 @@ def main_dynamics(overrides: list[str]) -> int:
 
 
 def main_export(overrides: list[str]) -> int:
-    return export_main("train_compact", export_world_model, overrides)
+    return export_main("train_compact", export_world_model, overrides, compose)
 
+
+STAGES: dict[str, Callable[[list[str]], int]] = {"ae": main_autoencoder, "dynamics": main_dynamics,
+                                                  "export": main_export}
 
 if __name__ == "__main__":
-    sys.exit(main_dynamics(sys.argv[1:]))
+    if len(sys.argv) < 2 or sys.argv[1] not in STAGES:
+        sys.exit(f"usage: python {sys.argv[0]} {{{','.join(STAGES)}}} [hydra overrides]")
+    sys.exit(STAGES[sys.argv[1]](sys.argv[2:]))

@@ -1,5 +1,7 @@
 #!/bin/bash
-# Five pose-token DiTs side by side on one lent GPU (session 15; docs/pusht_world_model.md, "Session 15").
+# Five pose-token DiTs side by side on one GPU machine; the shipped pusht-irasim-pose is the small_board run
+# (docs/models/pusht-irasim-pose.md). Written for a machine without network access that takes at most
+# 64 MiB of the tree, runs commands of at most 10 minutes, and returns files of at most 16 MiB.
 # Before the calls, here (the tree that travels must stay under 64 MiB):
 #   echo /.device/ >> .git/info/exclude; mkdir -p .device/whl .device/tokens; cp runs/pusht/pose2/tokens/* .device/tokens/
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -8,14 +10,14 @@
 #   pip wheel --no-deps -w .device/whl antlr4-python3-runtime==4.9.3      # an sdist: built here
 #   mv world_gym/assets/reward_heads/resnet_iou_pusht.safetensors /tmp/held/   # back when the calls are done
 # Three `run` calls with carry [".device"], back to back (an idle machine goes back after 30 s):
-#   bash docs/recipes/gpu_pose_dits.sh start    # install, probe the speed of all five together, launch them for TRAIN_S
-#   bash docs/recipes/gpu_pose_dits.sh finish   # wait for them, then return their EMA shards and logs under $OUT
-#   bash docs/recipes/gpu_pose_dits.sh resume   # runs that trainer.max_minutes stopped early: on to their steps, then return
+#   bash experiments/recipes/gpu_pose_dits.sh start    # install, probe the speed of all five together, launch them for TRAIN_S
+#   bash experiments/recipes/gpu_pose_dits.sh finish   # wait for them, then return their EMA shards and logs under $OUT
+#   bash experiments/recipes/gpu_pose_dits.sh resume   # runs that trainer.max_minutes stopped early: on to their steps, then return
 # Here: cat runs.tar.* | tar -x -C runs/pusht/gpu15, then world-gym train export ... trainer.init_from=DIR.
 set -u
 PHASE=$1
 T0=$(date +%s)
-export PYTHONPATH=/tmp/wg:/tmp/site WORLD_GYM_CONFIGS=$PWD/configs PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+export PYTHONPATH=/tmp/wg:/tmp/site PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2   # the configs ship in the package
 WG="python3 -P -m world_gym.cli"
 TRAIN_S=${TRAIN_S:-1000}
 COMMON="codec_dir=$PWD/.device/tokens trainer=dynamics_gpu trainer.bf16=false trainer.batch_size=512 trainer.lr=0.001

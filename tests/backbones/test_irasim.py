@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from world_gym.models.embeddings import sincos_2d
-from world_gym.models.irasim import SIZES, IRASim, IRASimConfig
+from world_gym.backbones.embeddings import sincos_2d
+from world_gym.backbones.irasim import SIZES, IRASim, IRASimConfig
 
 
 def _model(**kw) -> IRASim:

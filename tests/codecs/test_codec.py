@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from world_gym.models.codec import SDXL_VAE_CONFIG, LatentCodec, tiny_vae_config
+from world_gym.codecs.vae import SDXL_VAE_CONFIG, LatentCodec, tiny_vae_config
 
 
 def test_encode_decode_shapes_and_scaling():
@@ -40,7 +40,7 @@ def test_sdxl_layout_builds_on_meta_device():
 
 
 def test_fast_decoder_shapes_selection_and_config():
-    from world_gym.models.codec import FastDecoder
+    from world_gym.codecs.vae import FastDecoder
 
     torch.manual_seed(0)
     codec = LatentCodec.from_config(tiny_vae_config(block_out_channels=(8, 8, 16)))

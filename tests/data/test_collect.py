@@ -15,13 +15,16 @@ pytest.importorskip("lerobot")
 from world_gym.data import collect as col  # noqa: E402
 from world_gym.data.lerobot_io import (  # noqa: E402
     POLICY_LOG,
-    PUSHT_FEATURES,
     EpisodeWriter,
     recover,
     stored_seeds,
     validate_episode,
 )
-from world_gym.envs import pusht_ground_truth as gt  # noqa: E402
+from world_gym.envs.pusht import ground_truth as gt  # noqa: E402
+from world_gym.envs.pusht.ground_truth import PUSHT_FEATURES  # noqa: E402
+
+#: what the collector passes to the writer
+SCHEMA = {"features": PUSHT_FEATURES, "fps": gt.FPS, "task": gt.TASK}
 
 MIX = col.parse_mix("expert=0.5,play=0.5")
 
@@ -55,7 +58,7 @@ def test_plan_is_deterministic_disjoint_and_follows_the_mix() -> None:
 def test_recorded_episode_labels_match_gym_pusht() -> None:
     env = gt.make_pusht_env(max_episode_steps=40)
     episode = col.record_episode(env, col.BEHAVIORS["expert"].make_policy(0.0), col.EpisodeSpec(7, "expert"))
-    validate_episode(episode)
+    validate_episode(episode, PUSHT_FEATURES)
     n = len(episode["action"])
     assert n == 41  # 40 steps + the final frame
     first, _ = env.reset(seed=7)
@@ -150,7 +153,8 @@ import os, sys
 sys.path.insert(0, {tests!r})
 from test_collect import _tiny_episode
 from world_gym.data.lerobot_io import EpisodeWriter
-writer = EpisodeWriter({root!r}, checkpoint_every=1)
+from world_gym.envs.pusht import ground_truth as gt
+writer = EpisodeWriter({root!r}, checkpoint_every=1, features=gt.PUSHT_FEATURES, fps=gt.FPS, task=gt.TASK)
 writer.add_episode(_tiny_episode(1))
 writer.checkpoint_every = 100
 writer.add_episode(_tiny_episode(2))
@@ -164,10 +168,12 @@ def test_hard_crash_rolls_back_to_the_last_checkpoint(tmp_path: Path) -> None:
     assert subprocess.run([sys.executable, "-c", script], check=False).returncode == 1
     assert recover(root) is True
     assert stored_seeds(root) == [1]
-    with EpisodeWriter(root) as writer:
+    with EpisodeWriter(root, task=gt.TASK) as writer:
         writer.add_episode(_tiny_episode(3))
     ds = _load(root)
     assert ds.num_episodes == 2 and stored_seeds(root) == [1, 3]
     assert int(ds[ds.num_frames - 1]["episode_index"]) == 1
     with pytest.raises(ValueError, match="expected shape"):
-        EpisodeWriter(tmp_path / "other").add_episode({**_tiny_episode(4), "action": np.zeros((3, 3), np.float32)})
+        EpisodeWriter(tmp_path / "other", **SCHEMA).add_episode({**_tiny_episode(4), "action": np.zeros((3, 3), np.float32)})
+    with pytest.raises(ValueError, match="features="):  # the core has no default schema
+        EpisodeWriter(tmp_path / "schemaless", fps=gt.FPS)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from world_gym.data.replay import pack_manifest, register, replay_manifest
-from world_gym.training.episodes import load_episodes
+from world_gym.data.episodes import load_episodes
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_encode_from_a_manifest(tmp_path: Path, roots: list[Path]) -> None:
 
     import torch
 
-    from world_gym.models.codec import LatentCodec, tiny_vae_config
+    from world_gym.codecs.vae import LatentCodec, tiny_vae_config
     from world_gym.training.common import compose
     from world_gym.training.train_codec import encode_dataset
 

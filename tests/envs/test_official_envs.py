@@ -25,7 +25,7 @@ from world_gym.envs.irasim_official import (
     resolve_checkpoint,
 )
 from world_gym.envs.languagetable import KEYBOARD_ACTIONS
-from world_gym.models.codec import tiny_vae_config
+from world_gym.codecs.vae import tiny_vae_config
 
 FAST = {"device": "cpu", "sampler": "ddim", "num_inference_steps": 1}
 GRIDS = {"languagetable": (18, 32), "rt1": (16, 20), "bridge": (16, 20)}

@@ -30,7 +30,7 @@ def test_evaluate_command_runs_both_sides_and_resumes(tmp_path, capsys):
 
 
 def test_example_script_runs(tmp_path, monkeypatch, capsys):
-    script = Path(__file__).parents[1] / "examples" / "policy_evaluation.py"
+    script = Path(__file__).parents[2] / "examples" / "policy_evaluation.py"
     monkeypatch.setattr(sys, "argv", [str(script), *ARGS, "--videos", "0", "--out", str(tmp_path / "ex")])
     runpy.run_path(str(script), run_name="__main__")
     assert "reward head in the world model: resnet_iou" in capsys.readouterr().out

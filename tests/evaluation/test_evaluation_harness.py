@@ -153,8 +153,8 @@ def test_ground_truth_only(tmp_path, fake_sides):
 
 
 def test_pusht_rendered_on_demand_matches_pixel_observations():
-    from world_gym.envs.pusht_ground_truth import make_pusht_env
-    from world_gym.evaluation.harness import render_pusht_observation
+    from world_gym.envs.pusht.ground_truth import make_pusht_env
+    from world_gym.envs.pusht.family import render_ground_truth as render_pusht_observation
 
     def replay():
         return ConstantPolicy(0, chunk=4)

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests folder: shared helpers
 
 pytest.importorskip("lerobot")
 
@@ -31,7 +31,7 @@ def test_env_config_features_and_kwargs():
 def test_seed_gives_the_ground_truth_start_and_lerobot_observations():
     env = gym.make(GYM_ID, task="IRASim-PushT-v0", num_inference_steps=1, device="cpu", max_episode_steps=2)
     obs, info = env.reset(seed=3)
-    from world_gym.envs.pusht import load_initial_states
+    from world_gym.envs.pusht.family import load_initial_states
 
     assert np.array_equal(obs["pixels"], load_initial_states().get(3).frame)
     assert obs["agent_pos"].shape == (2,) and obs["agent_pos"].dtype == np.float32

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests folder: shared helpers
 
 from world_gym.policies.base import Policy  # noqa: E402
 from world_gym.policies.cnn_bc import CNNBCConfig, CNNBCNet, CNNBCPolicy  # noqa: E402
@@ -50,7 +50,7 @@ def test_replay_policy_replays_and_holds(tmp_path):
 def test_shipped_expert_replays_solve_gym_pusht():
     """``replay`` with no path plays the shipped expert actions; gym-pusht is deterministic, so
     replaying seed 3's actions from seed 3's start solves the task as the expert did."""
-    from world_gym.envs.pusht_ground_truth import make_pusht_env
+    from world_gym.envs.pusht.ground_truth import make_pusht_env
 
     (spec,) = parse_policy_spec("replay")
     policy = spec.make()

@@ -1,4 +1,4 @@
-"""Tests for envs/pusht_ground_truth.py and policies/pusht_expert.py against the real gym-pusht."""
+"""Tests for world_gym/envs/pusht/ground_truth.py and world_gym/policies/pusht_expert.py against the real gym-pusht."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("gym_pusht")
 
-from world_gym.envs import pusht_ground_truth as gt  # noqa: E402
+from world_gym.envs.pusht import ground_truth as gt  # noqa: E402
 from world_gym.policies import Policy, PushTExpert, PushTPlay  # noqa: E402
 
 

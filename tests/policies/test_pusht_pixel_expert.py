@@ -1,5 +1,5 @@
-"""envs/pusht_pixels.PushTFrameState (the state read off gym-pusht frames) and
-policies/pusht_pixel_expert.py (the scripted expert acting on it)."""
+"""world_gym.envs.pusht.pixels.PushTFrameState (the state read off gym-pusht frames) and
+world_gym/policies/pusht_pixel_expert.py (the scripted expert acting on it)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("gym_pusht")
 
-from world_gym.envs import pusht_ground_truth as gt  # noqa: E402
+from world_gym.envs.pusht import ground_truth as gt  # noqa: E402
 from world_gym.policies import Policy  # noqa: E402
-from world_gym.envs.pusht_pixels import PushTFrameState  # noqa: E402
+from world_gym.envs.pusht.pixels import PushTFrameState  # noqa: E402
 from world_gym.policies.pusht_pixel_expert import PixelPushTExpert  # noqa: E402
 from world_gym.policies.zoo import parse_policy_spec  # noqa: E402
 

@@ -26,7 +26,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_recorded_states_render_their_stored_frames(oracle, dataset: Path) -> None:
-    from world_gym.training.episodes import load_episodes
+    from world_gym.data.episodes import load_episodes
 
     data = load_episodes(dataset, ("observation.coverage", "observation.block_pose", "observation.state"),
                          progress=False)
@@ -40,7 +40,7 @@ def test_recorded_states_render_their_stored_frames(oracle, dataset: Path) -> No
 
 
 def test_identical_frames_include_the_state_itself(oracle) -> None:
-    from world_gym.envs.pusht_ground_truth import GOAL_POSE
+    from world_gym.envs.pusht.ground_truth import GOAL_POSE
 
     renderer = oracle.StateRenderer()
     frame, cov, same = oracle.success_posterior(renderer, GOAL_POSE.copy(), np.array([80.0, 80.0]), 20,
@@ -50,7 +50,7 @@ def test_identical_frames_include_the_state_itself(oracle) -> None:
 
 
 def test_plateau_walk_stays_on_the_frame(oracle) -> None:
-    from world_gym.envs.pusht_ground_truth import GOAL_POSE
+    from world_gym.envs.pusht.ground_truth import GOAL_POSE
 
     renderer = oracle.StateRenderer()
     agent = np.array([80.0, 80.0])

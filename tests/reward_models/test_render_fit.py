@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from world_gym.envs.pusht_ground_truth import GOAL_POSE, StateRenderer
+from world_gym.envs.pusht.ground_truth import GOAL_POSE, StateRenderer
 from world_gym.reward_models import RewardContext
 from world_gym.reward_models.render_fit import RenderFit, refine_coverage
 from world_gym.reward_models.resnet_iou import ResNetIoUReward, build_coverage_net, save_coverage_net

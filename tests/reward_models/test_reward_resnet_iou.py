@@ -24,8 +24,8 @@ from world_gym.reward_models.resnet_iou import (
     load_coverage_net,
     save_coverage_net,
 )
-from world_gym.envs.pusht_ground_truth import GOAL_POSE, StateRenderer
-from world_gym.metrics import BLOCK, pusht_segment
+from world_gym.envs.pusht.ground_truth import GOAL_POSE, StateRenderer
+from world_gym.envs.pusht.metrics import BLOCK, pusht_segment
 from world_gym.reward_models.pusht_coverage import (
     RenderedCoverage,
     balanced_weights,
@@ -33,12 +33,12 @@ from world_gym.reward_models.pusht_coverage import (
     evaluate_on_world_model,
     load_coverage_frames,
 )
+from world_gym.commands.train_reward_head import register
 from world_gym.reward_models.train_resnet_iou import (
     TrainConfig,
     augment,
     boundary_weighted_loss,
     recalibrate_batch_norm,
-    register,
     train,
 )
 
@@ -196,7 +196,7 @@ def test_interrupt_saves_a_checkpoint(tmp_path: Path, monkeypatch: pytest.Monkey
     cfg = TrainConfig(out=str(tmp_path / "run"), steps=3, batch_size=2, eval_every=1, checkpoint_every=100, warmup=1)
     with pytest.raises(KeyboardInterrupt):
         train(cfg)
-    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["state"]["step"] == 1
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["state"]["step"] == 1
 
 
 def test_world_model_evaluation_path(tmp_path: Path, renderer: RenderedCoverage, weights: Path) -> None:

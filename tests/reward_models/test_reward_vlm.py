@@ -16,6 +16,9 @@ import pytest
 from world_gym.reward_models import RewardContext, VLMError, VLMReward, make_reward_head
 from world_gym.reward_models.vlm import encode_png, parse_verdict
 
+# failed queries warn once per head (tests/hardening/test_vlm_faults.py checks the warning)
+pytestmark = pytest.mark.filterwarnings("ignore:vlm reward head:RuntimeWarning")
+
 Behaviour = Callable[[dict, int], tuple[int, bytes, float]]  # (request body, call index) -> (status, body, delay)
 
 
@@ -211,7 +214,10 @@ def test_configuration_from_environment(server: FakeVLM, monkeypatch: pytest.Mon
     h = make_reward_head("vlm", task="stack the blocks")
     assert h.url == server.url + "/chat/completions" and h.model == "fake-vl"
     h(frames(1, 1), RewardContext())
-    assert server.headers[0]["auth"] == "Bearer sk-env"
+    assert server.headers[0]["auth"] is None  # OPENAI_API_KEY goes to api.openai.com only
+    monkeypatch.setenv("WORLD_GYM_VLM_API_KEY", "sk-wg")  # the key paired with WORLD_GYM_VLM_BASE_URL
+    make_reward_head("vlm", task="stack the blocks")(frames(1, 1, seed=1), RewardContext())
+    assert server.headers[1]["auth"] == "Bearer sk-wg"
 
 
 def test_needs_a_task(server: FakeVLM) -> None:

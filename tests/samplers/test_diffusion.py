@@ -2,7 +2,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from world_gym.diffusion import SAMPLERS, NoiseSchedule, SamplerConfig, diffusion_loss, make_scheduler, sample_clip
+from world_gym.samplers.diffusion import SCHEDULERS, NoiseSchedule, SamplerConfig, diffusion_loss, make_scheduler, sample_clip
 
 
 class Recorder(torch.nn.Module):
@@ -17,7 +17,7 @@ class Recorder(torch.nn.Module):
         return 0.1 * x + actions.mean() * 0
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
 def test_every_sampler_keeps_context_clean(name):
     denoiser = Recorder()
     context = torch.randn(2, 1, 4, 3, 3)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from training_data import write_tiny_dataset
+from training_data import training_overrides, write_tiny_dataset
+from world_gym.data.episodes import load_episodes
 from world_gym.training.common import compose
-from world_gym.training.episodes import load_episodes
 from world_gym.training.train_codec import (
     codec_from_model,
     encode_dataset,
@@ -21,36 +21,11 @@ from world_gym.training.train_codec import (
     attach_fast_decoder,
     load_codec,
     main_codec_from_model,
-    train_codec,
     train_fast_decoder,
 )
 from world_gym.training.train_dynamics import export_world_model, train_dynamics
 from world_gym.assets import bundled_model_path
 from world_gym.world_model import WorldModel
-
-
-def _overrides(tmp: Path) -> list[str]:
-    return [
-        f"data.train_root={tmp / 'train'}", f"data.heldout_root={tmp / 'heldout'}", "data.frame_size=[32,32]",
-        "codec.block_out_channels=[8,16]", "codec.norm_num_groups=8",
-        f"codec_dir={tmp / 'codec'}", f"out_dir={tmp / 'dyn'}",
-        "dynamics.size=tiny", "dynamics.num_frames=5", "dynamics.history=2", "dynamics.patch_size=4",
-        "trainer.batch_size=4", "trainer.threads=1", "trainer.log_every=1", "trainer.ckpt_every=1",
-        "dynamics.sampler.num_inference_steps=2",
-    ]
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pipeline")
-    write_tiny_dataset(tmp / "train", episodes=3)
-    write_tiny_dataset(tmp / "heldout", episodes=1, seed=5)
-    codec_overrides = [o for o in _overrides(tmp) if o.startswith(("data.", "codec."))]
-    codec_cfg = compose("train_codec", [*codec_overrides, f"out_dir={tmp / 'codec'}", "trainer.steps=3",
-                                        "trainer.eval_every=2", "trainer.batch_size=4", "trainer.threads=1", "trainer.crop=16"])
-    train_codec(codec_cfg)
-    encode_dataset(codec_cfg)
-    return tmp
 
 
 def test_reader_restores_order_and_caches(tmp_path):
@@ -79,7 +54,7 @@ def test_encode_adds_extra_training_roots(tmp_path, pipeline):
 
     codec = tmp_path / "codec"
     shutil.copytree(pipeline / "codec", codec)
-    overrides = [o for o in _overrides(pipeline) if o.startswith(("data.", "codec."))]
+    overrides = [o for o in training_overrides(pipeline) if o.startswith(("data.", "codec."))]
     cfg = compose("train_codec", [*overrides, f"out_dir={codec}", "trainer.threads=1",
                                   f"data.extra_train_roots=[{pipeline / 'heldout'}]"])
     encode_dataset(cfg)
@@ -118,7 +93,7 @@ def test_decoder_finetuning_keeps_the_encoder_and_latents(tmp_path, pipeline):
 
     codec = tmp_path / "codec"
     shutil.copytree(pipeline / "codec", codec)
-    overrides = [o for o in _overrides(pipeline) if o.startswith(("data.", "codec."))]
+    overrides = [o for o in training_overrides(pipeline) if o.startswith(("data.", "codec."))]
     cfg = compose("train_codec", [*overrides, f"out_dir={codec}", "trainer.decoder_steps=2",
                                   "trainer.decoder_batch_size=2", "trainer.eval_every=1", "trainer.threads=1"])
     before = AutoencoderKL.from_pretrained(codec / "vae").state_dict()
@@ -136,9 +111,9 @@ def test_decoder_finetuning_keeps_the_encoder_and_latents(tmp_path, pipeline):
 
 
 def test_dynamics_trains_resumes_and_exports(pipeline):
-    cfg = compose("train_dynamics", [*_overrides(pipeline), "trainer.steps=2"])
+    cfg = compose("train_dynamics", [*training_overrides(pipeline), "trainer.steps=2"])
     train_dynamics(cfg)
-    cfg = compose("train_dynamics", [*_overrides(pipeline), "trainer.steps=4"])
+    cfg = compose("train_dynamics", [*training_overrides(pipeline), "trainer.steps=4"])
     train_dynamics(cfg)
     with open(pipeline / "dyn" / "log.csv") as f:
         assert [r["step"] for r in csv.DictReader(f)] == ["1", "2", "3", "4"]
@@ -147,7 +122,7 @@ def test_dynamics_trains_resumes_and_exports(pipeline):
     assert model.history == 2 and model.config.chunk_size == 3 and model.config.metadata["steps"] == 4
     assert model.config.metadata["latents"]["roots"] == [str(pipeline / "train")]
     # the card keeps the training run's settings, not those of the export command
-    export_cfg = compose("train_dynamics", [*_overrides(pipeline), "trainer.steps=4",
+    export_cfg = compose("train_dynamics", [*training_overrides(pipeline), "trainer.steps=4",
                                             "trainer.history_noise=0.3"])
     card = WorldModel.from_pretrained(export_world_model(export_cfg, pipeline / "wm2")).config.metadata
     assert card["train_config"]["trainer"]["history_noise"] == 0.0
@@ -162,14 +137,14 @@ def test_fast_decoder_trains_resumes_and_attaches(tmp_path, pipeline):
     codec_dir = tmp_path / "codec"
     shutil.copytree(pipeline / "codec", codec_dir)
     dyn = [o.replace(str(pipeline / "codec"), str(codec_dir)).replace(str(pipeline / "dyn"), str(tmp_path / "dyn"))
-           for o in _overrides(pipeline)]
+           for o in training_overrides(pipeline)]
     cfg = compose("train_dynamics", [*dyn, "trainer.steps=1"])
     train_dynamics(cfg)
     model_dir = export_world_model(cfg, tmp_path / "wm")
     before = WorldModel.from_pretrained(model_dir)
     assert before.codec.decoder == "vae"
 
-    overrides = [o for o in _overrides(pipeline) if o.startswith(("data.", "codec."))]
+    overrides = [o for o in training_overrides(pipeline) if o.startswith(("data.", "codec."))]
     fast = ["codec.fast_decoder_channels=[8,4]", "trainer.fast_decoder_batch_size=2", "trainer.eval_every=1",
             "trainer.threads=1", f"out_dir={codec_dir}"]
     train_fast_decoder(compose("train_codec", [*overrides, *fast, "trainer.fast_decoder_steps=2"]))
@@ -203,8 +178,9 @@ def test_fast_decoder_trains_resumes_and_attaches(tmp_path, pipeline):
 
 
 def test_default_recipe_is_the_shipped_models(pipeline):
-    shipped = WorldModel.from_pretrained(bundled_model_path("pusht-irasim-mini")).config
-    overrides = [o.replace(str(pipeline / "dyn"), str(pipeline / "dyn_map")) for o in _overrides(pipeline)]
+    # the pixel-latent model this recipe made, kept in the repository (not shipped)
+    shipped = WorldModel.from_pretrained(Path(__file__).parents[2] / "experiments/models/pusht-irasim-mini").config
+    overrides = [o.replace(str(pipeline / "dyn"), str(pipeline / "dyn_map")) for o in training_overrides(pipeline)]
     cfg = compose("train_dynamics", [*overrides, "trainer.steps=1"])
     train_dynamics(cfg)
     model = WorldModel.from_pretrained(export_world_model(cfg, pipeline / "wm_map"))
@@ -218,7 +194,7 @@ def test_default_recipe_is_the_shipped_models(pipeline):
 
 
 def test_published_irasim_recipe_trains_and_exports(pipeline):
-    overrides = [o.replace(str(pipeline / "dyn"), str(pipeline / "dyn_plain")) for o in _overrides(pipeline)]
+    overrides = [o.replace(str(pipeline / "dyn"), str(pipeline / "dyn_plain")) for o in training_overrides(pipeline)]
     cfg = compose("train_dynamics", ["dynamics=pusht_frame_ada", *overrides, "trainer.steps=1"])
     train_dynamics(cfg)
     model = WorldModel.from_pretrained(export_world_model(cfg, pipeline / "wm_plain"))
@@ -228,7 +204,7 @@ def test_published_irasim_recipe_trains_and_exports(pipeline):
 
 def test_gpu_recipe_runs_on_cpu_with_bf16_autocast(pipeline, capsys):
     # the GPU trainer's code path (device selection, bf16 autocast, its config) on this CPU machine
-    overrides = [o.replace(str(pipeline / "dyn"), str(pipeline / "dyn_gpu")) for o in _overrides(pipeline)]
+    overrides = [o.replace(str(pipeline / "dyn"), str(pipeline / "dyn_gpu")) for o in training_overrides(pipeline)]
     cfg = compose("train_dynamics", ["trainer=dynamics_gpu", *overrides, "trainer.device=auto",
                                      "trainer.steps=2"])
     assert cfg.trainer.bf16 and cfg.trainer.history_noise == 0.2
@@ -242,7 +218,7 @@ def test_gpu_recipe_runs_on_cpu_with_bf16_autocast(pipeline, capsys):
 def test_shards_carry_a_run_to_another_machine(pipeline, tmp_path):
     from world_gym.training.train_dynamics import load_shards, save_shards
 
-    overrides = [o.replace(str(pipeline / "dyn"), str(tmp_path / "first")) for o in _overrides(pipeline)]
+    overrides = [o.replace(str(pipeline / "dyn"), str(tmp_path / "first")) for o in training_overrides(pipeline)]
     train_dynamics(compose("train_dynamics", [*overrides, "trainer.steps=2"]))
     files = save_shards(tmp_path / "first" / "ckpt.pt", tmp_path / "shards", max_bytes=64 * 1024)
     assert len(files) > 1 and all(f.stat().st_size <= 64 * 1024 + 4096 for f in files)  # + safetensors header
@@ -274,7 +250,7 @@ def test_shards_carry_a_run_to_another_machine(pipeline, tmp_path):
 
 
 def test_max_minutes_stops_with_a_checkpoint(pipeline, tmp_path, capsys):
-    overrides = [o.replace(str(pipeline / "dyn"), str(tmp_path / "dyn")) for o in _overrides(pipeline)]
+    overrides = [o.replace(str(pipeline / "dyn"), str(tmp_path / "dyn")) for o in training_overrides(pipeline)]
     train_dynamics(compose("train_dynamics", [*overrides, "trainer.steps=1000",
                                               "trainer.max_minutes=0.0001"]))
     assert "max_minutes reached" in capsys.readouterr().out
@@ -314,7 +290,7 @@ def test_training_device():
 
 
 def test_ddp_with_two_cpu_processes(pipeline):
-    overrides = [o if not o.startswith("out_dir=") else f"out_dir={pipeline / 'ddp'}" for o in _overrides(pipeline)]
+    overrides = [o if not o.startswith("out_dir=") else f"out_dir={pipeline / 'ddp'}" for o in training_overrides(pipeline)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # --standalone: a free port of torchrun's choosing (a fixed one can be taken on a shared machine);
     # a short collective timeout turns a stuck process into an error that says where it waited

@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from world_gym.models.embeddings import Mlp, PatchEmbed, TimestepEmbedder, sincos_1d, sincos_2d
+from world_gym.backbones.pose_frame import block_frame, from_block_frame
+from world_gym.backbones.embeddings import Mlp, PatchEmbed, TimestepEmbedder, sincos_1d, sincos_2d
 
 # depth, hidden size, heads: the paper's S/B/L/XL plus small ones for tests and CPU training.
 SIZES: dict[str, tuple[int, int, int]] = {
@@ -458,7 +459,7 @@ class IRASim(nn.Module):
         """A clip's latents ``(B, T, C, h, w)`` (its first ``reference_frame + 1`` frames at least) and
         normalised actions ``(B, L, A)`` in the coordinates the network works in, and what
         :meth:`from_clip_frame` needs to undo it: with ``pose_frame`` the reference frame's block
-        frame (:func:`~world_gym.models.pose_codec.block_frame`), else the identity (``None``).
+        frame (:func:`~world_gym.backbones.pose_frame.block_frame`), else the identity (``None``).
         With ``board_pose`` the actions come back ``(B, L, A + 4)``: each followed by that block's
         pose on the board (x, y over ``pose_frame``, cos, sin), which :meth:`forward` reads.
         Training transforms clean clips before noising them, a rollout each clip's context and actions
@@ -466,8 +467,6 @@ class IRASim(nn.Module):
         cfg = self.config
         if cfg.pose_frame is None:
             return latents, actions, None
-        from world_gym.models.pose_codec import block_frame
-
         assert cfg.reference_frame is not None
         latents, actions, frame = block_frame(latents, actions, cfg.reference_frame, cfg.pose_frame)
         if cfg.board_pose:
@@ -480,8 +479,6 @@ class IRASim(nn.Module):
         """Generated latents ``(B, T, C, h, w)`` back from the clip's frame (:meth:`to_clip_frame`)."""
         if frame is None:
             return latents
-        from world_gym.models.pose_codec import from_block_frame
-
         return from_block_frame(latents, frame)
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
@@ -490,3 +487,8 @@ class IRASim(nn.Module):
         x = x.reshape(x.shape[0], gh, gw, p, p, self.out_channels)
         x = torch.einsum("nhwpqc->nchpwq", x)
         return x.reshape(x.shape[0], self.out_channels, gh * p, gw * p)
+
+
+def make_irasim(config: dict[str, Any]) -> IRASim:
+    """The backbone registry's factory of ``"IRASim"``: an :class:`IRASim` of a ``backbone_config`` entry."""
+    return IRASim(IRASimConfig.from_dict(config))

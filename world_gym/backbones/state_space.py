@@ -3,8 +3,9 @@ states of the frames it drew so an env's next step starts from them instead of r
 
 A subclass defines :meth:`encode_states` (context latents -> states), :meth:`decode_states`
 (states -> latents) and :meth:`step` (two states and two actions -> the next state).
-:class:`~world_gym.world_model.WorldModel` calls :meth:`StateSpaceBackbone.rollout` instead of a
-diffusion sampler because ``deterministic`` is True.
+:class:`~world_gym.world_model.WorldModel` rolls it out with the ``"deterministic"`` sampler
+(:mod:`world_gym.samplers.deterministic`), which calls :meth:`StateSpaceBackbone.rollout`, because
+its ``sampler`` attribute names that sampler.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from torch import nn
 class StateSpaceBackbone(nn.Module):
     """Base class of the deterministic next-frame backbones (compact state, pose state)."""
 
-    deterministic = True
+    #: the sampler that rolls this backbone out, whatever the model's config names
+    sampler = "deterministic"
+    deterministic = True  # the older spelling of ``sampler = "deterministic"``
 
     def __init__(self) -> None:
         super().__init__()

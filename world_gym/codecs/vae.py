@@ -92,10 +92,10 @@ class FastDecoder(nn.Module):
         return self.net(latents)
 
 
-DECODERS = ("fast", "vae", "render")
-# how to get a decoder a codec lacks
-_DECODER_HINTS = {"fast": "train one with `world-gym train fast-decoder`",
-                  "render": "only a pose codec has one: train it with `world-gym train pose-renderer`"}
+#: the decoders of a VAE codec; a codec class may know more (:attr:`LatentCodec.decoder_kinds`)
+DECODERS = ("fast", "vae")
+#: keys of a VAE codec's config entry (``config.json``'s ``codec``)
+VAE_CODEC_KEYS = ("kind", "vae", "scaling_factor", "fast_decoder")
 
 
 class LatentCodec(nn.Module):
@@ -119,6 +119,12 @@ class LatentCodec(nn.Module):
     (2, 32, 32, 3)
     """
 
+    #: the codec registry's name for this class (``config.json``'s ``codec.kind``)
+    kind: str = "vae"
+    #: every decoder a codec of this class can have, and how to get one it lacks
+    decoder_kinds: tuple[str, ...] = DECODERS
+    decoder_hints: dict[str, str] = {"fast": "train one with `world-gym train fast-decoder`"}
+
     def __init__(self, vae: AutoencoderKL, scaling_factor: float | None = None, micro_batch: int = 64,
                  fast_decoder: FastDecoder | None = None) -> None:
         super().__init__()
@@ -140,22 +146,42 @@ class LatentCodec(nn.Module):
 
     @property
     def decoder(self) -> str:
-        """Which decoder ``decode`` runs: ``"fast"`` (the :class:`FastDecoder`), ``"vae"``, or (a
-        :class:`~world_gym.models.pose_codec.PoseCodec` with a renderer) ``"render"``."""
+        """Which decoder ``decode`` runs: ``"fast"`` (the :class:`FastDecoder`), ``"vae"``, or one
+        that a subclass adds (:attr:`decoder_kinds`)."""
         return self._decoder
 
     @decoder.setter
     def decoder(self, name: str) -> None:
-        if name not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {name!r}")
+        if name not in self.decoder_kinds:
+            raise ValueError(f"decoder must be one of {self.decoder_kinds} for a {type(self).__name__}, got {name!r}")
         if name not in self.decoders:
-            raise ValueError(f"this codec has no {name} decoder ({_DECODER_HINTS[name]})")
+            hint = self.decoder_hints.get(name, "attach one first")
+            raise ValueError(f"this codec has no {name} decoder ({hint})")
         self._decoder = name
 
     @property
     def decoders(self) -> tuple[str, ...]:
         """The decoders this codec can run."""
         return ("fast", "vae") if self.fast_decoder is not None else ("vae",)
+
+    def attach_decoder(self, name: str, decoder: nn.Module) -> tuple[str, dict[str, Any]]:
+        """Add (or replace) the extra decoder ``name`` and decode with it.
+
+        Args:
+            name: one of :attr:`decoder_kinds` other than ``"vae"`` (here ``"fast"``: a :class:`FastDecoder`).
+            decoder: the trained module.
+
+        Returns:
+            the key and the entry that the codec's config stores for it (``("fast_decoder", {...})``).
+
+        Raises:
+            ValueError: this codec class takes no decoder of that name.
+        """
+        if name == "fast":
+            self.attach_fast_decoder(decoder)  # type: ignore[arg-type]
+            return "fast_decoder", decoder.config_dict()  # type: ignore[operator]
+        raise ValueError(f"a {type(self).__name__} takes no {name!r} decoder; it takes "
+                         f"{[k for k in self.decoder_kinds if k != 'vae']}")
 
     def attach_fast_decoder(self, fast_decoder: FastDecoder) -> None:
         """Add (or replace) the fast decoder, and decode with it."""
@@ -187,7 +213,7 @@ class LatentCodec(nn.Module):
 
     def config_dict(self) -> dict[str, Any]:
         vae = {k: v for k, v in self.vae.config.items() if not k.startswith("_")}
-        out: dict[str, Any] = {"vae": vae, "scaling_factor": self.scaling_factor}
+        out: dict[str, Any] = {"kind": self.kind, "vae": vae, "scaling_factor": self.scaling_factor}
         if self.fast_decoder is not None:
             out["fast_decoder"] = self.fast_decoder.config_dict()
         return out
@@ -246,3 +272,18 @@ class LatentCodec(nn.Module):
         if len(latents) == 0:
             raise ValueError("decode got an empty batch of latents")
         return self.tensor_to_frames(self.decode_tensor(latents))
+
+
+def make_vae_codec(config: dict[str, Any]) -> LatentCodec:
+    """The codec registry's factory of kind ``"vae"``: a :class:`LatentCodec` from a config entry
+    ``{"vae": AutoencoderKL config, "scaling_factor": float, "fast_decoder": {...}}``.
+
+    Raises:
+        ValueError: the entry has keys a VAE codec does not know (a ``renderer`` or ``pose`` belong to
+            other codec kinds).
+    """
+    unknown = sorted(set(config) - set(VAE_CODEC_KEYS))
+    if unknown:
+        raise ValueError(f"a codec of kind 'vae' takes the keys {list(VAE_CODEC_KEYS)}, got unknown keys {unknown}: "
+                         "name the codec kind that reads them in the entry's `kind`")
+    return LatentCodec.from_config(config["vae"], config.get("scaling_factor"), config.get("fast_decoder"))

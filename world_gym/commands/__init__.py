@@ -1,1 +1,1 @@
-"""Subcommands of the ``world-gym`` CLI that belong to no other module."""
+"""Subcommands of the ``world-gym`` CLI: light modules that import their heavy parts only when run."""

@@ -1,4 +1,4 @@
-"""``world-gym train {codec,codec-from-model,encode,decoder,fast-decoder,dynamics,export,shards,compact-*,pose-*}
+"""``world-gym train {codec,codec-from-model,encode,decoder,fast-decoder,dynamics,export,shards,consistency*,pose-*}
 [overrides]``: the training pipelines."""
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ STAGES = {
     "dynamics": "world_gym.training.train_dynamics:main",
     "export": "world_gym.training.train_dynamics:main_export",
     "shards": "world_gym.training.train_dynamics:main_shards",
-    "compact-ae": "world_gym.training.train_compact:main_autoencoder",
-    "compact-dynamics": "world_gym.training.train_compact:main_dynamics",
-    "compact-export": "world_gym.training.train_compact:main_export",
-    "pose-decoder": "world_gym.training.train_pose:main_decoder",
-    "pose-encoder": "world_gym.training.train_pose:main_encoder",
-    "pose-dynamics": "world_gym.training.train_pose:main_dynamics",
-    "pose-export": "world_gym.training.train_pose:main_export",
-    "pose-tokens": "world_gym.training.train_pose:main_tokens",
-    "pose-renderer": "world_gym.training.train_pose:main_renderer",
+    "consistency": "world_gym.training.train_consistency:main",
+    "consistency-tokens": "world_gym.training.train_consistency:main_tokens",
+    "consistency-export": "world_gym.training.train_consistency:main_export",
+    "pose-decoder": "world_gym.envs.pusht.train_pose:main_decoder",
+    "pose-encoder": "world_gym.envs.pusht.train_pose:main_encoder",
+    "pose-dynamics": "world_gym.envs.pusht.train_pose:main_dynamics",
+    "pose-export": "world_gym.envs.pusht.train_pose:main_export",
+    "pose-tokens": "world_gym.envs.pusht.train_pose:main_tokens",
+    "pose-renderer": "world_gym.envs.pusht.train_pose:main_renderer",
 }
 
 
@@ -33,12 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "shipped one's, as a codec stage's output), encode (pre-encode latents), decoder (fine-tune "
         "on whole frames), fast-decoder (a small decoder of the encoded latents, added to the "
         "world models in fast_decoder_attach=[...]), dynamics, export, shards (EMA weights in <=15 MiB bf16 files, for "
-        "trainer.init_from); "
-        "compact-ae, compact-dynamics, compact-export (the compact-state model, train_compact.yaml); "
+        "trainer.init_from); consistency, consistency-tokens, consistency-export (a 1-2 step consistency "
+        "student distilled from a world model, train_consistency.yaml); "
         "pose-decoder, pose-encoder, pose-dynamics, pose-export, pose-tokens (the pose-state model, train_pose.yaml), "
         "pose-renderer (a pose codec's sprite renderer, added to the world models in renderer_attach=[...])",
-        description="Stages run with the Hydra configs in configs/ (train_codec.yaml, train_dynamics.yaml, "
-        "train_compact.yaml, train_pose.yaml); "
+        description="Stages run with the Hydra configs shipped in the package (world_gym/configs: "
+        "train_codec.yaml, train_dynamics.yaml, train_pose.yaml, train_consistency.yaml; WORLD_GYM_CONFIGS "
+        "points at another folder); "
         "pass overrides such as trainer.steps=100 data.train_root=data/pusht/train. export takes "
         "export_to=DIR, shards shards_to=DIR.",
     )

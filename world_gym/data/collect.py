@@ -160,7 +160,7 @@ def plan_episodes(
 
 
 def record_episode(env: Any, policy: Any, spec: EpisodeSpec) -> dict[str, np.ndarray]:
-    """Run one gym-pusht episode and return its rows (columns of ``PUSHT_FEATURES``).
+    """Run one gym-pusht episode and return its rows (columns of :data:`~world_gym.envs.pusht.ground_truth.PUSHT_FEATURES`).
 
     Args:
         env: a pixel-observation gym-pusht env (``make_pusht_env()``), time limit included.
@@ -170,7 +170,7 @@ def record_episode(env: Any, policy: Any, spec: EpisodeSpec) -> dict[str, np.nda
     Returns:
         Column -> array with one row per frame (steps + 1 rows; see ``lerobot_io``).
     """
-    from world_gym.envs.pusht_ground_truth import coverage
+    from world_gym.envs.pusht.ground_truth import coverage
 
     obs, info = env.reset(seed=spec.seed)
     policy.reset(seed=spec.seed)
@@ -226,7 +226,7 @@ def _run_spec(spec: EpisodeSpec, max_steps: int = 300) -> dict[str, np.ndarray]:
     """Record one episode with this process's env and cached policies (worker entry point)."""
     warnings.filterwarnings("ignore", category=UserWarning)
     if ("env", max_steps) not in _WORKER:
-        from world_gym.envs.pusht_ground_truth import make_pusht_env
+        from world_gym.envs.pusht.ground_truth import make_pusht_env
 
         _WORKER["env", max_steps] = make_pusht_env(max_episode_steps=max_steps)
     key = (spec.behavior, spec.noise, spec.policy, spec.policy_index)
@@ -289,6 +289,7 @@ def collect(
         Summary of this run: episodes and frames added, per-behaviour counts and success, wall time.
     """
     from world_gym.data.lerobot_io import EpisodeWriter, recover, stored_seeds
+    from world_gym.envs.pusht.ground_truth import DATASET_REPO_ID, FPS, PUSHT_FEATURES, ROBOT_TYPE, TASK
 
     weights = parse_mix(mix) if isinstance(mix, str) else mix
     names = [p.name for p in _policy_specs(policy)] if policy else []
@@ -305,7 +306,8 @@ def collect(
     stats: dict[str, list[int]] = {}
     by_seed = {spec.seed: spec for spec in plan}
     frames, t0 = 0, time.perf_counter()
-    with EpisodeWriter(root, checkpoint_every=checkpoint_every) as writer:
+    with EpisodeWriter(root, checkpoint_every=checkpoint_every, repo_id=DATASET_REPO_ID, features=PUSHT_FEATURES,
+                       fps=FPS, robot_type=ROBOT_TYPE, task=TASK) as writer:
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=f"collect {split}", unit="ep",
                    disable=not progress, mininterval=5.0)
         for episode in _episodes(todo, workers, max_steps):

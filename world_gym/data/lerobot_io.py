@@ -1,4 +1,4 @@
-"""Local LeRobotDatasets of gym-pusht episodes: schema, crash-safe appending, reading seeds back.
+"""Local LeRobotDatasets of episodes: schema, crash-safe appending, reading seeds back.
 
 Frames are stored as ``image`` features (PNG bytes inside the parquet files), not ``video``
 features, so nothing needs a system ffmpeg. One row per frame; an episode of ``T`` env steps has
@@ -12,54 +12,127 @@ on the ``next.*`` convention.
 Appending is checkpointed: :class:`EpisodeWriter` finalizes the parquet files every few episodes
 and records a snapshot of the dataset's files; after a crash, :func:`recover` deletes what was
 written after the last snapshot, so a dataset on disk is always loadable and resuming never
-duplicates an episode.
+duplicates an episode. :func:`world_gym.data.integrity.check_dataset` verifies a stored dataset before it is used.
+
+A dataset's columns (a LeRobot features dict), frame rate and task text come from whoever writes
+it: the ground-truth collector passes the Push-T schema
+(:data:`world_gym.envs.pusht.ground_truth.PUSHT_FEATURES`); world-model datasets (``world-gym
+generate``, ``world-gym teleop``) use the same row layout with the columns of
+:func:`world_model_features`, built from the env's frame size and action width (a world model
+returns frames only, so no column read off a simulator's state). :func:`build_episode` turns one
+rollout into those rows.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from world_gym.envs.pusht_ground_truth import FPS, FRAME_SIZE, TASK
-
-REPO_ID = "world-gym/pusht"
+REPO_ID = "world-gym/dataset"
 SNAPSHOT = "meta/world_gym_snapshot.json"
 POLICY_LOG = "meta/world_gym_policies.json"
 """Written by the collector beside ``policy`` rollouts (which policy played each seed);
 :func:`recover` keeps it."""
+SOURCE = "meta/world_gym_source.json"
+"""What produced a dataset (env id, model, policy, settings), written once at creation by
+:class:`EpisodeWriter` (``source=``)."""
 _RESTORED = ("meta/info.json", "meta/stats.json", "meta/tasks.parquet")
+LEROBOT_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+"""Columns LeRobot adds to every dataset (not part of a features dict passed to the writer)."""
+UNLABELED = -1
+"""``episode_label`` of an episode nobody labelled (1: success, 0: failure)."""
 
 
-def _scalar(dtype: str) -> dict[str, Any]:
+def scalar_feature(dtype: str) -> dict[str, Any]:
+    """A LeRobot feature of one value per row (shape ``(1,)``) of ``dtype``."""
     return {"dtype": dtype, "shape": (1,), "names": None}
 
 
-PUSHT_FEATURES: dict[str, dict[str, Any]] = {
-    "observation.image": {
-        "dtype": "image",
-        "shape": (FRAME_SIZE, FRAME_SIZE, 3),
-        "names": ["height", "width", "channel"],
-    },
-    "observation.state": {"dtype": "float32", "shape": (2,), "names": {"motors": ["x", "y"]}},
-    "action": {"dtype": "float32", "shape": (2,), "names": {"motors": ["x", "y"]}},
-    "observation.block_pose": {"dtype": "float32", "shape": (3,), "names": ["x", "y", "angle"]},
-    "observation.coverage": _scalar("float32"),
-    "next.reward": _scalar("float32"),
-    "next.success": _scalar("bool"),
-    "next.done": _scalar("bool"),
-    "behavior": _scalar("int64"),
-    "noise_level": _scalar("float32"),
-    "episode_seed": _scalar("int64"),
-}
-"""Columns of a world-gym Push-T dataset (besides LeRobot's index columns)."""
+def world_model_features(
+    frame_shape: tuple[int, int, int], action_dim: int, action_names: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Columns of a dataset recorded in a world-model env (besides LeRobot's index columns).
 
-EPISODE_KEYS = tuple(PUSHT_FEATURES)
+    ``observation.image`` (the imagined frame), ``action``, ``next.reward`` / ``next.success`` /
+    ``next.done`` (the reward head's, in the row layout of this module), ``episode_seed`` (the
+    env's reset seed) and ``episode_label`` (1 success, 0 failure, :data:`UNLABELED` when nobody
+    labelled it: the generator writes the reward head's verdict, teleop the operator's mark).
+
+    Args:
+        frame_shape: ``(H, W, 3)`` of the env's observations.
+        action_dim: width of one action.
+        action_names: names of the action dimensions (default ``a0, a1, ...``).
+
+    Returns:
+        A LeRobot features dict.
+    """
+    if len(frame_shape) != 3 or frame_shape[2] != 3:
+        raise ValueError(f"frame_shape must be (H, W, 3), got {tuple(frame_shape)}")
+    if action_dim < 1:
+        raise ValueError(f"action_dim must be >= 1, got {action_dim}")
+    names = list(action_names) if action_names else [f"a{i}" for i in range(action_dim)]
+    if len(names) != action_dim:
+        raise ValueError(f"got {len(names)} action names for action_dim={action_dim}")
+    return {
+        "observation.image": {"dtype": "image", "shape": tuple(int(v) for v in frame_shape),
+                              "names": ["height", "width", "channel"]},
+        "action": {"dtype": "float32", "shape": (action_dim,), "names": {"motors": names}},
+        "next.reward": scalar_feature("float32"),
+        "next.success": scalar_feature("bool"),
+        "next.done": scalar_feature("bool"),
+        "episode_seed": scalar_feature("int64"),
+        "episode_label": scalar_feature("int64"),
+    }
+
+
+def build_episode(
+    frames: np.ndarray, actions: np.ndarray, rewards: np.ndarray, success: bool, seed: int,
+    label: int = UNLABELED,
+) -> dict[str, np.ndarray]:
+    """Rows of :func:`world_model_features` for one rollout of ``T >= 1`` actions.
+
+    Args:
+        frames: ``(T + 1, H, W, 3)`` uint8, the start frame first.
+        actions: ``(T, action_dim)``; action ``t`` led from frame ``t`` to frame ``t + 1``.
+        rewards: ``(T,)``, the reward of frame ``t + 1``.
+        success: the episode ended in success at its last frame.
+        seed: the reset seed.
+        label: the episode's label (1, 0 or :data:`UNLABELED`).
+
+    Returns:
+        Column -> ``(T + 1, ...)`` array, in the layout described at the top of this module.
+    """
+    frames = np.asarray(frames)
+    actions = np.asarray(actions, np.float32)
+    rewards = np.asarray(rewards, np.float32).reshape(-1)
+    t = len(actions)
+    if t < 1 or actions.ndim != 2:
+        raise ValueError(f"actions must be (T >= 1, action_dim), got {actions.shape}")
+    if frames.shape[0] != t + 1 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (T + 1 = {t + 1}, H, W, 3), got {frames.shape} {frames.dtype}")
+    if rewards.shape != (t,):
+        raise ValueError(f"rewards must be ({t},), one per imagined frame, got {rewards.shape}")
+    next_success = np.zeros((t + 1, 1), bool)
+    next_success[t - 1:] = bool(success)
+    return {
+        "observation.image": frames,
+        "action": np.concatenate([actions, actions[-1:]]),
+        "next.reward": np.append(rewards, rewards[-1]).astype(np.float32)[:, None],
+        "next.success": next_success,
+        "next.done": (np.arange(t + 1) == t)[:, None],
+        "episode_seed": np.full((t + 1, 1), int(seed), np.int64),
+        "episode_label": np.full((t + 1, 1), int(label), np.int64),
+    }
 
 
 def episode_length(episode: dict[str, np.ndarray]) -> int:
@@ -67,17 +140,18 @@ def episode_length(episode: dict[str, np.ndarray]) -> int:
     return len(episode["observation.image"])
 
 
-def validate_episode(episode: dict[str, np.ndarray]) -> None:
+def validate_episode(episode: dict[str, np.ndarray], features: dict[str, dict[str, Any]]) -> None:
     """Raise ``ValueError`` unless every column is present with ``(n_frames, *shape)`` and its dtype.
 
     Args:
         episode: column name -> array over the episode's frames.
+        features: the dataset's columns.
     """
-    missing = set(EPISODE_KEYS) - set(episode)
+    missing = set(features) - set(episode)
     if missing:
         raise ValueError(f"episode lacks columns {sorted(missing)}")
     n = episode_length(episode)
-    for key, feature in PUSHT_FEATURES.items():
+    for key, feature in features.items():
         value = np.asarray(episode[key])
         dtype = np.uint8 if feature["dtype"] == "image" else np.dtype(feature["dtype"])
         if value.shape != (n, *feature["shape"]) or value.dtype != dtype:
@@ -85,6 +159,32 @@ def validate_episode(episode: dict[str, np.ndarray]) -> None:
                 f"column {key!r}: expected shape {(n, *feature['shape'])} dtype {np.dtype(dtype)}, "
                 f"got {value.shape} {value.dtype}"
             )
+
+
+def _feature_signature(features: dict[str, dict[str, Any]]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    return {k: (str(v["dtype"]), tuple(int(d) for d in v["shape"])) for k, v in sorted(features.items())}
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold back SIGINT (Ctrl-C) inside the block and raise ``KeyboardInterrupt`` after it.
+
+    Only in the main thread (the only one Python delivers signals to); elsewhere a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, Any]] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and previous is not signal.SIG_IGN:
+        if callable(previous):
+            previous(*caught[0])
+        else:
+            raise KeyboardInterrupt
 
 
 def _relative_files(root: Path) -> list[str]:
@@ -164,29 +264,57 @@ class EpisodeWriter:
     manager, or call :meth:`close`; an exception inside the ``with`` block still checkpoints what was
     saved so far.
 
+    ``add_episode`` holds back Ctrl-C (SIGINT, in the main thread) until the episode is saved, so
+    an interrupt never leaves half an episode in the open files.
+
     Args:
         root: dataset root (a local folder; nothing goes to the hub).
         checkpoint_every: episodes between parquet finalizations (the most a hard crash can lose).
         repo_id: name recorded in the dataset's metadata.
+        features: the columns of a new dataset (required to create one; world-model envs:
+            :func:`world_model_features`, gym-pusht: ``world_gym.envs.pusht.ground_truth.PUSHT_FEATURES``);
+            an existing dataset keeps its own, and a different ``features`` raises ``ValueError``.
+        fps: frames per second of a new dataset (required to create one).
+        robot_type: recorded in a new dataset's metadata.
+        task: the task text stored with every frame (or given to each :meth:`add_episode`).
+        source: JSON-ready description of what produces the episodes (env, model, policy),
+            written to :data:`SOURCE` when the dataset is created.
 
     >>> import tempfile
-    >>> with EpisodeWriter(tempfile.mkdtemp() + "/ds") as writer:
+    >>> features = world_model_features((96, 96, 3), action_dim=2)
+    >>> with EpisodeWriter(tempfile.mkdtemp() + "/ds", features=features, fps=10, task="push") as writer:
     ...     writer.num_episodes
     0
     """
 
-    def __init__(self, root: str | Path, checkpoint_every: int = 10, repo_id: str = REPO_ID) -> None:
+    def __init__(self, root: str | Path, checkpoint_every: int = 10, repo_id: str = REPO_ID,
+                 features: dict[str, dict[str, Any]] | None = None, fps: int | None = None,
+                 robot_type: str | None = None, task: str | None = None,
+                 source: dict[str, Any] | None = None) -> None:
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
         self.root = Path(root)
         self.checkpoint_every = checkpoint_every
+        self.task = task
         recover(self.root)
         if (self.root / "meta/info.json").is_file():
             self.dataset = LeRobotDataset(repo_id, root=self.root)
+            stored = {k: v for k, v in self.dataset.meta.features.items() if k not in LEROBOT_COLUMNS}
+            if features is not None and _feature_signature(features) != _feature_signature(stored):
+                raise ValueError(f"{self.root} holds a dataset with columns {_feature_signature(stored)}, "
+                                 f"not the requested {_feature_signature(features)}; use another root")
+            self.features = stored
         else:
+            if features is None or fps is None:
+                raise ValueError(f"creating a dataset at {self.root} needs its columns (features=) and frame rate "
+                                 f"(fps=), got features={features is not None} fps={fps!r}")
+            self.features = dict(features)
             self.dataset = LeRobotDataset.create(
-                repo_id, fps=FPS, features=PUSHT_FEATURES, root=self.root, robot_type="pusht", use_videos=False
+                repo_id, fps=int(fps), features=self.features, root=self.root, robot_type=robot_type,
+                use_videos=False,
             )
+            if source is not None:
+                (self.root / SOURCE).write_text(json.dumps(source, indent=1, default=str))
             _write_snapshot(self.root)  # marks the root as ours, with zero episodes
         self._unsaved = 0
         self._fresh = self.dataset.meta.total_episodes == 0
@@ -196,17 +324,29 @@ class EpisodeWriter:
         """Episodes saved so far (checkpointed or not)."""
         return self.dataset.meta.total_episodes
 
-    def add_episode(self, episode: dict[str, np.ndarray]) -> None:
-        """Save one episode (columns as in :data:`PUSHT_FEATURES`, leading axis = frames)."""
+    def add_episode(self, episode: dict[str, np.ndarray], task: str | None = None) -> None:
+        """Save one episode (columns as in the writer's ``features``, leading axis = frames).
+
+        Args:
+            episode: column -> ``(n_frames, *shape)`` array.
+            task: this episode's task text (default: the writer's).
+        """
+        validate_episode(episode, self.features)
+        task = task or self.task
+        if not task:
+            raise ValueError("an episode needs a task text: pass task= to the writer or to add_episode")
+        with _sigint_deferred():
+            self._save(episode, task)
+
+    def _save(self, episode: dict[str, np.ndarray], task: str) -> None:
         import datasets
 
-        validate_episode(episode)
         # Every time: lerobot's SuppressProgressBars re-enables them, and one "Map" bar per saved
         # episode would drown the collect bar.
         datasets.disable_progress_bars()
         for t in range(episode_length(episode)):
-            frame = {key: np.asarray(episode[key][t]) for key in EPISODE_KEYS}
-            frame["task"] = TASK
+            frame = {key: np.asarray(episode[key][t]) for key in self.features}
+            frame["task"] = task
             self.dataset.add_frame(frame)
         with warnings.catch_warnings():
             # lerobot's stats cast the bool columns to uint8 for histograms and says so every episode
@@ -221,6 +361,10 @@ class EpisodeWriter:
         """Finalize the open parquet files and snapshot the dataset; later writes go to new files."""
         if self._unsaved == 0:
             return
+        with _sigint_deferred():
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
         self.dataset.finalize()
         # lerobot 0.4.4 re-opens the *same* parquet file after finalize() and would overwrite it;
         # these two flags make data and episode metadata continue in new files, as a fresh

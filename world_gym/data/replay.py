@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from world_gym.training.episodes import EpisodeArrays
+from world_gym.data.episodes import EpisodeArrays
 
 
 def _read_columns(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -76,7 +76,7 @@ def _replay_episode(job: tuple[int, np.ndarray]) -> tuple[np.ndarray, float]:
     if "env" not in _ENV:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from world_gym.envs.pusht_ground_truth import make_pusht_env
+            from world_gym.envs.pusht.ground_truth import make_pusht_env
 
             _ENV["env"] = make_pusht_env(max_episode_steps=100_000)
     env = _ENV["env"]
@@ -99,7 +99,7 @@ def replay_manifest(path: str | Path, workers: int = 1, episodes: int | None = N
         progress: show a progress bar.
 
     Returns:
-        Frames, actions and episode indices as :func:`~world_gym.training.episodes.load_training_episodes`
+        Frames, actions and episode indices as :func:`~world_gym.data.episodes.load_training_episodes`
         returns them for the source roots.
     """
     m = np.load(path)
@@ -156,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         size = out.stat().st_size / 1e6
         print(f"{out}: {len(m['seeds'])} episodes, {len(m['actions'])} frames, {size:.2f} MB")
         return 0
-    from world_gym.training.episodes import load_training_episodes
+    from world_gym.data.episodes import load_training_episodes
 
     replayed = replay_manifest(args.manifest, args.workers, args.episodes or None)
     stored = load_training_episodes(args.root, progress=False)

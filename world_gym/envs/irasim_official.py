@@ -27,7 +27,7 @@ import torch
 
 from world_gym.convert_irasim import CHECKPOINT_URL, RELEASES, SDXL_VAE_HUB_ID, load_vae
 from world_gym.initial_states import InitialState, InitialStateSource
-from world_gym.models.codec import LatentCodec
+from world_gym.codecs.vae import LatentCodec
 from world_gym.registration import EnvFamily
 from world_gym.world_model import CONFIG_NAME, WorldModel
 

@@ -17,10 +17,12 @@ import time
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate policies in a world model and its ground truth, compared")
     p.add_argument("--policy", action="append", required=True,
-                   help="[name=]kind[:path][,key=value...]; kinds: random, cnn_bc, lerobot, sb3, replay, pixel_expert, zoo (repeatable)")
+                   help="[name=]kind[:path][,key=value...]; kinds: random, cnn_bc, lerobot, sb3, replay, pixel_expert, "
+                        "expert_proposal, plan (a planner: plan:ranking,k=16,proposal=expert_proposal+chunk_size=8), "
+                        "zoo (repeatable)")
     p.add_argument("--env", default="IRASim-PushT-v0", help="registered world-model env id")
     p.add_argument("--model", default=None, help="world-model directory (default: the env's)")
-    p.add_argument("--reward-model", default=None, help="reward head name (default: the env's; Push-T: zero)")
+    p.add_argument("--reward-model", default=None, help="reward head name (default: the env's; Push-T: resnet_iou)")
     p.add_argument("--reward-model-kwargs", default="{}", help="JSON arguments of the reward head")
     p.add_argument("--episodes", type=int, default=50, help="episodes per policy and side")
     p.add_argument("--seed-start", type=int, default=0, help="first start seed (gym-pusht reset seed)")
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from world_gym.evaluation.harness import EvaluationConfig, _finite, evaluate_policies
-    from world_gym.evaluation.report import write_report
+    from world_gym.evaluation.report import MIN_POLICIES_FOR_CORRELATION, write_report
     from world_gym.policies.zoo import parse_policy_spec
 
     specs = [spec for text in args.policy for spec in parse_policy_spec(text)]
@@ -69,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
     rows = {name: {side: {"success_rate": r["summary"]["success_rate"],
                           "mean_max_coverage": r["summary"]["mean_max_coverage"]} for side, r in sides.items()}
             for name, sides in summary["policies"].items()}
+    comparison = {key: c if c["policies"] >= MIN_POLICIES_FOR_CORRELATION else
+                  {**c, "pearson": None, "spearman": None,
+                   "note": f"correlations need >= {MIN_POLICIES_FOR_CORRELATION} policies"}
+                  for key, c in summary["comparison"].items()}
     print(json.dumps(_finite({"report": paths["report"], "plot": paths["plot"], "reward_head": summary["reward_head"],
-                      "policies": rows, "comparison": summary["comparison"],
+                      "policies": rows, "comparison": comparison,
                       "seconds": round(time.perf_counter() - start, 1)}), default=str))
     return 0

@@ -11,13 +11,12 @@ whose settings differ is recomputed. Frames of a few seeds go to ``<out>/episode
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -27,25 +26,10 @@ from world_gym.evaluation import metrics
 from world_gym.evaluation.rollouts import EnvListBackend, EpisodeRecord, RunStats, VectorEnvBackend, run_episodes
 from world_gym.policies.base import PolicySpec
 
+if TYPE_CHECKING:
+    from world_gym.registration import EnvFamily
+
 SIDES = ("world_model", "ground_truth")
-
-#: Ground-truth env ids whose factory differs from a plain ``gym.make``: ``module:function`` of the
-#: factory, and of a ``render(env) -> frame`` that draws the observation on demand (see
-#: :class:`~world_gym.evaluation.rollouts.EnvListBackend`) or None, and the factory's arguments.
-GROUND_TRUTH_FACTORIES: dict[str, tuple[str, str | None, dict[str, Any]]] = {
-    "gym_pusht/PushT-v0": ("world_gym.envs.pusht_ground_truth:make_pusht_env",
-                           "world_gym.evaluation.harness:render_pusht_observation", {"obs_type": "state"}),
-}
-
-
-def _load(path: str) -> Any:
-    module, func = path.split(":")
-    return getattr(importlib.import_module(module), func)
-
-
-def render_pusht_observation(env: gym.Env) -> np.ndarray:
-    """The 96 x 96 frame gym-pusht's ``obs_type="pixels"`` would return now (its own renderer)."""
-    return env.unwrapped._render(visualize=False)
 
 
 @dataclass
@@ -90,15 +74,20 @@ class EvaluationConfig:
                     "reward_model": self.reward_model, "reward_model_kwargs": self.reward_model_kwargs}
         return {**common, "ground_truth_id": self.resolved_ground_truth_id(), "kwargs": self.ground_truth_kwargs}
 
-    def resolved_ground_truth_id(self) -> str:
-        """The ground-truth env id ("" when none)."""
-        if self.ground_truth_id is not None:
-            return self.ground_truth_id
+    def family(self) -> EnvFamily | None:
+        """The env family of :attr:`env_id` (None for an id registered without one)."""
         import world_gym  # noqa: F401  (registers the families)
         from world_gym.registration import get_family
 
         name = gym.spec(self.env_id).kwargs.get("family")
-        return (get_family(name).ground_truth_id or "") if name else ""
+        return get_family(name) if name else None
+
+    def resolved_ground_truth_id(self) -> str:
+        """The ground-truth env id ("" when none)."""
+        if self.ground_truth_id is not None:
+            return self.ground_truth_id
+        family = self.family()
+        return (family.ground_truth_id or "") if family is not None else ""
 
 
 def _fingerprint(settings: dict[str, Any]) -> str:
@@ -152,6 +141,8 @@ class Evaluator:
         self.out = Path(config.out_dir)
         self._backends: dict[tuple[str, int], Any] = {}
         self.reward_head: str | None = None
+        #: the episodes bar of :func:`evaluate_policies` (advanced per finished or cached episode), if any
+        self.bar: tqdm | None = None
 
     def _world_model_backend(self, chunk_size: int) -> VectorEnvBackend:
         import world_gym  # noqa: F401  (registers the env ids)
@@ -169,15 +160,16 @@ class Evaluator:
     def _ground_truth_backend(self, chunk_size: int) -> EnvListBackend:
         gt_id = self.config.resolved_ground_truth_id()
         kwargs = {"max_episode_steps": self.config.max_episode_frames, **self.config.ground_truth_kwargs}
-        render = None
-        if gt_id in GROUND_TRUTH_FACTORIES:
-            factory_path, render_path, defaults = GROUND_TRUTH_FACTORIES[gt_id]
-            factory: Callable[..., gym.Env] = _load(factory_path)
-            render = _load(render_path) if render_path else None
-            kwargs = {**defaults, **kwargs}
+        family = self.config.family()
+        # the family declares how its ground truth is built and drawn (e.g. gym-pusht with state
+        # observations, frames rendered on demand); any other id is a plain gym.make
+        if family is not None and family.make_ground_truth is not None and gt_id == family.ground_truth_id:
+            factory: Callable[..., gym.Env] = family.make_ground_truth
             make = lambda: factory(**kwargs)  # noqa: E731
+            render = family.render_ground_truth
         else:
             make = lambda: gym.make(gt_id, **kwargs)  # noqa: E731
+            render = None
         return EnvListBackend(make, self.config.num_envs, chunk_size, render)
 
     def backend(self, side: str, chunk_size: int) -> Any:
@@ -206,13 +198,15 @@ class Evaluator:
         if path.is_file():
             cached = json.loads(path.read_text())
             if cached.get("fingerprint") == _fingerprint(settings):
+                if self.bar is not None:
+                    self.bar.update(len(self.config.seeds))
                 return cached
         backend = self.backend(side, spec.chunk_size)
-        bar = tqdm(total=len(self.config.seeds), desc=f"{spec.name} [{side}]", unit="ep", disable=not self.progress,
-                   leave=False)
+        bar = self.bar
+        if bar is not None:
+            bar.set_postfix_str(f"{spec.name} [{side}]")
         stats: RunStats = run_episodes(backend, spec.make, self.config.seeds, self.config.video_seeds, spec.name,
-                                       on_episode=lambda _: bar.update())
-        bar.close()
+                                       on_episode=lambda _: bar.update() if bar is not None else None)
         for record in stats.episodes:
             self._save_frames(side, spec.name, record)
         episodes = [e.to_dict() for e in stats.episodes]
@@ -276,8 +270,14 @@ def evaluate_policies(specs: Sequence[PolicySpec], config: EvaluationConfig, pro
     evaluator = Evaluator(config, progress)
     sides = evaluator.sides()
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    for spec in tqdm(specs, desc="policies", unit="policy", disable=not progress):
-        results[spec.name] = {side: evaluator.run(spec, side) for side in sides}
+    # one bar over every episode of every (policy, side), cached ones included, so it ends at total/total
+    with tqdm(total=len(specs) * len(sides) * len(config.seeds), desc="episodes", unit="ep",
+              disable=not progress) as bar:
+        evaluator.bar = bar
+        for spec in specs:
+            results[spec.name] = {side: evaluator.run(spec, side) for side in sides}
+        bar.set_postfix_str("done")
+    evaluator.bar = None
     summary = {
         "env_id": config.env_id,
         "ground_truth_id": config.resolved_ground_truth_id() or None,

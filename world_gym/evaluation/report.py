@@ -31,6 +31,33 @@ def _interval(summary: dict[str, Any], key: str, ci_key: str) -> str:
     return f"{_fmt(value)} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
 
+#: below this many policies a correlation across policies means nothing (two points always correlate +-1)
+MIN_POLICIES_FOR_CORRELATION = 3
+
+
+def correlation_cells(comparison: dict[str, Any]) -> tuple[str, str]:
+    """Pearson and Spearman of one measure's comparison as report cells.
+
+    Args:
+        comparison: one entry of the summary's ``comparison`` (``pearson``, ``spearman``, ``policies``).
+
+    Returns:
+        The two cells, each ``"n/a (needs >= 3 policies)"`` when fewer policies were compared.
+    """
+    if comparison["policies"] < MIN_POLICIES_FOR_CORRELATION:
+        na = f"n/a (needs >= {MIN_POLICIES_FOR_CORRELATION} policies)"
+        return na, na
+    return _fmt(comparison["pearson"], 3), _fmt(comparison["spearman"], 3)
+
+
+def _side_name(env_id: str | None) -> str | None:
+    """A short caption for an env id: ``"gym_pusht/PushT-v0"`` -> ``"gym-pusht"``."""
+    if not env_id:
+        return None
+    namespace = env_id.split("/")[0] if "/" in env_id else env_id
+    return namespace.replace("_", "-")
+
+
 def markdown_report(summary: dict[str, Any], plot: str | None = None, videos: list[str] | None = None) -> str:
     """The report as markdown: settings, one row per policy, the comparison, links."""
     lines = [
@@ -60,9 +87,16 @@ def markdown_report(summary: dict[str, Any], plot: str | None = None, videos: li
     lines += ["", "## Agreement across policies", ""]
     if summary["comparison"]:
         lines += ["| measure | policies | Pearson | Spearman | MMRV |", "| --- | --- | --- | --- | --- |"]
+        few = False
         for key, c in summary["comparison"].items():
-            lines.append(f"| {key} | {c['policies']} | {_fmt(c['pearson'], 3)} | {_fmt(c['spearman'], 3)} | {_fmt(c['mmrv'], 3)} |")
+            pearson, spearman = correlation_cells(c)
+            few = few or c["policies"] < MIN_POLICIES_FOR_CORRELATION
+            lines.append(f"| {key} | {c['policies']} | {pearson} | {spearman} | {_fmt(c['mmrv'], 3)} |")
         lines += ["", "MMRV (mean maximum rank violation, SIMPLER): 0 is a perfect ranking; in units of the measure."]
+        if few:
+            lines += ["", f"Pearson and Spearman are left out below {MIN_POLICIES_FOR_CORRELATION} policies: two points "
+                      "always correlate perfectly (+1 or -1), so the figure would say nothing about the world model. "
+                      "Evaluate more policies (for example the zoo: `--policy zoo:DIR`) to rank them."]
     else:
         lines.append("No comparison (fewer than two policies with both sides, or a measure missing on one side).")
     if plot:
@@ -120,7 +154,8 @@ def scatter_plot(summary: dict[str, Any], path: str | Path) -> Path | None:
         ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel=f"ground truth {key}", ylabel=f"world model {key}")
         c = summary["comparison"].get(key)
         if c:
-            ax.set_title(f"r={_fmt(c['pearson'], 3)}  rho={_fmt(c['spearman'], 3)}  MMRV={_fmt(c['mmrv'], 3)}", fontsize=9)
+            r, rho = correlation_cells(c)
+            ax.set_title(f"r={r}  rho={rho}  MMRV={_fmt(c['mmrv'], 3)}", fontsize=9)
     fig.tight_layout()
     out = path.with_suffix(".png")
     fig.savefig(out, dpi=120)
@@ -156,14 +191,21 @@ def _scatter_svg(panels: list, path: Path) -> Path:
     return path
 
 
-def side_by_side_videos(out_dir: str | Path, fps: float = 10.0) -> list[Path]:
-    """One mp4 per recorded (policy, seed): world model left, ground truth right.
+#: nearest-neighbour enlargement of the side-by-side videos (Push-T frames are 96x96)
+VIDEO_SCALE = 4
+
+
+def side_by_side_videos(out_dir: str | Path, fps: float = 10.0, labels: tuple[str, str] = ("world model", "ground truth"),
+                        scale: int = VIDEO_SCALE) -> list[Path]:
+    """One mp4 per recorded (policy, seed): world model left, ground truth right, each side captioned.
 
     The shorter episode holds its last frame so both play to the end.
 
     Args:
         out_dir: the evaluation folder (reads ``episodes/<side>/*.npz``, writes ``videos/``).
         fps: frame rate.
+        labels: the captions of the world-model and the ground-truth side.
+        scale: integer enlargement of the frames (nearest neighbour).
 
     Returns:
         The written videos.
@@ -177,7 +219,8 @@ def side_by_side_videos(out_dir: str | Path, fps: float = 10.0) -> list[Path]:
             videos.append(np.load(gt_path)["frames"])
         length = max(len(v) for v in videos)
         videos = [np.concatenate([v, np.repeat(v[-1:], length - len(v), axis=0)]) for v in videos]
-        written.append(write_video(out_dir / "videos" / f"{wm_path.stem}.mp4", side_by_side(*videos), fps=fps))
+        video = side_by_side(*videos, labels=list(labels[: len(videos)]), scale=scale)
+        written.append(write_video(out_dir / "videos" / f"{wm_path.stem}.mp4", video, fps=fps))
     return written
 
 
@@ -185,7 +228,8 @@ def write_report(summary: dict[str, Any], out_dir: str | Path, fps: float = 10.0
     """Write the plot, the videos and ``report.md`` into ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
     plot = scatter_plot(summary, out_dir / "scatter")
-    videos = side_by_side_videos(out_dir, fps)
+    labels = ("world model", _side_name(summary.get("ground_truth_id")) or "ground truth")
+    videos = side_by_side_videos(out_dir, fps, labels=labels)
     rel = [str(v.relative_to(out_dir)) for v in videos]
     report = out_dir / "report.md"
     report.write_text(markdown_report(summary, str(plot.relative_to(out_dir)) if plot else None, rel))

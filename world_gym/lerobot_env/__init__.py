@@ -14,7 +14,7 @@ the Gymnasium id ``world_gym/LeRobotWorldModel-v0`` that it builds::
 Observations are what LeRobot's ``preprocess_observation`` expects: ``{"pixels": (H, W, 3) uint8}``
 and, with ``--env.obs_type=pixels_agent_pos`` (the default, like LeRobot's ``pusht`` env),
 ``agent_pos``. A world model imagines frames, not states, so ``agent_pos`` is *estimated from the
-imagined frame* (:func:`world_gym.envs.pusht_pixels.estimate_agent_pos`, Push-T's blue disc; about
+imagined frame* (:func:`world_gym.envs.pusht.pixels.estimate_agent_pos`, Push-T's blue disc; about
 0.6 px error on real frames): state-conditioned policies (LeRobot's ``diffusion_pusht``) run, but
 they read the state the model drew. Use ``obs_type=pixels`` for image-only policies.
 
@@ -63,7 +63,7 @@ class LeRobotObservation(gym.Wrapper):
     def _observation(self, frame: np.ndarray) -> dict[str, np.ndarray]:
         obs = {"pixels": frame}
         if self.obs_type == "pixels_agent_pos":
-            from world_gym.envs.pusht_pixels import estimate_agent_pos
+            from world_gym.envs.pusht.pixels import estimate_agent_pos
 
             obs["agent_pos"] = estimate_agent_pos(frame)
         return obs

@@ -19,7 +19,7 @@ Two modes:
 
 ``agent_pos``: where the policy wants ``observation.state``, it comes from ``info["pos_agent"]``
 (gym-pusht) when present, else from the frame's pixels
-(:func:`world_gym.envs.pusht_pixels.estimate_agent_pos`), or from ``state_fn`` if given.
+(:func:`world_gym.envs.pusht.pixels.estimate_agent_pos`), or from ``state_fn`` if given.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def pusht_agent_pos(observation: np.ndarray, info: dict[str, Any]) -> np.ndarray
     """``info["pos_agent"]`` when the env provides it (gym-pusht), else the pixel estimate."""
     if info and "pos_agent" in info:
         return np.asarray(info["pos_agent"], np.float32)
-    from world_gym.envs.pusht_pixels import estimate_agent_pos
+    from world_gym.envs.pusht.pixels import estimate_agent_pos
 
     return estimate_agent_pos(observation)
 

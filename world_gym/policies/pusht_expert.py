@@ -15,7 +15,7 @@ block, followed at a random speed with low-pass smoothing and short pauses.
 Both follow :class:`world_gym.policies.base.Policy`: ``act(observation, info)`` returns a ``(2,)``
 absolute target in ``[0, 512]^2``. They need the ``info`` of gym-pusht's reset/step.
 
->>> from world_gym.envs.pusht_ground_truth import make_pusht_env
+>>> from world_gym.envs.pusht.ground_truth import make_pusht_env
 >>> env, expert = make_pusht_env(), PushTExpert()
 >>> obs, info = env.reset(seed=0)
 >>> expert.reset(seed=0)
@@ -33,7 +33,7 @@ import numpy as np
 import shapely.geometry as sg
 from gym_pusht.envs.pusht import PushTEnv
 
-from world_gym.envs.pusht_ground_truth import (
+from world_gym.envs.pusht.ground_truth import (
     AGENT_RADIUS,
     TEE_RECTANGLES,
     block_keypoints,

@@ -6,7 +6,7 @@ image policies all fail in gym-pusht. :class:`PixelPushTExpert` is a closed-loop
 succeeds: it sees only what a world model renders, so in a world model it reacts to the imagined
 block (and to a smeared or vanished one), as a learned visual policy would.
 
-:class:`~world_gym.envs.pusht_pixels.PushTFrameState` reads the state: the agent pixels' centroid,
+:class:`~world_gym.envs.pusht.pixels.PushTFrameState` reads the state: the agent pixels' centroid,
 and the pose ``(x, y, angle)`` of a rigid T fitted to the pixels of the block's colour. What a frame
 does not show (no block, no agent) comes from the previous chunk's prediction.
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from world_gym.envs.pusht_pixels import GOAL_POSE, FrameState, PushTFrameState
+from world_gym.envs.pusht.pixels import GOAL_POSE, FrameState, PushTFrameState
 from world_gym.policies.pusht_expert import PushTExpert, _PushSim
 
 

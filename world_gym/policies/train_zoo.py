@@ -31,7 +31,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from world_gym.data.episodes import load_episodes
 from world_gym.policies.cnn_bc import CNNBCConfig, CNNBCNet
+from world_gym.policies.replay import ActionReplayPolicy
 from world_gym.policies.zoo import MANIFEST
 
 
@@ -179,9 +181,8 @@ def train_lerobot_act(
 
 def record_expert_replays(seeds: Sequence[int], path: Path, max_steps: int = 300) -> dict[str, Any]:
     """Run the scripted expert in gym-pusht from each seed and save its actions (``seed_<n>`` arrays)."""
-    from world_gym.envs.pusht_ground_truth import make_pusht_env
+    from world_gym.envs.pusht.ground_truth import make_pusht_env
     from world_gym.policies.pusht_expert import PushTExpert
-    from world_gym.policies.replay import ActionReplayPolicy
 
     env, expert = make_pusht_env(max_episode_steps=max_steps), PushTExpert()
     actions: dict[int, np.ndarray] = {}
@@ -209,8 +210,6 @@ def build_zoo(data: Path | None, out: Path, steps: Sequence[int], data_fraction:
     entries: list[dict[str, Any]] = [{"name": "random", "kind": "random", "options": {"chunk_size": 8},
                                       "description": "uniform random targets"}]
     if data is not None:
-        from world_gym.training.episodes import load_episodes
-
         columns = (("observation.state",) if act_steps else ()) + (("behavior",) if behaviors else ())
         eps = load_episodes(data, columns)
         keep = np.isin(eps.extras["behavior"].reshape(-1), list(behaviors)) if behaviors else np.ones(len(eps), bool)
@@ -261,23 +260,6 @@ def _seed_range(text: str) -> list[int]:
         return []
     lo, _, hi = text.partition(":")
     return list(range(int(lo), int(hi))) if hi else [int(s) for s in text.split("+")]
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("zoo", help="train the Push-T policy zoo (BC checkpoints, expert replays)")
-    p.add_argument("--data", default=None, help="LeRobotDataset root of expert data (omit: no BC policies)")
-    p.add_argument("--out", default="runs/zoo")
-    p.add_argument("--steps", default="250,1000,2000,4000", help="BC checkpoints, comma-separated steps")
-    p.add_argument("--data-fraction", type=float, default=0.1, help="episodes of the small-data BC run")
-    p.add_argument("--data-steps", type=int, default=2000, help="steps of the small-data BC run")
-    p.add_argument("--behaviors", default="0", help="behaviour codes used for BC (0 expert, 1 noisy expert; 'all': every row)")
-    p.add_argument("--replay-seeds", default="0:50", help="evaluation seeds to record expert replays for, lo:hi")
-    p.add_argument("--replay-noise", default="0,3,8,15,40", help="action noise levels (px) of the replay policies")
-    p.add_argument("--pixel-expert-noise", default="0,10,20,35",
-                   help="noise levels (px) of the pixel-reading scripted experts ('': none)")
-    p.add_argument("--act-steps", type=int, default=800, help="steps of the small LeRobot ACT policy (0: none)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,8 +12,16 @@ A spec string is ``[name=]kind[:path][,key=value...]``:
                                        gym-pusht seeds 0..49 (``world_gym/assets``)
 ``pixel_expert,noise=5``               the scripted expert on the state read off the frame
                                        (:mod:`world_gym.policies.pusht_pixel_expert`)
+``expert_proposal,noise=35``           the memoryless noisy expert on the frame, a planner's proposal
+                                       (:mod:`world_gym.policies.pusht_expert_proposal`)
+``plan:ranking,k=16,proposal=...``     a planner (:mod:`world_gym.planning.spec`); the proposal's
+                                       commas written ``+``: ``proposal=expert_proposal+noise=35``
 ``zoo:zoo``                            every policy listed in ``zoo/zoo.json``
 =====================================  ==========================================================
+
+Kinds are a :class:`~world_gym.registry.Registry` (:data:`KINDS`) with the entry-point group
+``world_gym.policy_kinds``: ``plan`` is declared there by this package (the planners build on the
+policies, not the other way round), and other packages add kinds the same way.
 
 A zoo manifest ``zoo.json`` holds ``{"policies": [{"name", "kind", "path", "options",
 "description"}]}`` with paths relative to the manifest's folder.
@@ -29,6 +37,7 @@ import numpy as np
 from gymnasium import spaces
 
 from world_gym.policies.base import Policy, PolicySpec, RandomPolicy
+from world_gym.registry import Registry
 
 MANIFEST = "zoo.json"
 SHIPPED_REPLAYS = "pusht_expert_replays.npz"  # PushTExpert in gym-pusht from seeds 0..49 (50/50 successes)
@@ -96,10 +105,20 @@ def _pixel_expert(path: str | None, options: dict[str, Any]) -> tuple[Callable[[
     return (lambda: PixelPushTExpert(noise=noise, chunk_size=chunk)), chunk
 
 
-KINDS: dict[str, Callable[[str | None, dict[str, Any]], tuple[Callable[[], Policy], int]]] = {
-    "random": _random, "cnn_bc": _cnn_bc, "lerobot": _lerobot, "sb3": _sb3, "replay": _replay,
-    "pixel_expert": _pixel_expert,
-}
+def _expert_proposal(path: str | None, options: dict[str, Any]) -> tuple[Callable[[], Policy], int]:
+    from world_gym.policies.pusht_expert_proposal import PushTExpertProposal
+
+    chunk, noise = int(options.get("chunk_size", 8)), float(options.get("noise", 35.0))
+    return (lambda: PushTExpertProposal(noise=noise, chunk_size=chunk)), chunk
+
+
+PolicyKind = Callable[[str | None, dict[str, Any]], tuple[Callable[[], Policy], int]]
+#: Policy kinds by name, ``(path, options) -> (make_policy, chunk_size)``: the ones below and the entry
+#: points of the ``world_gym.policy_kinds`` group (``plan``: :func:`world_gym.planning.spec.plan_policy`).
+KINDS: Registry[PolicyKind] = Registry("policy kind", "world_gym.policy_kinds")
+for _name, _kind in {"random": _random, "cnn_bc": _cnn_bc, "lerobot": _lerobot, "sb3": _sb3, "replay": _replay,
+                     "pixel_expert": _pixel_expert, "expert_proposal": _expert_proposal}.items():
+    KINDS.register(_name, _kind)
 
 
 def make_spec(kind: str, path: str | None = None, name: str | None = None, options: dict[str, Any] | None = None,

@@ -9,6 +9,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from world_gym.registry import Registry
+
 
 @dataclass
 class RewardContext:
@@ -68,28 +70,25 @@ class ZeroReward(RewardHead):
 
 
 RewardFactory = Callable[..., RewardHead]
-REWARD_HEADS: dict[str, RewardFactory] = {}
 #: Packages offer heads under this entry-point group (``name = "module:factory"``), loaded on first use.
 ENTRY_POINT_GROUP = "world_gym.reward_models"
-
-
-def _load_entry_point(name: str) -> RewardFactory | None:
-    """The factory another package declares as ``name`` in :data:`ENTRY_POINT_GROUP`, if any."""
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            return ep.load()
-    return None
+#: Every reward head by name: registered ones and the entry points of :data:`ENTRY_POINT_GROUP`.
+REWARD_HEADS: Registry[RewardFactory] = Registry("reward head", ENTRY_POINT_GROUP)
 
 
 def register_reward_head(name: str, factory: RewardFactory) -> None:
     """Make ``gym.make(id, reward_model=name)`` build ``factory(**reward_model_kwargs)``."""
-    REWARD_HEADS[name] = factory
+    REWARD_HEADS.register(name, factory)
 
 
 def make_reward_head(spec: str | RewardHead | None, default: str = "zero", **kwargs: Any) -> RewardHead:
-    """A reward head from a registered name, an instance (returned as is), or None (``default``)."""
+    """A reward head from a registered name, an instance (returned as is), or None (``default``).
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones and the entry-point group),
+            or ``kwargs`` with an instance.
+        TypeError: ``spec`` is neither a name nor a :class:`RewardHead`.
+    """
     if isinstance(spec, RewardHead):
         if kwargs:
             raise ValueError("reward_model_kwargs apply to a named reward head, not to an instance")
@@ -97,13 +96,7 @@ def make_reward_head(spec: str | RewardHead | None, default: str = "zero", **kwa
     name = default if spec is None else spec
     if not isinstance(name, str):
         raise TypeError(f"reward_model must be a name or a RewardHead, got {type(spec).__name__}")
-    if name not in REWARD_HEADS:
-        factory = _load_entry_point(name)
-        if factory is None:
-            raise ValueError(f"unknown reward head {name!r}; registered: {sorted(REWARD_HEADS)} "
-                             f"(and none named so in the {ENTRY_POINT_GROUP!r} entry-point group)")
-        register_reward_head(name, factory)
-    return REWARD_HEADS[name](**kwargs)
+    return REWARD_HEADS.get(name)(**kwargs)
 
 
 register_reward_head("zero", ZeroReward)

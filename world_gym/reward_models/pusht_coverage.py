@@ -14,9 +14,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from world_gym.assets import bundled_model_path
+from world_gym.data.episodes import load_episodes
+from world_gym.reward_models.render_fit import refine_coverage
 from world_gym.reward_models.resnet_iou import PUSHT_SUCCESS_THRESHOLD, frames_to_input
-from world_gym.training.episodes import load_episodes
+from world_gym.world_model import WorldModel
 
 
 class RenderedCoverage:
@@ -41,7 +45,7 @@ class RenderedCoverage:
                  agent_near: float = 0.0) -> None:
         from gym_pusht.envs.pusht import pymunk_to_shapely
 
-        from world_gym.envs.pusht_ground_truth import GOAL_POSE, make_pusht_env  # needs gym-pusht
+        from world_gym.envs.pusht.ground_truth import GOAL_POSE, make_pusht_env  # needs gym-pusht
 
         self.env = make_pusht_env().unwrapped
         self.env.reset(seed=0)
@@ -115,7 +119,7 @@ class RenderedCoverage:
 def load_coverage_frames(root: str | Path, max_frames: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Read ``observation.image`` and ``observation.coverage`` of a LeRobotDataset root.
 
-    Uses :func:`world_gym.training.episodes.load_episodes` (parquet read directly, decoded frames
+    Uses :func:`world_gym.data.episodes.load_episodes` (parquet read directly, decoded frames
     cached beside the dataset), far faster than indexing ``LeRobotDataset`` frame by frame.
 
     Args:
@@ -159,9 +163,6 @@ def evaluate_on_world_model(net: torch.nn.Module, model_dir: str, root: str | Pa
         ``{"world_model": metrics, "ground_truth": metrics}`` over the same steps (see
         :func:`evaluate_coverage`).
     """
-    from world_gym.assets import bundled_model_path
-    from world_gym.world_model import WorldModel
-
     if not Path(model_dir).is_dir() and "/" not in str(model_dir):
         model_dir = str(bundled_model_path(str(model_dir)))  # a model shipped in the package, e.g. "tiny-pusht"
     model = WorldModel.from_pretrained(model_dir).eval()
@@ -238,10 +239,6 @@ def evaluate_coverage(net: torch.nn.Module, frames: np.ndarray, coverage: np.nda
     net.train(was_training)
     fitted = None
     if render_fit is not None:
-        from tqdm import tqdm
-
-        from world_gym.reward_models.render_fit import refine_coverage
-
         pred, fitted = refine_coverage(frames, pred, render_fit, render_fit_band, threshold,
                                        progress=lambda rows: tqdm(rows, desc="render fit", mininterval=30))
     err = np.abs(pred - coverage)

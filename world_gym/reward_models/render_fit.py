@@ -16,7 +16,7 @@ goal have gym-pusht's exact colours (a world model's frames do not), and a frame
 keeps the network's coverage. ``ResNetIoUReward`` calls :func:`refine_coverage` for the frames it
 scores within ``band`` of the threshold; about 1.4 s of one CPU core per such frame.
 
->>> from world_gym.envs.pusht_ground_truth import GOAL_POSE, StateRenderer
+>>> from world_gym.envs.pusht.ground_truth import GOAL_POSE, StateRenderer
 >>> frame, cov = StateRenderer().render(GOAL_POSE + [3.0, -2.0, 0.01], np.array([120.0, 380.0]))
 >>> fit = RenderFit().fit(frame)
 >>> fit is not None and abs(fit.coverage - cov) < 0.01
@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from world_gym.reward_models.resnet_iou import GOAL_CROP, PUSHT_SUCCESS_THRESHOLD
+from world_gym.envs.pusht.pixels import GOAL_CROP, PUSHT_SUCCESS_THRESHOLD
 
 #: gym-pusht's pusher disc: RoyalBlue, and the lighter fill pymunk_override draws inside it.
 _AGENT_COLOURS = np.array([[65, 105, 225], [78, 126, 255]])
@@ -85,7 +85,7 @@ class RenderFit:
 
     def __init__(self, restarts: int = 5, evals: int = 400, walk: int = 200, agent_margin: float = 4.5,
                  min_palette: float = 0.85, threshold: float = PUSHT_SUCCESS_THRESHOLD) -> None:
-        from world_gym.envs.pusht_ground_truth import GOAL_POSE, StateRenderer  # needs gym-pusht
+        from world_gym.envs.pusht.ground_truth import GOAL_POSE, StateRenderer  # needs gym-pusht
 
         self.renderer = StateRenderer()
         self.goal_pose = np.asarray(GOAL_POSE, np.float64)

@@ -29,16 +29,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from world_gym.metrics import BLOCK, palette_labels
+from world_gym.envs.pusht.metrics import BLOCK, palette_labels
+from world_gym.envs.pusht.pixels import GOAL_CROP, PUSHT_FRAME_SIZE, PUSHT_SUCCESS_THRESHOLD  # noqa: F401  (re-exported)
 from world_gym.reward_models.base import RewardContext, RewardHead, RewardOutput
-
-#: gym-pusht's ``success_threshold``: success is coverage strictly above it, reward saturates at it.
-PUSHT_SUCCESS_THRESHOLD = 0.95
-#: Frame size gym-pusht observes (and the Push-T world model imagines).
-PUSHT_FRAME_SIZE = 96
-#: ``(top, left, size)`` of the refiner's square in a 96x96 frame: the goal T spans rows 40-65 and
-#: columns 31-55, and a block with coverage >= 0.6 stays inside the 7-pixel margin.
-GOAL_CROP = (33, 23, 40)
+from world_gym.reward_models.render_fit import RenderFit, refine_coverage
 
 
 def goal_mask(size: int = PUSHT_FRAME_SIZE) -> np.ndarray:
@@ -46,7 +40,7 @@ def goal_mask(size: int = PUSHT_FRAME_SIZE) -> np.ndarray:
 
     The goal never moves: pose ``(256, 256, pi / 4)`` on the 512x512 board, a 120 x 30 bar with a
     30 x 90 stem below it. 200 of the 96x96 frame's pixels. The T is written out here rather than
-    taken from ``envs/pusht_pixels`` (``inside_tee(world_to_block(centres, GOAL_POSE))``): pixel
+    taken from ``world_gym.envs.pusht.pixels`` (``inside_tee(world_to_block(centres, GOAL_POSE))``): pixel
     (42, 42)'s centre lies exactly on the bar's top edge, and that computation rounds it inside (201
     pixels), where this one, which the goal check's figures were measured with, leaves it out.
     """
@@ -60,7 +54,7 @@ def goal_mask(size: int = PUSHT_FRAME_SIZE) -> np.ndarray:
 
 
 def block_on_goal(frames: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Fraction of the goal T's pixels that :func:`world_gym.metrics.pusht_segment` labels block (the
+    """Fraction of the goal T's pixels that :func:`world_gym.envs.pusht.metrics.pusht_segment` labels block (the
     nearest gym-pusht colour is the block's), ``(N,)`` for uint8 ``(N, 96, 96, 3)`` frames. Computed
     directly for these 200 pixels, without ``pusht_segment``'s 16 MiB lookup table (10 s to build).
 
@@ -221,9 +215,12 @@ def load_coverage_net(path: str | os.PathLike, device: str | torch.device = "cpu
 
     Raises:
         FileNotFoundError: the file does not exist; the message says how to train one.
+        ValueError: the file is truncated or corrupt, or holds NaN or infinite weights (the
+            message names the file and the tensors).
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open
+
+    from world_gym.model_files import read_weights
 
     path = Path(path)
     if not path.is_file():
@@ -232,9 +229,12 @@ def load_coverage_net(path: str | os.PathLike, device: str | torch.device = "cpu
             f"--train-root data/pusht/train --heldout-root data/pusht/heldout --export {path}` "
             f"or pass reward_model_kwargs={{'weights': '/path/to/resnet_iou.safetensors'}}."
         )
-    with safe_open(str(path), framework="pt") as f:
-        header = f.metadata() or {}
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from err
+    state = {k: v.float() if v.is_floating_point() else v for k, v in read_weights(path).items()}
     net: nn.Module
     if "refiner" in header:  # two stages: keys base.* and refiner.*
         refine = json.loads(header["refiner"])
@@ -332,16 +332,12 @@ class ResNetIoUReward(RewardHead):
         fitted = np.zeros(len(cov), bool)
         near = np.abs(cov - self.success_threshold) < self.render_fit_band
         if self.render_fit and near.any() and self._get_fitter() is not None:
-            from world_gym.reward_models.render_fit import refine_coverage
-
             cov, fitted = refine_coverage(frames, cov, self._fitter, self.render_fit_band, self.success_threshold)
         return cov, fitted, capped & ~fitted
 
     def _get_fitter(self) -> Any:
         if self._fitter is None:
             try:
-                from world_gym.reward_models.render_fit import RenderFit
-
                 self._fitter = RenderFit(threshold=self.success_threshold)
             except ImportError as e:  # gym-pusht (the renderer) is an optional dependency
                 warnings.warn(f"resnet_iou: render_fit needs gym-pusht ({e}); using the network alone")

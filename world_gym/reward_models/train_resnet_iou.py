@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -151,6 +152,42 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return 0.5 * cfg.lr * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))))
 
 
+def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a ``checkpoint.pt`` written by :func:`train` without running code from it.
+
+    The file is read with ``torch.load(weights_only=True)``: tensors and plain containers load,
+    any other Python object is refused before it is built. Checkpoints of earlier versions hold
+    only those, so they resume as they are.
+
+    Args:
+        path: the checkpoint.
+
+    Returns:
+        ``{"net": state dict, "opt": optimizer state, "state": progress counters}``.
+
+    Raises:
+        ValueError: the file holds other objects (possibly planted code), is not a readable
+            checkpoint, or lacks an entry.
+    """
+    path = Path(path)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights_only" in str(err) or "global" in str(err).lower():
+            raise ValueError(
+                f"{path} holds Python objects other than tensors and plain containers, so it was not loaded "
+                "(training checkpoints are never unpickled: a crafted file could run code). A checkpoint "
+                "written by train-reward-head never does; delete it to train from scratch."
+            ) from err
+        raise ValueError(f"{path} is not a readable training checkpoint: {err}") from err
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f"{path} is not a readable training checkpoint (truncated or corrupt?): {err}") from err
+    missing = [k for k in ("net", "opt", "state") if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise ValueError(f"{path} is not a train-reward-head checkpoint: it lacks {missing}")
+    return saved
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) the coverage regressor; checkpoint, log and optionally export.
 
@@ -181,7 +218,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     state = {"step": 0, "wall_s": 0.0, "cpu_s": 0.0, "frames_seen": 0}
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        saved = load_training_checkpoint(ckpt)
         net.load_state_dict(saved["net"])
         opt.load_state_dict(saved["opt"])
         state.update(saved["state"])
@@ -313,53 +350,6 @@ class _MixedRenderer:
         return np.concatenate([f for f, _ in parts]), np.concatenate([c for _, c in parts])
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``train-reward-head`` to the ``world-gym`` CLI."""
-    p = subparsers.add_parser("train-reward-head", help="train the resnet_iou Push-T coverage head",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    d = TrainConfig()
-    p.add_argument("--out", default=d.out, help="run directory (checkpoint, log, last weights); resumed if present")
-    p.add_argument("--train-root", action="append", default=[], help="LeRobotDataset root with coverage labels (repeatable)")
-    p.add_argument("--heldout-root", default=None, help="LeRobotDataset root to evaluate on")
-    p.add_argument("--rendered-fraction", type=float, default=d.rendered_fraction,
-                   help="share of each batch rendered from random states (1.0 without --train-root)")
-    p.add_argument("--boundary-fraction", type=float, default=d.boundary_fraction,
-                   help="share of rendered frames drawn with coverage within 0.02 of the success threshold")
-    p.add_argument("--boundary-weight", type=float, default=d.boundary_weight,
-                   help="extra loss weight of frames near the success threshold (0: plain smooth L1)")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--warmup", type=int, default=d.warmup)
-    p.add_argument("--no-augment", dest="augment", action="store_false")
-    p.add_argument("--augment-fraction", type=float, default=d.augment_fraction,
-                   help="share of training frames blurred and noised (the refiner needs sharp frames more)")
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--eval-frames", type=int, default=d.eval_frames)
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 (bf16 autocast by default)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--export", default=None, help="write the final weights (fp16 safetensors) here at the end")
-    p.add_argument("--bn-recalibrate", type=int, default=d.bn_recalibrate, metavar="N",
-                   help="before each evaluation and the export, set batch-norm statistics to their "
-                        "average over N training batches (0: keep the running averages)")
-    p.add_argument("--refine-from", default=None, metavar="WEIGHTS",
-                   help="train the goal-crop refiner on top of these whole-frame weights (kept frozen); "
-                        "the export holds both")
-    p.add_argument("--eval-only", default=None, metavar="WEIGHTS",
-                   help="only evaluate these weights on --heldout-root and print JSON")
-    p.add_argument("--world-model", default=None,
-                   help="with --eval-only: also score frames this world model imagines for held-out actions")
-    p.add_argument("--wm-episodes", type=int, default=16, help="held-out episodes for --world-model")
-    p.add_argument("--sweep", type=float, nargs="+", default=(),
-                   help="with --eval-only: precision/recall also at these decision thresholds")
-    p.add_argument("--no-render-fit", dest="render_fit", action="store_false",
-                   help="with --eval-only: the networks alone, without re-rendering exact gym-pusht frames "
-                        "near the threshold (which the resnet_iou head does by default)")
-    p.set_defaults(func=_run)
-
-
 def _run(args: argparse.Namespace) -> int:
     if args.eval_only:
         if not args.heldout_root:
@@ -383,15 +373,3 @@ def _run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     print(json.dumps(train(cfg)["eval"]))
     return 0
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run ``train-reward-head`` alone: ``python -m world_gym.reward_models.train_resnet_iou ...``."""
-    parser = argparse.ArgumentParser(prog="train_resnet_iou")
-    register(parser.add_subparsers(required=True))
-    args = parser.parse_args(["train-reward-head", *(argv if argv is not None else __import__("sys").argv[1:])])
-    args.func(args)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,14 +1,15 @@
-"""Diffusion over latent clips: noise schedule, diffusers samplers, and the training loss.
+"""Diffusion over latent clips: the diffusers schedulers as samplers, and the training loss.
 
 The conditioning (history) frames stay clean: during training they are neither noised nor in the
 loss, and during sampling the clean latents are written back after every scheduler step, as IRASim
-does. Samplers are diffusers schedulers picked by name; the number of steps is a runtime option.
+does. Each scheduler of :data:`SCHEDULERS` is registered as a :class:`DiffusionSampler` under its
+name (:data:`~world_gym.samplers.base.SAMPLERS`); the number of steps is a runtime option.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Callable
 
 import torch
@@ -22,10 +23,19 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from torch import nn
+
+from world_gym.samplers.base import (  # noqa: F401  (NoiseSchedule, SamplerConfig: re-exported)
+    ClipSampler,
+    Generators,
+    NoiseSchedule,
+    SamplerConfig,
+    register_sampler,
+)
 
 # Only schedulers whose model input is the noisy sample itself (``scale_model_input`` is the
 # identity), so that clean conditioning latents can sit beside noisy ones in one tensor.
-SAMPLERS: dict[str, type[SchedulerMixin]] = {
+SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "ddpm": DDPMScheduler,
     "ddim": DDIMScheduler,
     "pndm": PNDMScheduler,
@@ -43,53 +53,12 @@ SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-@dataclass
-class NoiseSchedule:
-    """The forward process the backbone was trained with (IRASim: 1000 steps, linear 1e-4..0.02)."""
-
-    num_train_timesteps: int = 1000
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    beta_schedule: str = "linear"
-    prediction_type: str = "epsilon"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class SamplerConfig:
-    """Which diffusers scheduler samples, with how many steps and extra scheduler options.
-
-    ``ensemble``: every clip is the mean of this many samples (one: a sample). A simulator like
-    gym-pusht is deterministic, so the mean of what the model deems possible is the better
-    prediction, by as much as the samples spread; it suits latents whose mean is itself a frame,
-    such as pose tokens, and blurs pixel latents.
-    """
-
-    name: str = "ddim"
-    num_inference_steps: int = 50
-    options: dict[str, Any] | None = None
-    ensemble: int = 1
-
-    def __post_init__(self) -> None:
-        if self.name not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.name!r}; choose one of {sorted(SAMPLERS)}")
-        if self.num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be >= 1, got {self.num_inference_steps}")
-        if self.ensemble < 1:
-            raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def make_scheduler(schedule: NoiseSchedule, name: str, options: dict[str, Any] | None = None) -> SchedulerMixin:
     """A fresh diffusers scheduler of kind ``name`` over ``schedule`` (schedulers keep state: one per clip)."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown diffusers scheduler {name!r}; choose one of {sorted(SCHEDULERS)}")
     kwargs = {**schedule.to_dict(), **SAMPLER_DEFAULTS.get(name, {}), **(options or {})}
-    return SAMPLERS[name](**kwargs)
+    return SCHEDULERS[name](**kwargs)
 
 
 def _step_kwargs(
@@ -149,6 +118,58 @@ def sample_clip(
         x = scheduler.step(eps, t, x, **extra).prev_sample
         x[:, :h] = context
     return x[:, h:]
+
+
+class DiffusionSampler(ClipSampler):
+    """A diffusers scheduler run clip by clip (:func:`sample_clip`), a fresh scheduler per clip.
+
+    Args:
+        scheduler: a name of :data:`SCHEDULERS`.
+        schedule: the model's training noise schedule.
+        options: extra scheduler options (over :data:`SAMPLER_DEFAULTS`).
+    """
+
+    def __init__(self, scheduler: str, schedule: NoiseSchedule, options: dict[str, Any] | None = None) -> None:
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown diffusers scheduler {scheduler!r}; choose one of {sorted(SCHEDULERS)}")
+        self.name = scheduler
+        self.schedule = schedule
+        self.options = options
+
+    def problem(self, backbone: nn.Module, steps: int) -> str | None:
+        """Why the scheduler fails on this schedule and step count, found by two steps on a scalar; None if it works."""
+        try:
+            scheduler = make_scheduler(self.schedule, self.name, self.options)
+            if getattr(scheduler.config, "skip_prk_steps", True) is False and steps < 4:
+                return "PNDM with Runge-Kutta warm-up (skip_prk_steps=False) needs num_inference_steps >= 4"
+            scheduler.set_timesteps(steps)
+            x = torch.zeros(1, 1)
+            for t in scheduler.timesteps[:2]:
+                x = scheduler.step(torch.zeros_like(x), t, x).prev_sample
+        except Exception as err:  # noqa: BLE001  (diffusers raises ValueError, NotImplementedError, ...)
+            return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        return None
+
+    def sample_clip(self, backbone: nn.Module, context: torch.Tensor, actions: torch.Tensor,
+                    action_mask: torch.Tensor, steps: int, generator: Generators = None) -> torch.Tensor:
+        scheduler = make_scheduler(self.schedule, self.name, self.options)
+        return sample_clip(backbone, context, actions, action_mask, scheduler, steps, generator)
+
+
+def register_scheduler(name: str, scheduler: type[SchedulerMixin], defaults: dict[str, Any] | None = None) -> None:
+    """Make a diffusers scheduler class a sampler called ``name`` (with default options ``defaults``).
+
+    Only schedulers whose model input is the noisy sample itself (``scale_model_input`` the
+    identity) fit, so that clean conditioning latents can sit beside noisy ones in one tensor.
+    """
+    SCHEDULERS[name] = scheduler
+    if defaults:
+        SAMPLER_DEFAULTS[name] = dict(defaults)
+    register_sampler(name, partial(DiffusionSampler, name))
+
+
+for _name in SCHEDULERS:
+    register_sampler(_name, partial(DiffusionSampler, _name))
 
 
 def diffusion_loss(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import csv
+import math
 import os
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +17,63 @@ from torch import nn
 
 
 def configs_dir() -> Path:
-    """The Hydra config folder: ``$WORLD_GYM_CONFIGS`` or ``configs/`` of the source checkout."""
+    """The Hydra config folder: ``$WORLD_GYM_CONFIGS`` if set, else the package's ``world_gym/configs``.
+
+    The configs ship as package data, so training works from an installed package as well as from
+    a source checkout.
+
+    Returns:
+        The folder holding ``train_dynamics.yaml`` and the config groups.
+
+    Raises:
+        FileNotFoundError: when the folder has no ``train_dynamics.yaml``.
+    """
     env = os.environ.get("WORLD_GYM_CONFIGS")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    path = Path(env) if env else Path(str(resources.files("world_gym").joinpath("configs")))
     if not (path / "train_dynamics.yaml").is_file():
-        raise FileNotFoundError(f"no Hydra configs at {path}; set WORLD_GYM_CONFIGS to the repo's configs/ folder")
+        hint = "unset WORLD_GYM_CONFIGS or point it at" if env else "reinstall world-gym, or set WORLD_GYM_CONFIGS to"
+        raise FileNotFoundError(f"no Hydra configs at {path}; {hint} a folder holding train_dynamics.yaml")
     return path
 
 
 def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
-    """Compose ``configs/<config_name>.yaml`` with Hydra overrides such as ``trainer.steps=100``."""
+    """Compose ``<configs_dir()>/<config_name>.yaml`` with Hydra overrides such as ``trainer.steps=100``."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+
+
+def training_device(name: str) -> torch.device:
+    """``trainer.device``: ``cpu``, ``cuda`` (this process's ``LOCAL_RANK`` GPU under torchrun), or
+    ``auto`` (CUDA when there is one)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("trainer.device=cuda, but torch sees no CUDA device")
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device(name)
+
+
+def learning_rate(trainer: DictConfig, step: int, warm_from: int = 0) -> float:
+    """The learning rate of ``step``: a linear warm-up of ``warmup_steps`` from ``warm_from``, then
+    ``lr``, or with ``lr_schedule: cosine`` a cosine decay from ``lr`` at ``decay_from`` to ``lr_min``
+    at ``steps`` (``decay_from`` lets a resumed run anneal only its own steps)."""
+    base = float(trainer.lr)
+    lr = base * min(1.0, (step - warm_from + 1) / max(1, int(trainer.warmup_steps)))
+    schedule = str(trainer.get("lr_schedule", "constant"))
+    if schedule == "constant":
+        return lr
+    if schedule != "cosine":
+        raise ValueError(f"trainer.lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
+    start, end = int(trainer.get("decay_from", 0) or 0), int(trainer.steps)
+    progress = min(1.0, max(0.0, (step - start) / max(1, end - start)))
+    low = float(trainer.get("lr_min", 0.0))
+    return min(lr, low + (base - low) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 class EMA:

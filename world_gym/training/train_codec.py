@@ -28,10 +28,10 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from world_gym.models.codec import FastDecoder, LatentCodec
-from world_gym.models.pose_codec import POSE_CODEC_FILE, PoseCodec
-from world_gym.training.common import CsvLog, load_checkpoint, save_checkpoint, save_config
-from world_gym.training.episodes import load_episodes, load_training_episodes
+from world_gym.codecs.vae import FastDecoder, LatentCodec
+from world_gym.envs.pusht.pose_codec import POSE_CODEC_FILE, PoseCodec
+from world_gym.training.common import CsvLog, learning_rate, load_checkpoint, save_checkpoint, save_config, training_device
+from world_gym.data.episodes import load_episodes, load_training_episodes
 
 
 def vae_config(cfg: DictConfig) -> dict:
@@ -231,8 +231,6 @@ def encode_dataset(cfg: DictConfig) -> Path:
     codec = load_codec(out)
     device = str(cfg.trainer.get("device", "cpu"))
     if device != "cpu":
-        from world_gym.training.train_dynamics import training_device
-
         codec = codec.to(training_device(device))
     manifest = cfg.data.get("replay_manifest")
     if manifest:
@@ -322,8 +320,6 @@ def train_fast_decoder(cfg: DictConfig) -> Path:
     to ``out_dir``, keeps ``fast_decoder_ckpt.pt`` / ``fast_decoder_log.csv``, and adds the decoder
     to every world-model directory in ``fast_decoder_attach`` whose codec is this one.
     """
-    from world_gym.training.train_dynamics import learning_rate  # (train_dynamics imports this module)
-
     out = Path(cfg.out_dir)
     torch.manual_seed(int(cfg.trainer.seed))
     torch.set_num_threads(int(cfg.trainer.threads))
@@ -466,13 +462,13 @@ def codec_from_model(model: str | Path, out_dir: str | Path) -> Path:
 
 
 def main_codec_from_model(overrides: list[str]) -> int:
-    """``world-gym train codec-from-model [model=NAME_OR_DIR] [out_dir=DIR]`` (defaults: the shipped
-    Push-T model, ``runs/pusht/codec_f4``)."""
+    """``world-gym train codec-from-model [model=NAME_OR_DIR] [out_dir=DIR]`` (defaults: the pixel-latent
+    Push-T model kept in a checkout, ``experiments/models/pusht-irasim-mini``, and ``runs/pusht/codec_f4``)."""
     options = dict(o.split("=", 1) for o in overrides)
     unknown = set(options) - {"model", "out_dir"}
     if unknown:
         raise SystemExit(f"codec-from-model takes model= and out_dir=, not {sorted(unknown)}")
-    out = codec_from_model(options.get("model", "pusht-irasim-mini"),
+    out = codec_from_model(options.get("model", "experiments/models/pusht-irasim-mini"),
                            options.get("out_dir", "runs/pusht/codec_f4"))
     print(f"wrote {out}")
     return 0

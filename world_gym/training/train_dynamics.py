@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import os
 import sys
 import time
@@ -30,10 +29,11 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from world_gym.action_spec import ActionSpec
-from world_gym.diffusion import NoiseSchedule, SamplerConfig, diffusion_loss
-from world_gym.models.irasim import IRASim, IRASimConfig
-from world_gym.models.pose_codec import POSE_CODEC_FILE
+from world_gym.samplers.diffusion import NoiseSchedule, SamplerConfig, diffusion_loss
+from world_gym.backbones.irasim import IRASim, IRASimConfig
+from world_gym.envs.pusht.pose_codec import POSE_CODEC_FILE
 from world_gym.training.common import EMA, CsvLog, compose, load_checkpoint, save_checkpoint, save_config
+from world_gym.training.common import learning_rate, training_device  # noqa: F401  (re-exported)
 from world_gym.training.train_codec import load_codec
 from world_gym.world_model import WorldModel, WorldModelConfig
 
@@ -137,37 +137,6 @@ def _out_of_time(mine: bool, world: int, device: torch.device) -> bool:
     flag = torch.tensor([float(mine)], device=device if device.type == "cuda" else "cpu")
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item() > 0)
-
-
-def training_device(name: str) -> torch.device:
-    """``trainer.device``: ``cpu``, ``cuda`` (this process's ``LOCAL_RANK`` GPU under torchrun), or
-    ``auto`` (CUDA when there is one)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("trainer.device=cuda, but torch sees no CUDA device")
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device(name)
-
-
-def learning_rate(trainer: DictConfig, step: int, warm_from: int = 0) -> float:
-    """The learning rate of ``step``: a linear warm-up of ``warmup_steps`` from ``warm_from``, then
-    ``lr``, or with ``lr_schedule: cosine`` a cosine decay from ``lr`` at ``decay_from`` to ``lr_min``
-    at ``steps`` (``decay_from`` lets a resumed run anneal only its own steps)."""
-    base = float(trainer.lr)
-    lr = base * min(1.0, (step - warm_from + 1) / max(1, int(trainer.warmup_steps)))
-    schedule = str(trainer.get("lr_schedule", "constant"))
-    if schedule == "constant":
-        return lr
-    if schedule != "cosine":
-        raise ValueError(f"trainer.lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
-    start, end = int(trainer.get("decay_from", 0) or 0), int(trainer.steps)
-    progress = min(1.0, max(0.0, (step - start) / max(1, end - start)))
-    low = float(trainer.get("lr_min", 0.0))
-    return min(lr, low + (base - low) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def train_dynamics(cfg: DictConfig) -> Path:

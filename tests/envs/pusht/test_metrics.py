@@ -1,4 +1,4 @@
-"""world_gym.metrics: skimage-compatible PSNR/SSIM, latent L2, Δ-PSNR, and Push-T objects read from real frames."""
+"""world_gym.envs.pusht.metrics: skimage-compatible PSNR/SSIM, latent L2, Δ-PSNR, and Push-T objects read from real frames."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from world_gym import metrics
+from world_gym.envs.pusht import metrics
 
 # skimage 0.26.0: peak_signal_noise_ratio(b, a, data_range=255), structural_similarity(b, a,
 # channel_axis=-1, data_range=255), and structural_similarity on OpenCV-grayscale frames.
@@ -86,7 +86,7 @@ def test_delta_psnr_zero_for_action_blind_model_positive_for_controllable() -> N
 
 @pytest.fixture(scope="module")
 def pusht_env():
-    from world_gym.envs.pusht_ground_truth import make_pusht_env
+    from world_gym.envs.pusht.ground_truth import make_pusht_env
 
     env = make_pusht_env()
     yield env

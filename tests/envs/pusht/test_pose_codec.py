@@ -10,17 +10,16 @@ import torch
 import world_gym  # noqa: F401  (registers the envs)
 from conftest import load_benchmark, randomize
 from test_pose_state import _pose_overrides
-from test_training import pipeline  # noqa: F401  (the tiny dataset, codec and latents)
 from world_gym.action_spec import ActionSpec
-from world_gym.diffusion import NoiseSchedule, SamplerConfig
-from world_gym.models.codec import FastDecoder, tiny_vae_config
-from world_gym.models.irasim import IRASim, IRASimConfig
-from world_gym.models.pose_codec import PoseCodec, block_frame, from_block_frame, states_to_tokens, tokens_to_states
+from world_gym.samplers.diffusion import NoiseSchedule, SamplerConfig
+from world_gym.codecs.vae import FastDecoder, tiny_vae_config
+from world_gym.backbones.irasim import IRASim, IRASimConfig
+from world_gym.envs.pusht.pose_codec import PoseCodec, block_frame, from_block_frame, states_to_tokens, tokens_to_states
 from world_gym.training.common import compose
 from world_gym.training.train_codec import load_codec
 from world_gym.training.train_dynamics import export_world_model as export_dynamics
 from world_gym.training.train_dynamics import train_dynamics
-from world_gym.training.train_pose import train_decoder, train_encoder, write_tokens
+from world_gym.envs.pusht.train_pose import train_decoder, train_encoder, write_tokens
 from world_gym.world_model import WorldModel, WorldModelConfig, codec_from_config
 
 POSE = {"latent_size": [8, 8], "encoder_channels": [8, 8, 8], "encoder_hidden": 16, "decoder_width": 16,
@@ -232,7 +231,7 @@ def test_pose_frame_needs_pose_tokens():
         IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, pose_frame=4.0)
 
 
-def test_pose_tokens_train_irasim_export_and_run_in_the_env(pipeline, monkeypatch, capsys):  # noqa: F811
+def test_pose_tokens_train_irasim_export_and_run_in_the_env(pipeline, monkeypatch, capsys):
     pose_over = _pose_overrides(pipeline)
     cfg = compose("train_pose", pose_over)
     with pytest.raises(FileNotFoundError, match="pose-decoder, pose-encoder"):

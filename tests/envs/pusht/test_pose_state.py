@@ -11,10 +11,9 @@ import pytest
 import torch
 
 import world_gym  # noqa: F401  (registers the envs)
-from test_compact import rolls_out_twice_alike
-from test_training import _overrides, pipeline  # noqa: F401  (the tiny dataset, codec and latents)
-from world_gym.models.pose_codec import PoseCodec
-from world_gym.models.pose_state import (
+from training_data import training_overrides
+from world_gym.envs.pusht.pose_codec import PoseCodec
+from world_gym.envs.pusht.pose_state import (
     PoseStateConfig,
     PoseStateDynamics,
     PoseStep,
@@ -26,8 +25,10 @@ from world_gym.models.pose_state import (
     wrap_angle,
 )
 from world_gym.training.common import compose
-from world_gym.training.train_pose import (
+from world_gym.envs.pusht.train_pose import (
     export_world_model,
+    moving_starts,
+    pose_targets,
     rollout_loss,
     train_decoder,
     train_dynamics,
@@ -156,15 +157,17 @@ def test_rollout_loss_is_zero_for_a_perfect_model():
     assert rollout_loss(net, moving, actions, 0.0, 0.0, 15.0).item() > 0
 
 
-def _pose_overrides(tmp) -> list[str]:
-    keep = [o for o in _overrides(tmp) if o.startswith(("data.", "codec.", "codec_dir="))]
-    return [*keep, f"out_dir={tmp / 'pose'}", "model.encoder_channels=[8,8,8]", "model.encoder_hidden=16",
+def _pose_overrides(tmp, out: str = "pose") -> list[str]:
+    """Overrides of the tiny pose-state run; each test trains into its own ``out`` folder of the
+    module's shared pipeline, so that no test sees the stages another one trained."""
+    keep = [o for o in training_overrides(tmp) if o.startswith(("data.", "codec.", "codec_dir="))]
+    return [*keep, f"out_dir={tmp / out}", "model.encoder_channels=[8,8,8]", "model.encoder_hidden=16",
             "model.decoder_width=16", "model.decoder_depth=2", "model.dynamics_hidden=16", "model.refine_steps=2",
             "decoder.batch_size=4", "decoder.mean_frames=8", "encoder.batch_size=4", "dynamics.batch_size=4",
             "dynamics.unroll=3", "trainer.log_every=1", "trainer.ckpt_every=1", "chunk_size=3"]
 
 
-def test_stages_train_resume_export_and_run_in_the_env(pipeline):  # noqa: F811
+def test_stages_train_resume_export_and_run_in_the_env(pipeline):
     over = _pose_overrides(pipeline)
     cfg = compose("train_pose", over)
     poses, states = true_states(cfg, 36)
@@ -213,11 +216,11 @@ def test_stages_train_resume_export_and_run_in_the_env(pipeline):  # noqa: F811
     assert obs.shape == (32, 32, 3)
 
 
-def test_parts_benchmark_on_the_tiny_model(pipeline, monkeypatch, capsys):  # noqa: F811
+def test_parts_benchmark_on_the_tiny_model(pipeline, monkeypatch, capsys):
     from conftest import load_benchmark
 
     bench = load_benchmark("pose_state_parts")
-    over = _pose_overrides(pipeline)
+    over = _pose_overrides(pipeline, out="pose_bench")
     for stage, train in (("decoder", train_decoder), ("encoder", train_encoder), ("dynamics", train_dynamics)):
         train(compose("train_pose", [*over, f"{stage}.steps=3"]))
     path = export_world_model(compose("train_pose", over), pipeline / "wm_pose_bench")
@@ -257,3 +260,31 @@ def test_only_context_rows_the_model_did_not_draw_are_encoded():
     mixed[1] = torch.randn(2, 4, 8, 8)  # one env reset
     net.rollout(mixed, acts[:, -2:], known, acts)
     assert encoded == [3, 1]
+
+
+def rolls_out_twice_alike(model: WorldModel) -> np.ndarray:
+    """A tiny-pipeline state-space model imagines 7 frames of 2 white starts (latents ``4 x 16 x 16``),
+    the same twice; returns the start frames."""
+    start = np.full((2, 32, 32, 3), 255, np.uint8)
+    out = model.rollout(start, np.full((2, 7, 2), 256.0))
+    assert out.frames.shape == (2, 7, 32, 32, 3) and out.latents.shape == (2, 7, 4, 16, 16)
+    np.testing.assert_array_equal(out.frames, model.rollout(start, np.full((2, 7, 2), 256.0)).frames)
+    return start
+
+
+def test_pose_targets_and_moving_clips(pipeline):
+    cfg = compose("train_pose", [o for o in training_overrides(pipeline) if o.startswith(("data.", "codec.", "codec_dir="))])
+    poses = pose_targets(cfg, 36)
+    assert poses.shape == (36, 6) and poses.dtype == np.float32
+    # the tiny dataset's block sits at (256, 256), angle 0.5, and slides right in episode 1 only
+    np.testing.assert_allclose(poses[:12, 2:], [[0.0, 0.0, np.cos(0.5), np.sin(0.5)]] * 12, atol=1e-6)
+    np.testing.assert_allclose(poses[12:18, 2] * 256, np.arange(6), atol=1e-4)
+    assert np.abs(poses[:, :2]).max() <= 1
+    with pytest.raises(ValueError, match="hold 36 frames"):
+        pose_targets(cfg, 35)
+    starts = np.array([0, 5, 12, 17, 18, 24])
+    # only clips that see a frame of episode 1 up to its seventh (t = 6) see the block move
+    assert moving_starts(poses, starts, 2).tolist() == [12, 17]
+    assert moving_starts(poses, starts, 4).tolist() == [12, 17]
+    with pytest.raises(ValueError, match="never moves"):
+        moving_starts(poses, np.array([0, 24]), 3)

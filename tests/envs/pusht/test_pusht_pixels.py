@@ -1,7 +1,7 @@
 import numpy as np
 
-from world_gym.envs.pusht import load_initial_states
-from world_gym.envs.pusht_pixels import AGENT_RGB, estimate_agent_pos
+from world_gym.envs.pusht.family import load_initial_states
+from world_gym.envs.pusht.pixels import AGENT_RGB, estimate_agent_pos
 
 
 def test_agent_position_from_a_drawn_disc_and_fallbacks():

@@ -5,13 +5,14 @@ Conventions copy the ground-truth env so that one policy runs unchanged in both:
 absolute agent targets in ``[0, 512]^2`` (float32), observations 96x96x3 uint8 frames at 10 Hz,
 episodes at most 300 frames. The default world model, ``pusht-irasim-pose``, is an IRASim Frame-Ada
 DiT trained on gym-pusht episodes whose latent frames are poses: a pose codec
-(:mod:`world_gym.models.pose_codec`) reads the agent's and the block's pose off each frame and draws
-them back with a learned sprite renderer (:mod:`world_gym.models.sprite_renderer`), and the DiT
-denoises one pose token per frame (its card and fidelity figures: ``docs/pusht_world_model.md``).
-``model="pusht-irasim-mini"`` is the earlier IRASim model on pixel latents (24x24x4 per frame),
-``model="tiny-pusht"`` a tiny random-weight model for tests. ``PoseState-PushT-v0`` is the same
+(:mod:`world_gym.envs.pusht.pose_codec`) reads the agent's and the block's pose off each frame and draws
+them back with a learned sprite renderer (:mod:`world_gym.envs.pusht.sprite_renderer`), and the DiT
+denoises one pose token per frame (its card and fidelity figures: ``docs/models/pusht-irasim-pose.md``).
+``model="tiny-pusht"`` is a tiny random-weight model for tests; the earlier IRASim model on pixel
+latents (24x24x4 per frame) is not shipped but kept in the repository
+(``model="experiments/models/pusht-irasim-mini"`` from a checkout). ``PoseState-PushT-v0`` is the same
 env on ``pusht-pose-state``: the same pose codec with a deterministic next-frame step instead of the
-DiT (:mod:`world_gym.models.pose_state`). The default reward head, ``resnet_iou``, reads gym-pusht's
+DiT (:mod:`world_gym.envs.pusht.pose_state`). The default reward head, ``resnet_iou``, reads gym-pusht's
 coverage off each frame and applies gym-pusht's reward ``clip(coverage / 0.95, 0, 1)`` and success
 ``coverage > 0.95`` (its measured error is in ``docs/reward_heads.md``); its re-render fit, which is
 for gym-pusht's own frames, is off in these envs unless ``reward_model_kwargs`` turns it on.
@@ -26,16 +27,23 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from world_gym.action_spec import ActionSpec
 from world_gym.assets import ASSETS_DIR, bundled_model_path
-from world_gym.diffusion import SamplerConfig
+from world_gym.backbones import register_backbone
+from world_gym.backbones.irasim import IRASimConfig
+from world_gym.codecs import register_codec
+from world_gym.codecs.vae import tiny_vae_config
+from world_gym.envs.pusht.pose_codec import make_pose_codec
+from world_gym.envs.pusht.pose_state import make_pose_state
 from world_gym.initial_states import FrameBank, InitialState
-from world_gym.models.codec import tiny_vae_config
-from world_gym.models.irasim import IRASimConfig
 from world_gym.registration import EnvFamily, register_family
+from world_gym.reward_models import register_reward_head
+from world_gym.reward_models.resnet_iou import ResNetIoUReward
+from world_gym.samplers import SamplerConfig
 from world_gym.world_model import WorldModel, WorldModelConfig
 
 ENV_ID = "IRASim-PushT-v0"
@@ -45,16 +53,22 @@ FPS = 10
 MAX_EPISODE_FRAMES = 300
 TASK = "Push the T-shaped block onto the T-shaped target."
 INITIAL_STATES_FILE = "pusht_initial_states.npz"
-DEFAULT_MODEL = "pusht-irasim-pose"  # trained on gym-pusht data; card: docs/pusht_world_model.md
+DEFAULT_MODEL = "pusht-irasim-pose"  # trained on gym-pusht data; card: docs/models/pusht-irasim-pose.md
 POSE_ENV_ID = "PoseState-PushT-v0"
-POSE_MODEL = "pusht-pose-state"  # session 12's pose-state model; card: docs/pusht_world_model.md
+POSE_MODEL = "pusht-pose-state"  # the pose-state model; card: docs/models/pusht-pose-state.md
+
+# The Push-T parts are found by name through this package's entry points (pyproject.toml); registering
+# them here too keeps the family working from a checkout whose install predates those entry points.
+register_backbone("PoseState", make_pose_state)
+register_codec("pose", make_pose_codec)
+register_reward_head("resnet_iou", ResNetIoUReward)
 
 PUSHT_ACTIONS = ActionSpec(dim=2, low=[0.0, 0.0], high=[512.0, 512.0], scale=1 / 256, offset=256.0, names=["x", "y"])
 
 
 def render_reset_frames(seeds: list[int]) -> np.ndarray:
     """First frames of ``gym_pusht/PushT-v0`` (pixels, 96x96) reset with each seed (needs gym-pusht)."""
-    from world_gym.envs.pusht_ground_truth import initial_frame, make_pusht_env
+    from world_gym.envs.pusht.ground_truth import initial_frame, make_pusht_env
 
     env = make_pusht_env()
     try:
@@ -79,6 +93,24 @@ class PushTInitialStates(FrameBank):
                 "(pip install 'world-gym[pusht]') to start from any seed"
             ) from err
         return InitialState(frame, {"seed": episode})
+
+
+def make_ground_truth(**kwargs: Any) -> gym.Env:
+    """gym-pusht as the evaluation harness's ground truth: state observations (no per-step frame
+    rendering), frames drawn on demand by :func:`render_ground_truth` (needs gym-pusht).
+
+    Args:
+        **kwargs: :func:`~world_gym.envs.pusht.ground_truth.make_pusht_env` arguments
+            (``max_episode_steps`` ...); ``obs_type`` defaults to ``"state"``.
+    """
+    from world_gym.envs.pusht.ground_truth import make_pusht_env  # gym-pusht is an optional dependency
+
+    return make_pusht_env(**{"obs_type": "state", **kwargs})
+
+
+def render_ground_truth(env: gym.Env) -> np.ndarray:
+    """The 96 x 96 frame gym-pusht's ``obs_type="pixels"`` would return now (its own renderer)."""
+    return env.unwrapped._render(visualize=False)
 
 
 def load_initial_states() -> PushTInitialStates:
@@ -124,8 +156,8 @@ def make_tiny_model(seed: int = 0) -> WorldModel:
 def make_model(
     device: str | torch.device = "cpu", dtype: torch.dtype | None = None, model_name: str = DEFAULT_MODEL, **kwargs: Any
 ) -> WorldModel:
-    """Load a shipped Push-T world model by name (``pusht-irasim-pose``, the default, ``pusht-irasim-mini``,
-    ``pusht-pose-state`` or ``tiny-pusht``)."""
+    """Load a shipped Push-T world model by name (``pusht-irasim-pose``, the default, ``pusht-pose-state``
+    or ``tiny-pusht``)."""
     if kwargs:
         raise TypeError(f"unexpected arguments for {ENV_ID}: {sorted(kwargs)}")
     return WorldModel.from_pretrained(bundled_model_path(model_name), device=device, dtype=dtype)
@@ -138,14 +170,20 @@ FAMILY = EnvFamily(
     reward_model="resnet_iou",
     # the head's re-render fit is for gym-pusht's own frames: the sprite renderer's pass its palette
     # test, but no gym-pusht pose reproduces them exactly, so near the threshold it spent 6.6 s a
-    # frame and fitted none of 16 (docs/pusht_world_model.md, session 16)
+    # frame and fitted none of 16 (docs/models/resnet_iou.md)
     reward_model_kwargs={"render_fit": False},
     initial_states=load_initial_states,
     max_episode_frames=MAX_EPISODE_FRAMES,
     chunk_size=1,
     ground_truth_id=GROUND_TRUTH_ID,
+    make_ground_truth=make_ground_truth,
+    render_ground_truth=render_ground_truth,
     task=TASK,
     description="Push-T world model; drop-in for gym_pusht/PushT-v0 (pixels).",
+    # world_gym.planning's defaults (module:attribute, imported on use; docs/planning.md)
+    extra={"planning_objective": "world_gym.reward_models.pusht_latent_coverage:make_objective",
+           "planning_simulator": "world_gym.envs.pusht.simulator_model:PushTSimulator",
+           "planning_imagination": {"ensemble": 1, "frames_per_pass": 16}},
 )
 register_family(FAMILY)
 

@@ -33,8 +33,9 @@ with warnings.catch_warnings():
     import pymunk
     from gym_pusht.envs.pusht import PushTEnv, pymunk_to_shapely
 
+from world_gym.data.lerobot_io import scalar_feature  # noqa: E402
 # the T's geometry and the goal pose, kept where frames are read without gym-pusht
-from world_gym.envs.pusht_pixels import GOAL_POSE, TEE_RECTANGLES  # noqa: E402
+from world_gym.envs.pusht.pixels import GOAL_POSE, TEE_RECTANGLES  # noqa: E402
 
 ENV_ID = "gym_pusht/PushT-v0"
 FPS = 10
@@ -43,6 +44,29 @@ MAX_EPISODE_STEPS = 300
 SUCCESS_THRESHOLD = 0.95
 AGENT_RADIUS = 15.0
 TASK = "Push the T-shaped block onto the T-shaped target."
+
+DATASET_REPO_ID = "world-gym/pusht"
+ROBOT_TYPE = "pusht"
+
+PUSHT_FEATURES: dict[str, dict[str, Any]] = {
+    "observation.image": {
+        "dtype": "image",
+        "shape": (FRAME_SIZE, FRAME_SIZE, 3),
+        "names": ["height", "width", "channel"],
+    },
+    "observation.state": {"dtype": "float32", "shape": (2,), "names": {"motors": ["x", "y"]}},
+    "action": {"dtype": "float32", "shape": (2,), "names": {"motors": ["x", "y"]}},
+    "observation.block_pose": {"dtype": "float32", "shape": (3,), "names": ["x", "y", "angle"]},
+    "observation.coverage": scalar_feature("float32"),
+    "next.reward": scalar_feature("float32"),
+    "next.success": scalar_feature("bool"),
+    "next.done": scalar_feature("bool"),
+    "behavior": scalar_feature("int64"),
+    "noise_level": scalar_feature("float32"),
+    "episode_seed": scalar_feature("int64"),
+}
+"""Columns of a collected gym-pusht dataset (besides LeRobot's index columns), in the row layout of
+:mod:`world_gym.data.lerobot_io`: ``observation.coverage`` is the coverage of the row's own frame."""
 
 TEE_KEYPOINTS_LOCAL = np.concatenate(TEE_RECTANGLES)
 TEE_CENTER_OF_GRAVITY = np.array([0.0, 45.0])

@@ -7,7 +7,7 @@ gray T and a green goal, so the centroid of the blue pixels estimates it: on gym
 motions. On imagined frames the estimate is only as good as the imagined disc.
 
 :class:`PushTFrameState` reads the block too: it fits the pose ``(x, y, angle)`` of a rigid T to the
-pixels whose nearest gym-pusht colour is the block's (:data:`world_gym.metrics.PUSHT_PALETTE`), so
+pixels whose nearest gym-pusht colour is the block's (:data:`world_gym.envs.pusht.metrics.PUSHT_PALETTE`), so
 :class:`~world_gym.policies.pusht_pixel_expert.PixelPushTExpert` can act from frames alone, and the
 fit's mismatch says how T-shaped an imagined block still is.
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from world_gym.metrics import BLOCK, mask_centroid, palette_labels
+from world_gym.envs.pusht.metrics import BLOCK, mask_centroid, palette_labels
 
 AGENT_RGB = (65, 105, 225)  # pygame's RoyalBlue, gym-pusht's agent colour
 WORKSPACE_SIZE = 512.0
@@ -40,6 +40,13 @@ _AREAS = np.array([np.ptp(r[:, 0]) * np.ptp(r[:, 1]) for r in TEE_RECTANGLES])
 TEE_AREA = float(_AREAS.sum())
 #: The T's area centroid in block-local coordinates.
 TEE_AREA_CENTROID = sum(a * r.mean(0) for a, r in zip(_AREAS, TEE_RECTANGLES)) / TEE_AREA
+#: gym-pusht's ``success_threshold``: success is coverage strictly above it, reward saturates at it.
+PUSHT_SUCCESS_THRESHOLD = 0.95
+#: Frame size gym-pusht observes (and the Push-T world model imagines).
+PUSHT_FRAME_SIZE = 96
+#: ``(top, left, size)`` of the coverage refiner's square in a 96x96 frame: the goal T spans rows
+#: 40-65 and columns 31-55, and a block with coverage >= 0.6 stays inside the 7-pixel margin.
+GOAL_CROP = (33, 23, 40)
 #: gym-pusht outlines the drawn T, which comes out this much (workspace units) larger on every side
 #: than its bodies (the mask of 259 pixels vs the T's 221 in a frame; measured by PushTFrameState's fit).
 DRAWN_MARGIN = 2.0
@@ -79,7 +86,7 @@ def estimate_agent_pos(frames: np.ndarray, fallback: np.ndarray | None = None) -
 
 def world_to_block(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """Block-local coordinates of world points ``(..., 2)`` for a pose ``(..., 3)`` (broadcast): the
-    inverse of ``pusht_ground_truth.block_local_to_world``, ``R(-angle) (point - position)``."""
+    inverse of ``ground_truth.block_local_to_world``, ``R(-angle) (point - position)``."""
     pose = np.asarray(pose, np.float64)
     c, s = np.cos(pose[..., 2]), np.sin(pose[..., 2])
     d = points - pose[..., :2]
@@ -119,7 +126,7 @@ class FrameState:
 class PushTFrameState:
     """Agent position and block pose from a Push-T frame, by fitting a rigid T to the block's pixels.
 
-    The block mask is every pixel whose nearest :data:`~world_gym.metrics.PUSHT_PALETTE` colour is the
+    The block mask is every pixel whose nearest :data:`~world_gym.envs.pusht.metrics.PUSHT_PALETTE` colour is the
     block's; pixels of the agent's colour (:func:`agent_mask`), which hide the block, do not count.
     The search: at 72 angles, the pose that puts the T's area centroid on the mask's; then a pattern
     search over ``(x, y, angle)`` that matches the T, supersampled within each pixel, to the mask.

@@ -1,11 +1,11 @@
 """A codec whose latent is a frame's pose: one token of six numbers per frame.
 
-:class:`PoseCodec` puts the pose-state model's reader and drawer (:mod:`world_gym.models.pose_state`)
-behind a VAE :class:`~world_gym.models.codec.LatentCodec`: ``encode`` turns frames into VAE latents,
+:class:`PoseCodec` puts the pose-state model's reader and drawer (:mod:`world_gym.envs.pusht.pose_state`)
+behind a VAE :class:`~world_gym.codecs.vae.LatentCodec`: ``encode`` turns frames into VAE latents,
 reads the agent's and the block's pose from them (the :class:`PoseEncoder`, refined through the
 decoder) and returns it as a ``(6, 1, 1)`` "latent frame"; ``decode`` draws the VAE latents of a
 pose with the :class:`SpriteDecoder` and decodes those to pixels, or, with a
-:class:`~world_gym.models.sprite_renderer.SpriteRenderer` attached (``decoder="render"``, the
+:class:`~world_gym.envs.pusht.sprite_renderer.SpriteRenderer` attached (``decoder="render"``, the
 default then), draws the pose's pixels directly from learned sprites. Any latent-video backbone then
 runs on poses unchanged: IRASim's DiT denoises a clip of one-token frames, one per action, so its
 frame-level action conditioning acts on the frame's whole content (``IRASim-PushT-v0``).
@@ -16,7 +16,7 @@ in the action normalisation's units (``[0, 512]`` -> ``[-1, 1]``).
 With ``agent_from_pixels`` the agent's position is read off the frame itself, as the centroid of its
 colour (gym-pusht draws it as a disc of one blue, on top of everything): within 0.7 units of 512 of
 the true position on held-out frames, where the learned encoder with its refinement lands 34-90 units
-off on one frame in twenty (docs/pusht_world_model.md, session 14). The learned reader keeps the
+off on one frame in twenty (``experiments/NOTES.md``). The learned reader keeps the
 block, and the agent of frames without that blue.
 """
 
@@ -28,16 +28,16 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL
 
-from world_gym import metrics
-from world_gym.models.codec import FastDecoder, LatentCodec
-from world_gym.models.sprite_renderer import SpriteRenderer, SpriteRendererConfig
-from world_gym.models.pose_state import (  # noqa: F401  (states_to_tokens, tokens_to_states: this module's API)
+from world_gym.backbones.pose_frame import block_frame, from_block_frame  # noqa: F401  (re-exported)
+from world_gym.codecs.vae import FastDecoder, LatentCodec
+from world_gym.envs.pusht import metrics
+from world_gym.envs.pusht.sprite_renderer import SpriteRenderer, SpriteRendererConfig
+from world_gym.envs.pusht.pose_state import (  # noqa: F401  (states_to_tokens, tokens_to_states: this module's API)
     TOKEN_CHANNELS,
     PoseEncoder,
     PoseStateConfig,
     SpriteDecoder,
     read_states,
-    rotate,
     states_to_tokens,
     tokens_to_states,
 )
@@ -50,7 +50,7 @@ POSE_CODEC_FILE = "pose_codec.json"
 
 def agent_from_pixels(x: torch.Tensor, workspace: float = metrics.PUSHT_WORKSPACE) -> torch.Tensor:
     """gym-pusht frames ``(N, 3, H, W)`` in ``[-1, 1]`` -> the agent's position ``(N, 2)`` in the
-    action normalisation's units: the centroid of its colour (:func:`world_gym.metrics.pusht_segment`),
+    action normalisation's units: the centroid of its colour (:func:`world_gym.envs.pusht.metrics.pusht_segment`),
     NaN where fewer than ``MIN_AGENT_PIXELS`` pixels have it.
 
     >>> frames = -torch.ones(1, 3, 96, 96)
@@ -67,60 +67,6 @@ def agent_from_pixels(x: torch.Tensor, workspace: float = metrics.PUSHT_WORKSPAC
     return torch.from_numpy((centre - workspace / 2) / (workspace / 2)).float().to(x.device)
 
 
-def block_frame(tokens: torch.Tensor, actions: torch.Tensor, reference: int,
-                scale: float) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """A clip of pose tokens and its actions in the block's frame of one of its frames.
-
-    Push-T's contact dynamics do not change when the whole board is moved or turned (walls aside),
-    but a network of absolute poses has to learn them at every place and angle, and to find where
-    the agent is against the T by rotating and subtracting poses itself. Here every position (agent,
-    block, action) becomes ``R(-angle_ref) (p - block_ref)`` and every angle ``angle - angle_ref``,
-    so the reference frame's block sits at the origin at angle 0 and the agent's token entries are
-    directly where it is against the T.
-
-    Args:
-        tokens: ``(B, T, 6, 1, 1)`` pose tokens (``token_scale`` times agent x, y, block x, y, cos, sin).
-        actions: ``(B, L, 2)`` normalised agent targets (the token positions' units over ``scale``).
-        reference: the index in ``tokens`` of the frame whose block defines the frame.
-        scale: the tokens' ``token_scale``.
-
-    Returns:
-        the tokens and actions in that frame, and the frame ``(origin (B, 2), (cos, sin) (B, 2))``
-        for :func:`from_block_frame`.
-
-    The agent a quarter of the board right of a block turned by 90 degrees is below it in its frame:
-
-    >>> tokens = states_to_tokens(torch.tensor([[0.5, 0.0, 0.25, 0.0, torch.pi / 2]]), 4.0)[:, None]
-    >>> canonical, moved, frame = block_frame(tokens, torch.tensor([[[0.25, 0.5]]]), 0, 4.0)
-    >>> [round(v, 3) + 0.0 for v in canonical.flatten().tolist()], [round(v, 3) + 0.0 for v in moved.flatten().tolist()]
-    ([0.0, -1.0, 0.0, 0.0, 4.0, 0.0], [0.5, 0.0])
-    >>> torch.allclose(from_block_frame(canonical, frame), tokens, atol=1e-6)
-    True
-    """
-    ref = tokens[:, reference, :, 0, 0]
-    origin, rot = ref[:, 2:4], ref[:, 4:6] / ref[:, 4:6].norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    flat = tokens[..., 0, 0]
-    cos, sin = rot[:, None, 0], rot[:, None, 1]
-
-    def to_frame(v: torch.Tensor) -> torch.Tensor:  # R(-angle) v of (B, T, 2) vectors
-        return rotate(v, cos, -sin)
-
-    out = torch.cat([to_frame(flat[..., 0:2] - origin[:, None]), to_frame(flat[..., 2:4] - origin[:, None]),
-                     to_frame(flat[..., 4:6])], -1)
-    moved = to_frame(actions * scale - origin[:, None].to(actions.dtype)) / scale
-    return out[..., None, None], moved, (origin, rot)
-
-
-def from_block_frame(tokens: torch.Tensor, frame: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """The inverse of :func:`block_frame` for tokens ``(B, T, 6, 1, 1)`` in its ``frame``."""
-    origin, rot = frame
-    flat = tokens[..., 0, 0]
-    cos, sin = rot[:, None, 0], rot[:, None, 1]
-    out = torch.cat([rotate(flat[..., 0:2], cos, sin) + origin[:, None],
-                     rotate(flat[..., 2:4], cos, sin) + origin[:, None], rotate(flat[..., 4:6], cos, sin)], -1)
-    return out[..., None, None]
-
-
 class PoseCodec(LatentCodec):
     """Frames <-> pose tokens ``(N, 6, 1, 1)`` through a VAE and the pose-state reader and drawer.
 
@@ -133,12 +79,16 @@ class PoseCodec(LatentCodec):
             unless ``decoder`` names another.
 
     >>> import numpy as np
-    >>> from world_gym.models.codec import tiny_vae_config
+    >>> from world_gym.codecs.vae import tiny_vae_config
     >>> codec = PoseCodec.from_config(tiny_vae_config(), pose={"latent_size": [8, 8], "refine_steps": 2})
     >>> tokens = codec.encode(np.zeros((3, 32, 32, 3), dtype=np.uint8))
     >>> tokens.shape, codec.decode(tokens).shape
     (torch.Size([3, 6, 1, 1]), (3, 32, 32, 3))
     """
+
+    kind = "pose"
+    decoder_kinds = ("fast", "vae", "render")
+    decoder_hints = {**LatentCodec.decoder_hints, "render": "train one with `world-gym train pose-renderer`"}
 
     def __init__(self, vae: AutoencoderKL, scaling_factor: float | None = None, micro_batch: int = 64,
                  fast_decoder: FastDecoder | None = None, pose: dict[str, Any] | None = None,
@@ -169,6 +119,15 @@ class PoseCodec(LatentCodec):
         if renderer is not None:
             codec.attach_renderer(SpriteRenderer(SpriteRendererConfig.from_dict(renderer)))
         return codec
+
+    def attach_decoder(self, name: str, decoder: torch.nn.Module) -> tuple[str, dict[str, Any]]:
+        """:meth:`LatentCodec.attach_decoder`, and ``"render"``: a :class:`SpriteRenderer` (stored as ``renderer``)."""
+        if name == "render":
+            if not isinstance(decoder, SpriteRenderer):
+                raise TypeError(f"the render decoder is a SpriteRenderer, got {type(decoder).__name__}")
+            self.attach_renderer(decoder)
+            return "renderer", decoder.config_dict()
+        return super().attach_decoder(name, decoder)
 
     def attach_renderer(self, renderer: SpriteRenderer) -> None:
         """Add (or replace) the sprite renderer, and decode with it."""
@@ -219,3 +178,10 @@ class PoseCodec(LatentCodec):
             step = self.micro_batch
             return torch.cat([self.renderer(states[i : i + step]) for i in range(0, len(states), step)])
         return super().decode_tensor(self.sprite(states))
+
+
+def make_pose_codec(config: dict[str, Any]) -> PoseCodec:
+    """The codec registry's factory of kind ``"pose"``: a :class:`PoseCodec` from a config entry
+    (:meth:`PoseCodec.config_dict`'s keys: the VAE codec's, ``pose`` and ``renderer``)."""
+    return PoseCodec.from_config(config["vae"], config.get("scaling_factor"), config.get("fast_decoder"),
+                                 pose=config["pose"], renderer=config.get("renderer"))

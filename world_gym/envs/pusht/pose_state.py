@@ -2,7 +2,7 @@
 
 A Push-T frame is a function of five numbers: the agent's position and the block's position and
 angle. This backbone makes those five numbers the state of a next-frame model over a spatial
-:class:`~world_gym.models.codec.LatentCodec`'s latents:
+:class:`~world_gym.codecs.vae.LatentCodec`'s latents:
 
 * :class:`PoseEncoder`: a CNN reads the pose from a frame's latents; at run time a few gradient
   steps through the decoder refine it (analysis by synthesis, ``refine_steps``);
@@ -17,14 +17,14 @@ angle. This backbone makes those five numbers the state of a next-frame model ov
 
 Each part is trained from the collector's privileged pose columns (``observation.state``,
 ``observation.block_pose``): the model sees only frames at run time. Training and measurements:
-:mod:`world_gym.training.train_pose`, ``docs/pusht_world_model.md``.
+:mod:`world_gym.envs.pusht.train_pose`, ``docs/models/pusht-pose-state.md``.
 
 The state is ``(agent x, agent y, block x, block y, block angle)``: positions in the action
 normalisation's units (``[0, 512]`` -> ``[-1, 1]``: ``x`` is the image column, ``y`` the row), the
 angle in radians, unwrapped.
 
 With ``token_scale`` set, the backbone keeps only :class:`PoseStep` and runs on a
-:class:`~world_gym.models.pose_codec.PoseCodec`'s pose tokens instead of spatial latents: the codec
+:class:`~world_gym.envs.pusht.pose_codec.PoseCodec`'s pose tokens instead of spatial latents: the codec
 then reads the pose off a frame (the agent from its colour where it is set) and draws it (with
 its sprite renderer where it has one), and a token is the state itself (``PoseState-PushT-v0``).
 """
@@ -38,7 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from world_gym.models.state_space import StateSpaceBackbone
+from world_gym.backbones.pose_frame import rotate
+from world_gym.backbones.state_space import StateSpaceBackbone
 
 STATE_DIM = 5
 TOKEN_CHANNELS = 6  # a pose token: token_scale x (agent x, y, block x, y, cos angle, sin angle)
@@ -51,7 +52,7 @@ class PoseStateConfig:
     Attributes:
         latent_channels, latent_size: the codec's latents, ``(C, h, w)``; ``h`` and ``w`` divisible by 4.
         action_dim: 2 (absolute agent targets, normalised like the positions).
-        history, num_frames: as :class:`~world_gym.models.compact.CompactConfig` (the step reads 2 frames).
+        history, num_frames: context frames and frames per clip (the step reads 2 frames).
         encoder_channels, encoder_hidden: the pose encoder's three convolutions and dense layer.
         refine_steps, refine_lr: Adam steps on the encoder's pose that bring the decoder's latents
             closer to the frame's, at run time (0: the encoder's pose as it is).
@@ -62,7 +63,7 @@ class PoseStateConfig:
         agent_reach, block_reach: the decoder reads an object's coordinates only within this distance
             of it (pose units), fading to zero at it; 0 reads them everywhere. Without a reach the
             decoder learns that the agent is usually near the block: moving a far agent changed
-            the block's latent cells by up to 0.12 (session 12); with reaches they stay as they are.
+            the block's latent cells by up to 0.12; with reaches they stay as they are.
         velocity_scale: motions per frame are read at this scale.
         dynamics_hidden, dynamics_depth: the agent's and the block's step networks.
         block_step, angle_step: the block step network's outputs are scaled by these (pose units,
@@ -120,11 +121,6 @@ class PoseStateConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PoseStateConfig":
         return cls(**d)
-
-
-def rotate(v: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """``(..., 2)`` vectors rotated by the angle whose cosine and sine are ``cos``, ``sin`` ``(...)``."""
-    return torch.stack([cos * v[..., 0] - sin * v[..., 1], sin * v[..., 0] + cos * v[..., 1]], -1)
 
 
 def wrap_angle(x: torch.Tensor) -> torch.Tensor:
@@ -390,3 +386,8 @@ class PoseStateDynamics(StateSpaceBackbone):
     def unknown_prev_action(self, state: torch.Tensor, last_action: torch.Tensor) -> torch.Tensor:
         """After a reset the agent is at rest: its target was where it stands."""
         return state[..., 0:2].to(last_action.dtype)
+
+
+def make_pose_state(config: dict[str, Any]) -> PoseStateDynamics:
+    """The backbone registry's factory of ``"PoseState"``: a :class:`PoseStateDynamics` of a ``backbone_config`` entry."""
+    return PoseStateDynamics(PoseStateConfig.from_dict(config))

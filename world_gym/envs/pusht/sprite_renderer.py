@@ -8,10 +8,10 @@ samples its 512 x 512 canvas when it shrinks it to 96 x 96, so the objects' edge
 pose puts them to a fraction of a pixel. Everything it draws is learned from (frame, privileged
 pose) pairs (``world-gym train pose-renderer``); only the placement is geometry.
 
-It is the third decoder of a :class:`~world_gym.models.pose_codec.PoseCodec` (``decoder="render"``)
+It is the third decoder of a :class:`~world_gym.envs.pusht.pose_codec.PoseCodec` (``decoder="render"``)
 beside the sprite decoder's VAE latents through the VAE or the fast decoder: on held-out gym-pusht
 frames it draws a true pose at 42 dB with the agent 0.5 units of 512 from where gym-pusht draws
-it, where the latent path lands 1.8-2.1 units off (docs/pusht_world_model.md, session 16).
+it, where the latent path lands 1.8-2.1 units off (docs/models/pusht-irasim-pose.md).
 
 >>> import torch
 >>> renderer = SpriteRenderer(SpriteRendererConfig(frame_size=(32, 32)))
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from world_gym.models.pose_state import rotate
+from world_gym.backbones.pose_frame import rotate
 
 
 @dataclass

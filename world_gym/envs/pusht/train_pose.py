@@ -1,4 +1,4 @@
-"""Train the pose-state world model (:mod:`world_gym.models.pose_state`) on pre-encoded latents.
+"""Train the pose-state world model (:mod:`world_gym.envs.pusht.pose_state`) on pre-encoded latents.
 
     world-gym train pose-decoder        # poses -> latents (the sprite decoder)
     world-gym train pose-encoder        # latents -> poses
@@ -8,12 +8,12 @@
     world-gym train pose-renderer renderer_attach=[world_gym/assets/pusht-irasim-pose]   # poses -> pixels
 
 Every stage learns from the privileged pose columns of the datasets that ``latents.json`` names
-(:func:`~world_gym.training.train_compact.pose_targets`), so the three are independent and can run
+(:func:`pose_targets`), so the three are independent and can run
 at once. Each checkpoints every ``trainer.ckpt_every`` steps into ``out_dir/{decoder,encoder,
 dynamics}.pt``, resumes when run again, logs to ``log_{stage}.csv`` and stops after
 ``trainer.max_minutes``; the learning rate decays on a cosine from ``lr`` to ``lr_min``.
 
-``pose-renderer`` learns the :class:`~world_gym.models.sprite_renderer.SpriteRenderer` (a pose
+``pose-renderer`` learns the :class:`~world_gym.envs.pusht.sprite_renderer.SpriteRenderer` (a pose
 codec's ``render`` decoder) from the frames of the same datasets and their poses, scores it on the
 held-out dataset's frames (``renderer.json``) and adds it to the world models in ``renderer_attach``.
 """
@@ -34,9 +34,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from world_gym import metrics
-from world_gym.models.pose_codec import POSE_CODEC_FILE
-from world_gym.models.pose_state import (
+from world_gym.envs.pusht import metrics
+from world_gym.envs.pusht.pose_codec import POSE_CODEC_FILE
+from world_gym.envs.pusht.pose_state import (
     TOKEN_CHANNELS,
     PoseEncoder,
     PoseStateConfig,
@@ -45,17 +45,13 @@ from world_gym.models.pose_state import (
     pose_to_state,
     wrap_angle,
 )
-from world_gym.models.sprite_renderer import SpriteRenderer, SpriteRendererConfig
+from world_gym.envs.pusht.sprite_renderer import SpriteRenderer, SpriteRendererConfig
 from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
-from world_gym.training.episodes import clip_starts, load_episodes, load_training_episodes
-from world_gym.training.train_compact import (
-    POSE_COLUMNS,
+from world_gym.data.episodes import clip_starts, load_episodes, load_training_episodes
+from world_gym.training.state_space import (
     export_main,
     load_latents,
-    moving_starts,
     object_weight,
-    pose_rows,
-    pose_targets,
     save_state_space_model,
     train_loop,
 )
@@ -64,6 +60,49 @@ from world_gym.training.train_dynamics import action_spec, learning_rate
 
 # position errors are measured in units of 4 of gym-pusht's 512 (0.75 px of a 96x96 frame)
 POSITION_SCALE = 64.0
+
+
+POSE_COLUMNS = ("observation.state", "observation.block_pose")
+
+
+def pose_rows(extras: dict[str, np.ndarray]) -> np.ndarray:
+    """The ``POSE_COLUMNS`` of a dataset read by :func:`load_episodes` as ``(N, 6)`` float32: agent
+    ``x, y`` and block ``x, y`` mapped from ``[0, 512]`` to ``[-1, 1]``, and the cosine and sine of
+    the block's angle."""
+    agent, block = extras[POSE_COLUMNS[0]], extras[POSE_COLUMNS[1]]
+    return np.concatenate([(agent[:, :2] - 256.0) / 256.0, (block[:, :2] - 256.0) / 256.0,
+                           np.cos(block[:, 2:3]), np.sin(block[:, 2:3])], axis=1).astype(np.float32)
+
+
+def pose_targets(cfg: DictConfig, num_frames: int) -> np.ndarray:
+    """The privileged pose of every latent frame, ``(N, 6)`` float32 (:func:`pose_rows`).
+
+    Read from the dataset roots that ``latents.json`` names, in the order ``train encode`` read
+    them; raises where they are gone, were replayed or disagree with the latents in length.
+    """
+    meta = json.loads((Path(cfg.codec_dir) / "latents.json").read_text())
+    roots = [r for r in meta["roots"] if not r.startswith("replay:")]
+    if len(roots) != len(meta["roots"]):
+        raise ValueError("autoencoder.pose_weight needs the datasets themselves, not a replay manifest")
+    poses = np.concatenate([
+        pose_rows(load_episodes(root, extra_columns=POSE_COLUMNS, progress=False, images=False).extras)
+        for root in roots])
+    if len(poses) != num_frames:
+        raise ValueError(f"the roots of latents.json hold {len(poses)} frames, latents.npy {num_frames}")
+    return poses
+
+
+def moving_starts(poses: np.ndarray, starts: np.ndarray, length: int, threshold: float = 0.002) -> np.ndarray:
+    """The clip starts among ``starts`` whose ``length`` frames see the block move: its position
+    (``poses[:, 2:4]``, ``[-1, 1]`` units: 0.002 is half a workspace unit) or its angle's cosine and
+    sine change by more than ``threshold`` between two of them. Contact is what the step must learn,
+    and the block moves in only a fifth of Push-T's frames."""
+    change = np.abs(np.diff(poses[:, 2:6], axis=0)).max(axis=1) > threshold  # frame t -> t + 1
+    window = np.concatenate([[0], np.cumsum(change)])
+    hits = window[starts + length - 1] - window[starts] > 0
+    if not hits.any():
+        raise ValueError("dynamics.moving_share > 0, but the block never moves in a training clip")
+    return starts[hits]
 
 
 def model_config(cfg: DictConfig, latent_shape: tuple[int, ...]) -> PoseStateConfig:
@@ -301,7 +340,7 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
     """Codec + pose-state backbone of ``out_dir`` as a world-model directory at ``target``.
 
     With ``export_tokens`` the encoder and decoder join the codec instead: a
-    :class:`~world_gym.models.pose_codec.PoseCodec` (``tokens.token_scale``, ``tokens.agent_from_pixels``)
+    :class:`~world_gym.envs.pusht.pose_codec.PoseCodec` (``tokens.token_scale``, ``tokens.agent_from_pixels``)
     reads and draws the poses, and the backbone steps its tokens (``PoseStateConfig.token_scale``),
     so the model can read the agent from its colour and draw with a sprite renderer
     (``pose-renderer renderer_attach=[...]``) as ``IRASim-PushT-v0`` does."""
@@ -330,7 +369,7 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
 
 
 def write_tokens(cfg: DictConfig) -> Path:
-    """``out_dir/tokens``: the privileged pose of every frame as a :class:`~world_gym.models.pose_codec.PoseCodec`
+    """``out_dir/tokens``: the privileged pose of every frame as a :class:`~world_gym.envs.pusht.pose_codec.PoseCodec`
     token (``latents.npy``, ``(N, 6, 1, 1)``), with ``codec_dir``'s actions and episode index, and
     ``pose_codec.json`` naming the VAE and this run's encoder and decoder, so that ``world-gym train
     dynamics codec_dir=<out_dir>/tokens`` trains IRASim on poses and ``train export`` ships it with a
