@@ -26,10 +26,9 @@ from torch import nn
 from tqdm import tqdm
 
 from world_gym.backbones import register_backbone
-from world_gym.training.common import CsvLog, load_checkpoint, save_checkpoint, save_config
+from world_gym.training.common import CsvLog, export_main, load_checkpoint, save_checkpoint, save_config
 from world_gym.data.episodes import clip_starts
 from world_gym.training.state_space import (
-    export_main,
     load_latents,
     object_weight,
     save_state_space_model,

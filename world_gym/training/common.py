@@ -9,7 +9,7 @@ import os
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -133,3 +133,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
 def save_config(cfg: DictConfig, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def export_main(config_name: str, export: Callable[[DictConfig, Path | str], Path], overrides: list[str],
+                compose_config: Callable[[str, list[str]], DictConfig] = compose) -> int:
+    """``world-gym train *-export [export_to=DIR] [overrides]``: ``export`` to DIR (default ``out_dir/world_model``).
+
+    Args:
+        config_name: the Hydra config.
+        export: writes the world model of a config to a directory.
+        overrides: Hydra overrides, with ``export_to=DIR`` among them or not.
+        compose_config: composes a config (default: from the package's configs).
+    """
+    target = [o.split("=", 1)[1] for o in overrides if o.startswith("export_to=")]
+    cfg = compose_config(config_name, [o for o in overrides if not o.startswith("export_to=")])
+    print(f"wrote {export(cfg, target[0] if target else Path(cfg.out_dir) / 'world_model')}")
+    return 0

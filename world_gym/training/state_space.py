@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from world_gym.codecs.vae import LatentCodec
 from world_gym.samplers import NoiseSchedule, SamplerConfig
-from world_gym.training.common import CsvLog, compose
+from world_gym.training.common import CsvLog
 from world_gym.training.train_codec import load_codec
 from world_gym.training.train_dynamics import action_spec
 from world_gym.world_model import WorldModel, WorldModelConfig
@@ -93,19 +93,3 @@ def save_state_space_model(cfg: DictConfig, target: str | Path, name: str, backb
                   "train_config": OmegaConf.to_container(cfg, resolve=True)},
     )
     return WorldModel(wm_config, backbone=backbone, codec=codec).save_pretrained(target)
-
-
-def export_main(config_name: str, export: Callable[[DictConfig, Path | str], Path], overrides: list[str],
-                compose_config: Callable[[str, list[str]], DictConfig] = compose) -> int:
-    """``world-gym train *-export [export_to=DIR] [overrides]``: ``export`` to DIR (default ``out_dir/world_model``).
-
-    Args:
-        config_name: the Hydra config.
-        export: writes the world model of a config to a directory.
-        overrides: Hydra overrides, with ``export_to=DIR`` among them or not.
-        compose_config: composes a config (default: from the package's configs).
-    """
-    target = [o.split("=", 1)[1] for o in overrides if o.startswith("export_to=")]
-    cfg = compose_config(config_name, [o for o in overrides if not o.startswith("export_to=")])
-    print(f"wrote {export(cfg, target[0] if target else Path(cfg.out_dir) / 'world_model')}")
-    return 0

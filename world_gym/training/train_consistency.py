@@ -37,7 +37,7 @@ from world_gym.samplers.consistency import (
     clean_regression_loss,
     consistency_distillation_loss,
 )
-from world_gym.training.common import EMA, CsvLog, compose, learning_rate, load_checkpoint, save_checkpoint, save_config
+from world_gym.training.common import EMA, CsvLog, compose, learning_rate, load_checkpoint, save_checkpoint, save_config, export_main
 from world_gym.training.common import training_device
 from world_gym.training.train_dynamics import ClipSampler as ClipBatches
 from world_gym.training.train_dynamics import motion_weight
@@ -235,11 +235,7 @@ def main_tokens(overrides: list[str]) -> int:
 
 
 def main_export(overrides: list[str]) -> int:
-    target = [o.split("=", 1)[1] for o in overrides if o.startswith("export_to=")]
-    cfg = compose("train_consistency", [o for o in overrides if not o.startswith("export_to=")])
-    path = export_world_model(cfg, target[0] if target else Path(cfg.out_dir) / "world_model")
-    print(f"wrote {path}")
-    return 0
+    return export_main("train_consistency", export_world_model, overrides)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from world_gym.action_spec import ActionSpec
 from world_gym.samplers.diffusion import NoiseSchedule, SamplerConfig, diffusion_loss
 from world_gym.backbones.irasim import IRASim, IRASimConfig
 from world_gym.envs.pusht.pose_codec import POSE_CODEC_FILE
-from world_gym.training.common import EMA, CsvLog, compose, load_checkpoint, save_checkpoint, save_config
+from world_gym.training.common import EMA, CsvLog, compose, load_checkpoint, save_checkpoint, save_config, export_main
 from world_gym.training.common import learning_rate, training_device  # noqa: F401  (re-exported)
 from world_gym.training.train_codec import load_codec
 from world_gym.world_model import WorldModel, WorldModelConfig
@@ -349,11 +349,7 @@ def main(overrides: list[str] | None = None) -> int:
 
 
 def main_export(overrides: list[str]) -> int:
-    target = [o.split("=", 1)[1] for o in overrides if o.startswith("export_to=")]
-    cfg = compose("train_dynamics", [o for o in overrides if not o.startswith("export_to=")])
-    path = export_world_model(cfg, target[0] if target else Path(cfg.out_dir) / "world_model")
-    print(f"wrote {path}")
-    return 0
+    return export_main("train_dynamics", export_world_model, overrides)
 
 
 def main_shards(overrides: list[str]) -> int:

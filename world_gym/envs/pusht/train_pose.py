@@ -46,10 +46,9 @@ from world_gym.envs.pusht.pose_state import (
     wrap_angle,
 )
 from world_gym.envs.pusht.sprite_renderer import SpriteRenderer, SpriteRendererConfig
-from world_gym.training.common import CsvLog, compose, load_checkpoint, save_checkpoint, save_config
+from world_gym.training.common import CsvLog, compose, export_main, load_checkpoint, save_checkpoint, save_config
 from world_gym.data.episodes import clip_starts, load_episodes, load_training_episodes
 from world_gym.training.state_space import (
-    export_main,
     load_latents,
     object_weight,
     save_state_space_model,
