@@ -169,7 +169,5 @@ class WorldModelEnv(gym.Env[np.ndarray, np.ndarray]):
         """End the env (and the reward head's connections, if it has any): later ``step`` and
         ``reset`` calls raise ``RuntimeError``."""
         self._closed = True
-        close_head = getattr(self.reward_head, "close", None)
-        if callable(close_head):
-            close_head()
+        self.reward_head.close()
         super().close()

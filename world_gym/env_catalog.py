@@ -97,17 +97,22 @@ CATALOG: tuple[CatalogEntry, ...] = (
 
 def register_ids() -> None:
     """Register every catalogued id with Gymnasium (skipping ids already registered)."""
+    for entry in CATALOG:
+        register_gym_id(entry.env_id, entry.family)
+
+
+def register_gym_id(env_id: str, family: str) -> None:
+    """Register ``env_id`` with Gymnasium as family ``family``'s env, single and vector (unless it is already)."""
     import gymnasium as gym
 
-    for entry in CATALOG:
-        if entry.env_id in gym.registry:
-            continue
-        gym.register(
-            id=entry.env_id,
-            entry_point="world_gym.env:WorldModelEnv",
-            vector_entry_point="world_gym.vector_env:WorldModelVectorEnv",
-            kwargs={"family": entry.family},
-        )
+    if env_id in gym.registry:
+        return
+    gym.register(
+        id=env_id,
+        entry_point="world_gym.env:WorldModelEnv",
+        vector_entry_point="world_gym.vector_env:WorldModelVectorEnv",
+        kwargs={"family": family},
+    )
 
 
 def load_family(name: str) -> bool:

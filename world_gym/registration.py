@@ -19,11 +19,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from world_gym.env_catalog import load_family
+from world_gym.env_catalog import load_family, register_gym_id
 from world_gym.initial_states import InitialStateSource
 from world_gym.registry import Registry
 from world_gym.reward_models import RewardHead, make_reward_head
 from world_gym.samplers import SAMPLERS
+from world_gym.validation import check_count
 from world_gym.world_model import WorldModel
 
 
@@ -76,14 +77,7 @@ FAMILIES: Registry[EnvFamily] = Registry("env family", "world_gym.env_families")
 def register_family(family: EnvFamily) -> None:
     """Register ``family`` and its Gymnasium id (single and vector entry points)."""
     FAMILIES.register(family.name, family)
-    if family.env_id in gym.registry:
-        return
-    gym.register(
-        id=family.env_id,
-        entry_point="world_gym.env:WorldModelEnv",
-        vector_entry_point="world_gym.vector_env:WorldModelVectorEnv",
-        kwargs={"family": family.name},
-    )
+    register_gym_id(family.env_id, family.name)
 
 
 def get_family(name: str) -> EnvFamily:
@@ -116,17 +110,6 @@ class EnvParts:
     num_inference_steps: int | None
     sampler: str | None
     report_timing: bool
-
-
-def check_count(name: str, value: Any, minimum: int = 1) -> int | None:
-    """``value`` as an int if it is None or an integer (not a bool) ``>= minimum``; else ``ValueError`` naming ``name``."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {minimum} (or None for the default), got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def build_env_parts(

@@ -9,8 +9,9 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from world_gym.registration import build_env_parts, check_count
+from world_gym.registration import build_env_parts
 from world_gym.simulator import ImaginedEpisodes, resolve_start
+from world_gym.validation import check_count
 
 
 class WorldModelVectorEnv(VectorEnv):
@@ -163,9 +164,7 @@ class WorldModelVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         """Close the reward head's connections, if it has any (``close`` then marks the env closed)."""
-        close_head = getattr(self.parts.reward_head, "close", None)
-        if callable(close_head):
-            close_head()
+        self.parts.reward_head.close()
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         if self.render_mode == "rgb_array":

@@ -27,6 +27,7 @@ from world_gym.model_files import (  # noqa: F401  (re-exported: the loader's pu
     resolve_model_dir,
 )
 from world_gym.samplers import SAMPLERS, ClipPlan, NoiseSchedule, SamplerConfig, make_sampler
+from world_gym.validation import check_count
 
 #: Keys every ``config.json`` must have (the others have defaults).
 REQUIRED_CONFIG_KEYS = ("backbone_config", "codec", "action", "frame_size")
@@ -299,13 +300,8 @@ class WorldModel(nn.Module):
                 sample this model (e.g. a scheduler without the model's ``prediction_type``); the
                 message lists the samplers that can.
         """
-        if num_inference_steps is not None and (
-            isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, (int, np.integer))
-            or num_inference_steps < 1
-        ):
-            raise ValueError(f"num_inference_steps must be an integer >= 1 (or None for the model's "
-                             f"{self.config.sampler.num_inference_steps}), got {num_inference_steps!r}")
-        steps = int(num_inference_steps) if num_inference_steps is not None else self.config.sampler.num_inference_steps
+        steps = check_count("num_inference_steps", num_inference_steps)
+        steps = self.config.sampler.num_inference_steps if steps is None else steps
         name = sampler if sampler is not None else self.config.sampler.name
         if not isinstance(name, str) or name not in SAMPLERS:
             raise ValueError(f"unknown sampler {name!r}; choose one of {SAMPLERS.names()}")

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from world_gym.validation import check_count
 from world_gym.world_model import WorldModel
 
 DECODE_MODES = ("none", "final", "all")
@@ -106,8 +107,7 @@ class ImaginationModel:
 
     def check_horizon(self, horizon: int) -> None:
         """Raise ``ValueError`` when the model cannot roll out ``horizon`` actions."""
-        if not isinstance(horizon, (int, np.integer)) or horizon < 1:
-            raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+        check_count("horizon", horizon, optional=False)
         if self.max_horizon is not None and horizon > self.max_horizon:
             raise ValueError(f"horizon {horizon} is longer than this model can roll out (max_horizon={self.max_horizon})")
 
@@ -155,8 +155,7 @@ class Imagination(ImaginationModel):
             raise TypeError(f"model must be a WorldModel, got {type(model).__name__}")
         for name, value in (("num_inference_steps", num_inference_steps), ("ensemble", ensemble),
                             ("frames_per_pass", frames_per_pass), ("max_horizon", max_horizon)):
-            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
+            check_count(name, value)
         self.model = model.eval()
         self.num_inference_steps = num_inference_steps
         self.sampler = sampler

@@ -24,6 +24,7 @@ import torch
 
 from world_gym.planning.imagination import ImaginationModel, Start
 from world_gym.planning.objectives import Objective
+from world_gym.validation import check_count
 
 logger = logging.getLogger(__name__)
 REDUCTIONS = ("final", "sum", "max")
@@ -62,12 +63,6 @@ class PlannerStats:
     history: list[float] = field(default_factory=list)
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 class Planner:
     """Base class: validation, proposal draws, batched scoring and the receding-horizon loop.
 
@@ -101,10 +96,10 @@ class Planner:
                             f"got {type(model).__name__}")
         if not isinstance(objective, Objective):
             raise TypeError(f"objective must be a world_gym.planning.Objective, got {type(objective).__name__}")
-        self.num_samples = _positive_int("num_samples", num_samples)
-        self.horizon = _positive_int("horizon", horizon)
+        self.num_samples = check_count("num_samples", num_samples, optional=False)
+        self.horizon = check_count("horizon", horizon, optional=False)
         model.check_horizon(self.horizon)
-        self.execute = self.horizon if execute is None else _positive_int("execute", execute)
+        self.execute = self.horizon if execute is None else check_count("execute", execute, optional=False)
         if self.execute > self.horizon:
             raise ValueError(f"execute ({self.execute}) must be at most horizon ({self.horizon})")
         if reduce not in REDUCTIONS:
@@ -273,7 +268,7 @@ class _SamplingPlanner(Planner):
     def __init__(self, model: ImaginationModel, objective: Objective, num_samples: int = 64, horizon: int = 8,
                  execute: int | None = None, proposal: Any = None, iterations: int = 3, init_std: float = 0.25,
                  noise_beta: float = 2.0, warm_start: bool = True, **kwargs: Any) -> None:
-        self.iterations = _positive_int("iterations", iterations)
+        self.iterations = check_count("iterations", iterations, optional=False)
         if not init_std > 0:
             raise ValueError(f"init_std must be > 0 (a fraction of the action range), got {init_std!r}")
         if noise_beta < 0:

@@ -58,6 +58,9 @@ class RewardHead(ABC):
         """Move any weights to ``device`` (no-op for heads without weights)."""
         return self
 
+    def close(self) -> None:
+        """Release connections or other resources (no-op for heads without any); the envs call it on ``close``."""
+
 
 class ZeroReward(RewardHead):
     """Reward 0 and never success: the head of an untrained model, or of an env you score elsewhere."""

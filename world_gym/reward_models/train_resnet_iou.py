@@ -1,17 +1,8 @@
-"""Train the ``resnet_iou`` reward head: regress gym-pusht coverage from 96x96 frames.
+"""Training of the ``resnet_iou`` reward head: gym-pusht coverage regressed from 96x96 frames.
 
-Two sources of labelled frames, mixed per batch:
-
-* **Push-T datasets** (LeRobotDataset roots written by the Push-T collector) with columns
-  ``observation.image`` (96, 96, 3) and ``observation.coverage`` (1,). Their coverage is skewed
-  toward 0 (the block is rarely near the goal), so frames are drawn with weights inversely
-  proportional to the frequency of their coverage bin.
-* **Rendered states**: block poses drawn around the goal at many scales (and uniformly, as
-  gym-pusht's reset does), rendered and labelled by gym-pusht itself. Fresh frames every batch,
-  dense near the 0.95 success boundary, where the head's precision and recall are decided.
-
-Run ``world-gym train-reward-head --help``. The loop checkpoints to ``--out`` and resumes from it;
-``--export`` writes the fp16 safetensors that :class:`ResNetIoUReward` loads.
+What it trains on and how to run it: ``world-gym train-reward-head --help``
+(:data:`world_gym.commands.train_reward_head.DESCRIPTION`). The loop checkpoints to ``--out`` and
+resumes from it; ``--export`` writes the fp16 safetensors that :class:`ResNetIoUReward` loads.
 """
 
 from __future__ import annotations

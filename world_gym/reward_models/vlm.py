@@ -50,6 +50,7 @@ import httpx
 import numpy as np
 
 from world_gym.reward_models.base import RewardContext, RewardHead, RewardOutput
+from world_gym.validation import check_count
 
 DEFAULT_PROMPT = (
     "You are a strict judge of robot task completion. The task is: {task}\n"
@@ -216,8 +217,7 @@ class VLMReward(RewardHead):
         for name, value, low in (("n_samples", n_samples, 1), ("max_tokens", max_tokens, 1),
                                  ("max_workers", max_workers, 1), ("context_frames", context_frames, 0),
                                  ("max_retries", max_retries, 0), ("cache_size", cache_size, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_count(name, value, low, optional=False)
         for name, value, positive in (("timeout", timeout, True), ("backoff", backoff, False),
                                       ("temperature", temperature, False)):
             bad = isinstance(value, bool) or not isinstance(value, (int, float, np.number))
