@@ -92,6 +92,10 @@ class ModelRollout:
             self.model.codec.to(dtype)
         if args.decoder is not None:
             self.model.codec.decoder = args.decoder
+        if args.block_gate is not None:
+            if not hasattr(self.model.codec, "block_gate"):
+                raise SystemExit(f"--block-gate needs a pose codec; {path} has a {type(self.model.codec).__name__}")
+            self.model.codec.block_gate = args.block_gate == "on"
         self.name = Path(path).name or str(path)
         self.history = self.model.history
         self.batch_size, self.steps, self.sampler = args.batch_size, args.steps, args.sampler
@@ -410,6 +414,94 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def family_episodes(data: EpisodeArrays, episodes: list[np.ndarray], names: str = "",
+                    per_family: int | None = None) -> dict[str, list[np.ndarray]]:
+    """``episodes`` grouped by behaviour family (the ``behavior`` column), in code order; only the
+    families named in ``names`` (comma separated, all when empty), the first ``per_family`` of each."""
+    from world_gym.envs.pusht.behaviours import family_name
+
+    codes = np.asarray(data.extras["behavior"]).reshape(-1)
+    groups: dict[str, list[np.ndarray]] = {}
+    for rows in sorted(episodes, key=lambda r: int(codes[r[0]])):
+        groups.setdefault(family_name(codes[rows[0]]), []).append(rows)
+    wanted = [n for n in names.split(",") if n]
+    if set(wanted) - set(groups):
+        missing = sorted(set(wanted) - set(groups))
+        raise SystemExit(f"no episodes of families {missing} in the data; present: {sorted(groups)}")
+    return {n: eps[:per_family] for n, eps in groups.items() if not wanted or n in wanted}
+
+
+def run_families(data: EpisodeArrays, methods: list[Any], args: argparse.Namespace, episodes: list[np.ndarray]
+                 ) -> dict[str, Any]:
+    """Short and long protocols per behaviour family, and the untouched-block drift of the
+    ``--drift-family`` episodes: whole rollouts of up to ``--drift-steps`` steps, scored at the last
+    frame (block centre error in workspace pixels, :func:`~world_gym.envs.pusht.metrics.block_centre_error`:
+    pixels near the agent not counted; block IoU) and by the largest centre error on the way; a frame
+    that shows no block has no centre (``nan``) and IoU 0."""
+    groups = family_episodes(data, episodes, args.families, args.family_episodes)
+    long_args = argparse.Namespace(**{**vars(args), "long_horizon": args.long_horizon or 150})
+    out: dict[str, Any] = {"families": {}, "long_horizon": long_args.long_horizon}
+    for name, eps in groups.items():
+        long_eps = [rows for rows in eps if len(rows) - 1 >= long_args.long_horizon]
+        out["families"][name] = {
+            "episodes": len(eps), "long_episodes": len(long_eps),
+            "short": run_short(data, methods, args, eps),
+            "long": run_long(data, methods, long_args, long_eps, 0)[0] if long_eps else {},
+        }
+    fams = out["families"].values()
+    out["mean_over_families"] = {  # each family weighs the same, whatever its episodes
+        m.name: {p: {k: float(np.mean([f[p][m.name][k] for f in fams if m.name in f[p] and k in f[p][m.name]]))
+                     for k in FRAME_METRICS if any(k in f[p].get(m.name, {}) for f in fams)}
+                 for p in ("short", "long")} for m in methods}
+    drift_eps = groups.get(args.drift_family, []) if args.drift_family else []
+    if drift_eps:
+        drift_args = argparse.Namespace(**{**vars(args), "long_horizon": args.drift_steps})
+        _, truth, kept = run_long(data, methods, drift_args, drift_eps, len(drift_eps))
+        scale = metrics.PUSHT_WORKSPACE / truth[0].shape[-2]
+        out["drift"] = {"family": args.drift_family, "episodes": len(drift_eps),
+                        "steps": [len(t) - 1 for t in truth], "methods": {}}
+        for name, preds in kept.items():
+            centre = [scale * metrics.block_centre_error(p, t[1:]) for p, t in zip(preds, truth)]
+            last_iou = [float(metrics.block_iou(p[-1], t[-1])) for p, t in zip(preds, truth)]
+            out["drift"]["methods"][name] = {
+                "centre_drift_last": [float(c[-1]) for c in centre],
+                "centre_drift_max": [float(np.nanmax(c)) if np.isfinite(c).any() else math.nan for c in centre],
+                "block_iou_last": last_iou}
+    return out
+
+
+def format_family_tables(report: dict[str, Any]) -> str:
+    """Markdown tables of :func:`run_families`: per family and method, then the drift."""
+    def f(a: dict, b: dict, key: str, fmt: str) -> str:
+        return " / ".join("-" if v is None or math.isnan(v) else format(v, fmt) for v in (a.get(key), b.get(key)))
+
+    h = report["long_horizon"]
+    lines = [f"| family | episodes | method | PSNR 15 / {h} | block IoU 15 / {h} | agent err 15 / {h} |",
+             "| --- | ---: | --- | ---: | ---: | ---: |"]
+    rows = [(family, res["episodes"], method, short, res["long"].get(method, {}))
+            for family, res in report["families"].items() for method, short in res["short"].items()]
+    rows += [("mean over families", sum(r["episodes"] for r in report["families"].values()), method, m["short"],
+              m["long"]) for method, m in report["mean_over_families"].items()]
+    for family, episodes, method, short, long in rows:
+        lines.append(f"| {family} | {episodes} | {method} | {f(short, long, 'psnr', '.2f')} | "
+                     f"{f(short, long, 'block_iou', '.3f')} | {f(short, long, 'agent_error', '.1f')} |")
+    if "drift" in report:
+        d = report["drift"]
+        lines += ["", f"untouched block ({d['family']}, {d['episodes']} episodes, "
+                  f"{min(d['steps'])}-{max(d['steps'])} steps; block centre error in px of 512)", "",
+                  "| method | centre drift at the last frame: mean / max | largest on the way "
+                  "| block IoU at the last frame: mean / min | block lost at the last frame |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for method, m in d["methods"].items():
+            drift, iou = np.array(m["centre_drift_last"]), m["block_iou_last"]
+            seen, largest = drift[~np.isnan(drift)], np.array(m["centre_drift_max"])
+            mean, worst = (f"{seen.mean():.2f}", f"{seen.max():.2f}") if len(seen) else ("-", "-")
+            largest = f"{np.nanmax(largest):.2f}" if np.isfinite(largest).any() else "-"
+            lines.append(f"| {method} | {mean} / {worst} | {largest} | {np.mean(iou):.3f} / {np.min(iou):.3f} | "
+                         f"{int(np.isnan(drift).sum())} of {len(drift)} |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/pusht/heldout", help="held-out LeRobotDataset root")
@@ -430,6 +522,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--random-horizon", type=int, default=100, help="random protocol: steps per rollout")
     parser.add_argument("--random-video", default=None,
                         help="write ground truth | models for the random protocol")
+    parser.add_argument("--by-family", action="store_true",
+                        help="short and long protocols per behaviour family (the dataset's behavior column) "
+                             "instead of over all episodes, and the untouched-block drift of --drift-family")
+    parser.add_argument("--families", default="", help="--by-family: only these families (comma separated)")
+    parser.add_argument("--family-episodes", type=int, default=None,
+                        help="--by-family: the first N episodes of each family")
+    parser.add_argument("--drift-family", default="near_miss",
+                        help="--by-family: family whose block never moves, for the drift ('' to skip)")
+    parser.add_argument("--drift-steps", type=int, default=300,
+                        help="--by-family: steps of the drift rollouts")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the model's)")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="roll out as an env with this chunk_size steps (default: all actions in one call)")
@@ -454,6 +556,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--decoder", default=None, choices=["fast", "vae", "render"],
                         help="decoder (default: a pose codec's sprite renderer if it has one, else the fast "
                         "decoder if there is one, else the VAE)")
+    parser.add_argument("--block-gate", choices=["on", "off"], default=None,
+                        help="a pose codec's untouched-block gate (default: the model's setting)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
     parser.add_argument("--video", default=None, help="write ground truth | models side by side (.mp4/.gif)")
@@ -471,7 +575,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     protocols = args.protocols.split(",")
-    data = load_episodes(args.data, ("episode_seed",) if "random" in protocols else ())
+    columns = (("episode_seed",) if "random" in protocols else ()) + (("behavior",) if args.by_family else ())
+    data = load_episodes(args.data, columns)
     episodes = data.episode_rows()[: args.episodes]
     models = [ModelRollout(p, args) for p in args.model]
     methods: list[Any] = [CopyFirstFrame(models[0].model if models else None)]
@@ -489,6 +594,14 @@ def main(argv: list[str] | None = None) -> dict:
                         "decoders": {m.name: m.model.codec.decoder for m in models},
                         "passes": {m.name: {"frames_per_pass": m.model.frames_per_pass,
                                             "clip_padding": m.model.config.clip_padding} for m in models}}
+    if args.block_gate is not None:
+        report["block_gate"] = args.block_gate
+    if args.by_family:
+        report["by_family"] = run_families(data, methods, args, episodes)
+        print()
+        print(format_family_tables(report["by_family"]))
+        print(json.dumps(report))
+        return report
     if "short" in protocols:
         res = timed(models, lambda: run_short(data, methods, args, episodes))
         report["short"] = {"horizon": args.horizon, "windows_per_episode": args.windows, "methods": res}

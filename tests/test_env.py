@@ -186,3 +186,16 @@ def test_pusht_world_model_envs_score_their_frames_with_the_network_not_the_re_r
     # the family's defaults are the family head's: another head gets none of them
     head = gym.make("IRASim-PushT-v0", model=tiny, reward_model="goal_mse", device="cpu").unwrapped.reward_head
     assert not hasattr(head, "render_fit")
+
+
+def test_ensemble_is_a_make_argument():
+    from world_gym.assets import bundled_model_path
+
+    tiny = str(bundled_model_path("tiny-pusht"))
+    env = gym.make("IRASim-PushT-v0", model=tiny, ensemble=2, frames_per_pass=4, device="cpu")
+    assert env.unwrapped.model.config.sampler.ensemble == 2 and env.unwrapped.model.config.frames_per_pass == 4
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="ensemble"):
+            gym.make("IRASim-PushT-v0", model=tiny, ensemble=bad, device="cpu")

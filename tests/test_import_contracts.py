@@ -29,6 +29,7 @@ CORE = (
     "world_gym.registration",
     "world_gym.registry",
     "world_gym.simulator",
+    "world_gym.start_encodings",
     "world_gym.vector_env",
     "world_gym.video",
     "world_gym.world_model",
@@ -66,10 +67,12 @@ TASK = (
     "world_gym.policies.zoo",
     "world_gym.policies.train_zoo",
     "world_gym.policies.cnn_bc",
+    "world_gym.policies.pusht_state_bc",
 )
 
 #: The pipelines and front ends on top: trainers, the evaluation harness, the CLI, teleop.
-UPPER = ("world_gym.training", "world_gym.evaluation", "world_gym.commands", "world_gym.cli", "world_gym.teleop")
+UPPER = ("world_gym.training", "world_gym.evaluation", "world_gym.commands", "world_gym.cli", "world_gym.teleop",
+         "world_gym.learning")
 #: Parts they build on, which must not import them back (a part's own trainer, ``train_*``, may).
 LOWER = ("world_gym.data", "world_gym.reward_models", "world_gym.policies", "world_gym.backbones",
          "world_gym.codecs", "world_gym.samplers")

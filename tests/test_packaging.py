@@ -50,6 +50,24 @@ def test_bundled_tiny_model_is_small_and_safetensors():
     assert "world_gym" in sys.modules
 
 
+def test_every_file_of_the_shipped_models_is_package_data():
+    """The wheel carries each shipped model's whole directory (``start_encodings.safetensors`` too)."""
+    import tomllib
+    from pathlib import Path
+
+    from world_gym.assets import bundled_model_path, shipped_models
+
+    root = Path(__file__).parents[1]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    globs = setuptools["package-data"]["world_gym.assets"]
+    assets = root / "world_gym" / "assets"
+    for name in shipped_models():
+        for file in bundled_model_path(name).iterdir():
+            relative = file.relative_to(assets)
+            assert any(relative.match(g.removeprefix("**/")) for g in globs), f"{relative} is not package data"
+    assert (bundled_model_path("pusht-irasim-pose") / "start_encodings.safetensors").stat().st_size < 16 * 2**10
+
+
 def test_default_pusht_model_is_the_trained_one_and_follows_actions():
     """The shipped model moves the agent towards the commanded target: from one start frame,
     targets to the left and to the right of the agent leave it on those sides."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,14 @@ def write_tiny_dataset(root: Path, episodes: int = 3, length: int = 12, size: in
     })
     # shuffled rows: the reader must restore episode / frame order
     pq.write_table(table.take(np.random.default_rng(1).permutation(len(table))), path)
+    # the metadata a reader checks the data against (LeRobot's meta/info.json and meta/episodes)
+    meta = root / "meta" / "episodes" / "chunk-000"
+    meta.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"episode_index": pa.array(range(episodes), type=pa.int64()),
+                             "length": pa.array([length] * episodes, type=pa.int64())}), meta / "file-000.parquet")
+    info = {"total_episodes": episodes, "total_frames": episodes * length,
+            "features": {"observation.image": {"dtype": "image", "shape": [size, size, 3]}}}
+    (root / "meta" / "info.json").write_text(json.dumps(info))
     return root
 
 

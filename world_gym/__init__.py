@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from world_gym.world_model import WorldModel, WorldModelConfig
     from world_gym.wrappers import ChunkedAction
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS: dict[str, str] = {
     "ActionSpec": "world_gym.action_spec",

@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("world_gym.commands.train", "train a world model, stage by stage (Hydra configs)"),
     "train-reward-head": ("world_gym.commands.train_reward_head", "train the resnet_iou Push-T coverage head"),
     "zoo": ("world_gym.commands.zoo", "train the Push-T policy zoo (BC checkpoints, expert replays)"),
+    "start-encodings": ("world_gym.commands.start_encodings",
+                        "precompute a model's encodings of an env's start frames (faster resets)"),
     "convert-irasim": ("world_gym.commands.convert_irasim",
                        "convert an official IRASim checkpoint to a world-model directory"),
 }

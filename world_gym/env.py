@@ -47,7 +47,13 @@ class WorldModelEnv(gym.Env[np.ndarray, np.ndarray]):
     ``reset(seed=..., options=...)`` with options ``initial_frame`` (``(H, W, 3)`` uint8),
     ``episode`` (index into the family's initial-state source), ``goal_image`` and ``task``;
     without options a start state is drawn from the initial-state source with ``self.np_random``.
-    The same seed and options give the same frames on CPU.
+    The same seed and options give the same frames on CPU. The env keeps the encodings of the last
+    256 start frames it reset from (:class:`~world_gym.simulator.EncodingCache`), so a reset from a
+    start frame seen before skips the codec (a Push-T pose codec's reading takes about 0.2 s on one
+    CPU thread) and starts from the very latents it started from then. A model directory may ship the
+    encodings of its env's start frames (``start_encodings.safetensors``,
+    :mod:`world_gym.start_encodings`; the shipped Push-T pose models do for the 64 shipped starts), so
+    even the first reset from one of them encodes nothing.
 
     ## Episode End
 

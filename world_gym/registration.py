@@ -129,6 +129,7 @@ def build_env_parts(
     sampler: str | None = None,
     frames_per_pass: int | None = None,
     clip_padding: str | None = None,
+    ensemble: int | None = None,
     report_timing: bool = False,
     **family_kwargs: Any,
 ) -> EnvParts:
@@ -179,7 +180,7 @@ def build_env_parts(
         wm.codec.to(codec_dtype)
     if decoder is not None:
         wm.codec.decoder = decoder
-    wm.set_passes(frames_per_pass, clip_padding)
+    wm.set_passes(frames_per_pass, clip_padding, ensemble)
     wm.eval()
     chunk = chunk_size or (fam.chunk_size if fam and fam.chunk_size else None) or wm.config.chunk_size
     if max_episode_frames is None and fam is not None:

@@ -9,8 +9,9 @@ one episode, :class:`~world_gym.vector_env.WorldModelVectorEnv` of N.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -18,8 +19,10 @@ import torch
 from world_gym.initial_states import InitialStateSource
 from world_gym.registration import EnvParts
 from world_gym.reward_models import RewardContext
+from world_gym.start_encodings import frame_digest, usable_start_encodings
 
 RESET_OPTIONS = ("initial_frame", "episode", "goal_image", "task")
+START_CACHE_SIZE = 256  # start-frame encodings an env keeps (a Push-T pose token is 24 bytes, a 4x24x24 latent 9 KiB)
 
 
 @dataclass
@@ -104,10 +107,82 @@ def resolve_start(
     return StartState(frame=frame, goal_image=goal, task=options.get("task", default_task), info=info)
 
 
-class ImaginedEpisodes:
-    """State and stepping of ``num_envs`` episodes inside one world model."""
+class EncodingCache:
+    """A bounded least-recently-used map from a frame's bytes to its encoding.
 
-    def __init__(self, parts: EnvParts, num_envs: int) -> None:
+    Encoding a start frame can be the costliest part of ``reset`` (a pose codec refines the pose it
+    reads with 100 gradient steps through its decoder, about 0.2 s on one CPU thread), and episodes
+    start again and again from the same few frames. Encodings are deterministic, so a frame seen
+    before gets the very tensor it got then; only frames not in the cache are encoded, in one batch.
+    Pinned encodings (:meth:`pin`: precomputed ones, :mod:`world_gym.start_encodings`) are never evicted.
+
+    Args:
+        encode: uint8 frames ``(N, H, W, 3)`` -> latents ``(N, ...)``.
+        max_size: frames kept (the least recently used go first); 0 keeps none.
+
+    >>> calls = []
+    >>> cache = EncodingCache(lambda f: calls.append(len(f)) or torch.as_tensor(f[:, 0, 0, :1], dtype=torch.float32), 2)
+    >>> frames = np.arange(3, dtype=np.uint8)[:, None, None, None].repeat(3, -1)
+    >>> cache(frames).flatten().tolist(), cache(frames[:1]).flatten().tolist(), calls, len(cache)
+    ([0.0, 1.0, 2.0], [0.0], [3, 1], 2)
+    """
+
+    def __init__(self, encode: Callable[[np.ndarray], torch.Tensor], max_size: int = START_CACHE_SIZE) -> None:
+        if max_size < 0:
+            raise ValueError(f"max_size must be >= 0, got {max_size}")
+        self.encode = encode
+        self.max_size = max_size
+        self._store: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self._pinned: dict[bytes, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._store) + len(self._pinned)
+
+    def clear(self) -> None:
+        """Forget every encoding, pinned ones too (after the model's weights change)."""
+        self._store.clear()
+        self._pinned.clear()
+
+    def pin(self, entries: dict[bytes, torch.Tensor]) -> None:
+        """Add encodings keyed by :meth:`key` that stay, whatever is evicted (they must be exactly
+        what ``encode`` gives for their frames)."""
+        self._pinned.update(entries)
+
+    @staticmethod
+    def key(frame: np.ndarray) -> bytes:
+        """The cache key of one frame: a digest of its shape, dtype and bytes
+        (:func:`~world_gym.start_encodings.frame_digest`)."""
+        return frame_digest(frame)
+
+    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+        """Latents of ``frames`` ``(N, H, W, 3)``: cached ones as they were, the others encoded now."""
+        if self.max_size == 0:
+            return self.encode(frames)
+        keys = [self.key(frame) for frame in frames]
+        found = {k: self._pinned[k] if k in self._pinned else self._store[k]
+                 for k in keys if k in self._pinned or k in self._store}
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            first = {k: keys.index(k) for k in missing}
+            for k, latent in zip(missing, self.encode(frames[[first[k] for k in missing]])):
+                found[k] = self._store[k] = latent.clone()
+        for k in keys:
+            if k in self._store:
+                self._store.move_to_end(k)
+        while len(self._store) > self.max_size:
+            self._store.popitem(last=False)
+        return torch.stack([found[k] for k in keys])
+
+
+class ImaginedEpisodes:
+    """State and stepping of ``num_envs`` episodes inside one world model.
+
+    Start frames are encoded through an :class:`EncodingCache` of ``start_cache_size`` frames
+    (0: none), so resetting from a frame seen before costs no encoding; the model's precomputed
+    start encodings (:mod:`world_gym.start_encodings`) are pinned in it when its codec still gives them.
+    """
+
+    def __init__(self, parts: EnvParts, num_envs: int, start_cache_size: int = START_CACHE_SIZE) -> None:
         self.parts = parts
         self.model = model = parts.model
         self.num_envs = num_envs
@@ -123,13 +198,16 @@ class ImaginedEpisodes:
         self.tasks: list[str | None] = [parts.task] * num_envs
         self.elapsed = np.zeros(num_envs, np.int64)
         self.generators = [torch.Generator().manual_seed(i) for i in range(num_envs)]
+        self.start_encodings = EncodingCache(model.encode, start_cache_size)
+        if start_cache_size > 0:
+            self.start_encodings.pin(usable_start_encodings(model))
 
     def reset(self, indices: np.ndarray, starts: list[StartState], noise_seeds: list[int]) -> None:
         """Start episodes ``indices`` from ``starts`` (one batched encode; none is a no-op)."""
         if len(starts) == 0:
             return
         frames = np.stack([s.frame for s in starts])
-        latents = self.model.encode(frames)
+        latents = self.start_encodings(frames)
         idx = torch.as_tensor(indices, device=self.model.device)
         self.context[idx] = latents[:, None].expand(-1, self.model.history, -1, -1, -1)
         self.context_actions[idx] = 0
@@ -164,7 +242,7 @@ class ImaginedEpisodes:
         goals = self.goal_images[indices] if self.has_goal[indices].all() else None
         context = RewardContext(
             previous_frames=self.last_frames[indices], goal_images=goals,
-            task=[self.tasks[i] for i in indices], encode=model.encode,
+            task=[self.tasks[i] for i in indices], encode=model.encode, latents=latents, codec=model.codec,
         )
         scored = parts.reward_head(frames, context)
         t3 = time.perf_counter()

@@ -18,9 +18,12 @@ from world_gym.backbones import BACKBONES, BackboneFactory, register_backbone  #
 from world_gym.codecs import FastDecoder, LatentCodec, codec_from_config  # noqa: F401  (codec_from_config: re-exported)
 from world_gym.model_files import (  # noqa: F401  (re-exported: the loader's public names)
     CONFIG_NAME,
+    START_ENCODINGS_NAME,
     WEIGHTS_NAME,
+    StartEncodings,
     check_finite_latents,
     check_finite_weights,
+    load_start_encodings,
     load_state_dict_strict,
     read_json,
     read_weights,
@@ -149,6 +152,8 @@ class WorldModel(nn.Module):
         self.config = config
         self.backbone = backbone
         self.codec = codec if codec is not None else codec_from_config(config.codec)
+        #: precomputed start-frame encodings (:mod:`world_gym.start_encodings`), read by from_pretrained
+        self.start_encodings: StartEncodings | None = None
         if self.max_new_frames < 1:
             raise ValueError(
                 f"backbone num_frames={self.backbone.config.num_frames} leaves no frame after history={config.history}"
@@ -196,10 +201,14 @@ class WorldModel(nn.Module):
         """Frames kept from each diffusion pass (``config.frames_per_pass``, at most :attr:`max_new_frames`)."""
         return min(self.config.frames_per_pass or self.max_new_frames, self.max_new_frames)
 
-    def set_passes(self, frames_per_pass: int | None = None, clip_padding: str | None = None) -> None:
-        """Override ``config.frames_per_pass`` and ``config.clip_padding`` (None leaves one as it is;
-        ``clip_padding="none"`` turns the padding off), validated as the config validates them."""
+    def set_passes(self, frames_per_pass: int | None = None, clip_padding: str | None = None,
+                   ensemble: int | None = None) -> None:
+        """Override ``config.frames_per_pass``, ``config.clip_padding`` and ``config.sampler.ensemble``
+        (None leaves one as it is; ``clip_padding="none"`` turns the padding off), validated as the
+        config validates them."""
         changes: dict[str, Any] = {}
+        if ensemble is not None:
+            changes["sampler"] = replace(self.config.sampler, ensemble=check_count("ensemble", ensemble))
         if frames_per_pass is not None:
             changes["frames_per_pass"] = frames_per_pass
         if clip_padding is not None:
@@ -250,6 +259,13 @@ class WorldModel(nn.Module):
         A clip sampler (the diffusion schedulers) chains clips in latent space; a backbone that names
         its own sampler (``"deterministic"``) is rolled out by it, whatever ``sampler`` says.
 
+        A codec may constrain what the sampler imagines: when its ``rollout_constraint`` attribute is
+        a callable ``(previous, new) -> new`` (previous: the ``(B, h, ...)`` latents before ``new``), the
+        rollout runs one diffusion pass at a time (one frame at a time for a backbone's own sampler),
+        each pass's latents go through it, and the next pass is conditioned on what it returned (the
+        Push-T pose codec holds a block that the agent does not touch still). Without one, or with
+        it None, the sampler runs all actions in one call.
+
         Args:
             context: ``(B, h, C, h_l, w_l)`` conditioning latents, ``h = config.history``.
             context_actions: ``(B, h, A)`` normalised actions that produced the context frames.
@@ -273,9 +289,19 @@ class WorldModel(nn.Module):
         plan = ClipPlan(history=self.history, frames_per_pass=self.frames_per_pass,
                         max_new_frames=self.max_new_frames, clip_padding=self.config.clip_padding,
                         ensemble=self.config.sampler.ensemble)
-        latents = sampler_.rollout(self.backbone, context, context_actions, context_mask, actions, plan, steps,
-                                   generator)
-        return check_finite_latents(latents)
+        constraint = getattr(self.codec, "rollout_constraint", None)
+        if constraint is None:
+            latents = sampler_.rollout(self.backbone, context, context_actions, context_mask, actions, plan, steps,
+                                       generator)
+            return check_finite_latents(latents)
+        passes, per_pass = [], 1 if own is not None else plan.frames_per_pass
+        for start in range(0, actions.shape[1], per_pass):
+            acts = actions[:, start : start + per_pass]
+            new = sampler_.rollout(self.backbone, context, context_actions, context_mask, acts, plan, steps, generator)
+            passes.append(constraint(context, new))
+            context, context_actions, context_mask = self.advance_context(
+                context, context_actions, context_mask, passes[-1], acts)
+        return check_finite_latents(torch.cat(passes, dim=1))
 
     def _backbone_sampler(self) -> str | None:
         """The sampler the backbone names for itself (``sampler`` attribute; ``deterministic = True``
@@ -411,7 +437,8 @@ class WorldModel(nn.Module):
         return tuple(self.backbone.config.latent_size)  # type: ignore[return-value]
 
     def save_pretrained(self, directory: str | os.PathLike, backbone_dtype: torch.dtype | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (no pickle) into ``directory``.
+        """Write ``config.json`` and ``model.safetensors`` (no pickle) into ``directory``, and
+        ``start_encodings.safetensors`` when the model has start encodings that its codec still gives.
 
         ``backbone_dtype`` (e.g. ``torch.bfloat16``) stores the backbone's floating-point weights in
         that dtype: half the file for weights that are bf16 already (``world-gym train shards``);
@@ -425,6 +452,8 @@ class WorldModel(nn.Module):
             state = {k: v.to(backbone_dtype) if k.startswith("backbone.") and v.is_floating_point() else v
                      for k, v in state.items()}
         save_file(state, str(path / WEIGHTS_NAME), metadata={"format": "pt", "library": "world_gym"})
+        if self.start_encodings is not None and self.start_encodings.mismatch(self) is None:
+            self.start_encodings.save(path / START_ENCODINGS_NAME)
         return path
 
     @classmethod
@@ -433,6 +462,7 @@ class WorldModel(nn.Module):
         name_or_path: str | os.PathLike,
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
+        start_encodings: bool = True,
     ) -> "WorldModel":
         """Load a world-model directory (or a Hugging Face Hub repo id holding one).
 
@@ -445,11 +475,14 @@ class WorldModel(nn.Module):
                 the Hub (needs network); see :func:`resolve_model_dir`.
             device: where to put the model.
             dtype: backbone dtype (e.g. ``torch.float16`` on GPU); the codec stays float32.
+            start_encodings: read the directory's ``start_encodings.safetensors`` if it has one
+                (:mod:`world_gym.start_encodings`; one computed with another codec is ignored with a
+                warning) into :attr:`start_encodings`.
 
         Raises:
             FileNotFoundError: no such directory, shipped name or file in the directory.
             ValueError: invalid JSON, a config without a required key, truncated or non-finite
-                weights, or weights that do not match the config.
+                weights, weights that do not match the config, or a malformed start-encodings file.
         """
         path = resolve_model_dir(name_or_path)
         config = read_config(path / CONFIG_NAME)
@@ -460,6 +493,8 @@ class WorldModel(nn.Module):
         weights = path / WEIGHTS_NAME
         state = read_weights(weights)
         load_state_dict_strict(model, state, source=str(weights))
+        if start_encodings:
+            model.start_encodings = load_start_encodings(path, model)
         model.eval().to(device)
         if dtype is not None:
             model.backbone.to(dtype)

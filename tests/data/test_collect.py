@@ -55,6 +55,29 @@ def test_plan_is_deterministic_disjoint_and_follows_the_mix() -> None:
         col.plan_episodes("heldout", 10_001, mix)
 
 
+def test_stress_split_plays_each_family_in_turn_on_its_own_seeds() -> None:
+    from world_gym.envs.pusht.behaviours import STRESS_FAMILIES, family_seeds
+
+    assert col.parse_mix("stress") == {name: pytest.approx(1 / 7) for name in STRESS_FAMILIES}
+    assert col.parse_mix("training") == col.parse_mix(col.DEFAULT_MIX)
+    assert col.parse_mix("training=1,stress=1")["near_miss"] == pytest.approx(1 / 14)
+    assert col.parse_mix("sweep,park") == {"sweep": 0.5, "park": 0.5}
+    plan = col.plan_episodes("stress", 16, col.parse_mix("stress"))
+    assert [s.behavior for s in plan[:7]] == list(STRESS_FAMILIES) and plan[7].behavior == "sweep"
+    assert col.plan_episodes("stress", 9, col.parse_mix("stress")) == plan[:9]
+    for name in STRESS_FAMILIES:  # a family's seeds do not depend on the other families of the mix
+        mine = [s.seed for s in plan if s.behavior == name]
+        assert mine == family_seeds(name, len(mine))
+    alone = col.plan_episodes("stress", 2, col.parse_mix("near_miss"))
+    assert [s.seed for s in alone] == family_seeds("near_miss", 2)
+    start, stop = col.SPLITS["stress"]
+    for other, (lo, hi) in col.SPLITS.items():
+        assert other == "stress" or hi <= start or lo >= stop
+    assert all(start <= s.seed < stop and s.noise == 0.0 for s in plan)
+    with pytest.raises(ValueError, match="stress families only"):
+        col.plan_episodes("stress", 2, col.parse_mix("expert=1"))
+
+
 def test_recorded_episode_labels_match_gym_pusht() -> None:
     env = gt.make_pusht_env(max_episode_steps=40)
     episode = col.record_episode(env, col.BEHAVIORS["expert"].make_policy(0.0), col.EpisodeSpec(7, "expert"))

@@ -160,3 +160,51 @@ def test_random_protocol_scores_against_gym_pusht(fidelity, tmp_path: Path, caps
     # --shape: gym-pusht's own (first) frame shows a rigid T; an untrained model's frames do not
     assert methods["copy first frame"]["t_shape"] < 0.15 < methods["tiny-pusht"]["t_shape"]
     assert "T shape err" in out
+
+
+def test_by_family_reports_each_family_and_the_untouched_block_drift(fidelity, tmp_path: Path, capsys) -> None:
+    """--by-family on a tiny stress set collected in gym-pusht: a row per family and method, the mean
+    over families, and the drift of near_miss's untouched block (none for copying the first frame)."""
+    pytest.importorskip("lerobot")
+    import world_gym.data.collect as col
+    from world_gym.assets import bundled_model_path
+
+    root = tmp_path / "stress"
+    col.collect(root, 3, "stress", "near_miss,side_switch,sweep", workers=1, progress=False, max_steps=12)
+    report = fidelity.main(["--data", str(root), "--model", str(bundled_model_path("tiny-pusht")), "--by-family",
+                            "--windows", "2", "--horizon", "4", "--long-horizon", "10", "--drift-steps", "12",
+                            "--steps", "1", "--device", "cpu", "--no-delta", "--no-latent", "--no-reconstruction"])
+    out = capsys.readouterr().out
+    assert "| near_miss | 1 | copy first frame |" in out and "| side_switch | 1 | tiny-pusht |" in out
+    assert "| mean over families | 3 | tiny-pusht |" in out and "untouched block (near_miss, 1 episodes" in out
+    assert json.loads(out.strip().splitlines()[-1]) == json.loads(json.dumps(report))
+    families = report["by_family"]["families"]
+    assert list(families) == ["sweep", "side_switch", "near_miss"]  # in code order
+    for res in families.values():
+        assert res["episodes"] == 1 and set(res["short"]) == set(res["long"]) == {"copy first frame", "tiny-pusht"}
+        assert res["short"]["tiny-pusht"]["sequences"] == 2 and res["long"]["tiny-pusht"]["sequences"] == 1
+    near = families["near_miss"]
+    assert near["short"]["copy first frame"]["block_iou"] > 0.95  # the block never moves in gym-pusht
+    mean = report["by_family"]["mean_over_families"]["copy first frame"]["long"]["block_iou"]
+    assert mean == pytest.approx(np.mean([f["long"]["copy first frame"]["block_iou"] for f in families.values()]))
+    drift = report["by_family"]["drift"]
+    assert drift["episodes"] == 1 and drift["steps"] == [12]
+    copy, tiny = drift["methods"]["copy first frame"], drift["methods"]["tiny-pusht"]
+    assert copy["centre_drift_last"][0] == 0.0 and copy["centre_drift_max"][0] == 0.0
+    assert copy["block_iou_last"][0] > 0.95
+    assert tiny["block_iou_last"][0] < 0.5  # an untrained model does not keep the block
+    with pytest.raises(SystemExit, match="no episodes of families"):
+        fidelity.main(["--data", str(root), "--by-family", "--families", "park", "--device", "cpu"])
+
+
+def test_block_gate_flag_switches_a_pose_codecs_gate_and_needs_one(fidelity, setup) -> None:
+    from world_gym.assets import bundled_model_path
+
+    data, model_dir = setup
+    base = ["--data", str(data), "--device", "cpu", "--no-delta", "--no-latent", "--no-reconstruction"]
+    args = fidelity.parse_args([*base, "--block-gate", "on"])
+    rollout = fidelity.ModelRollout(str(bundled_model_path("pusht-pose-state")), args)
+    assert rollout.model.codec.block_gate is True
+    assert fidelity.parse_args(base).block_gate is None  # the model's own setting
+    with pytest.raises(SystemExit, match="--block-gate needs a pose codec"):
+        fidelity.ModelRollout(str(model_dir), args)

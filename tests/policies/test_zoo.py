@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests folder
 from training_data import write_tiny_dataset  # noqa: E402
 
 from world_gym.cli import main  # noqa: E402
-from world_gym.policies.train_zoo import chunk_targets  # noqa: E402
+from world_gym.data.episodes import chunk_targets  # noqa: E402
 from world_gym.policies.zoo import load_zoo  # noqa: E402
 
 

@@ -4,9 +4,10 @@ An episode is ``env.reset(seed)`` followed by steps of one policy until success 
 gym-pusht's native 10 Hz with 96 x 96 RGB frames (row layout: :mod:`world_gym.data.lerobot_io`).
 
 Seeds: the split fixes the seed range, disjoint by construction (``train`` from 100000 up,
-``heldout`` 0..9999), and episode ``i`` of a split always gets seed ``start + i``, behaviour and noise
-level, so a re-run with the same arguments continues where the last one stopped and never stores a
-seed twice. ``--episodes`` is the total wanted in the root, not the number to add.
+``heldout`` 0..9999, ``stress`` 10000..99999), and episode ``i`` of a split always gets the same
+seed, behaviour and noise level (seed ``start + i`` in ``train`` and ``heldout``), so a re-run with
+the same arguments continues where the last one stopped and never stores a seed twice.
+``--episodes`` is the total wanted in the root, not the number to add.
 
 Behaviours (``behavior`` column): 0 ``expert`` (scripted pusher on privileged state), 1 ``noisy``
 (the same with a noise level from ``--noise-levels``, stored in ``noise_level``), 2 ``play`` (smooth
@@ -14,9 +15,16 @@ random motions), 3 ``policy``: rollouts of learned policies given by ``--policy`
 ``world-gym evaluate``, e.g. ``zoo:runs/zoo``; several policies take the ``policy`` episodes in
 turn, and ``meta/world_gym_policies.json`` records which seed each one played). Failures of learned
 policies are what a world model trained on expert data cannot imagine (IRASim, HMA), so their
-rollouts belong in its training data. More behaviours: :func:`register_behavior`. Episode ``i``
-takes its behaviour from the mix by a golden-ratio sequence, so every prefix of the episode list
-follows the mix closely.
+rollouts belong in its training data. These four are the **training families** of the shipped
+Push-T models. The **stress families** of :mod:`world_gym.envs.pusht.behaviours` (codes 10-16:
+``sweep``, ``circle``, ``side_switch``, ``wall_push``, ``near_miss``, ``bounds``, ``park``) are
+built unlike them, to measure a world model off its training behaviours. ``--mix`` also takes the
+groups ``training`` (the default mix) and ``stress`` (the stress families, equally), and names
+without a weight (weight 1). More behaviours: :func:`register_behavior`. Episode ``i`` takes its
+behaviour from the mix by a golden-ratio sequence, so every prefix of the episode list follows the
+mix closely; in the ``stress`` split the mix's families play in turn instead (weights only say
+which), each on its own seed block (:func:`world_gym.envs.pusht.behaviours.family_seeds`), whatever
+the other families.
 
 Parallelism: ``--workers N`` runs episodes in N processes that send finished episodes to the one
 writer process (the parent); ``--workers 1`` runs everything in the parent.
@@ -25,6 +33,7 @@ writer process (the parent); ``--workers 1`` runs everything in the parent.
         --mix expert=0.3,noisy=0.4,play=0.3 --workers 2
     world-gym collect pusht --root data/pusht/zoo_rollouts --episodes 60 --split train \\
         --mix policy=1 --policy zoo:runs/zoo,only=random+bc_steps1000+act_steps600
+    world-gym collect pusht --root data/pusht/stress --episodes 56 --split stress --mix stress
 """
 
 from __future__ import annotations
@@ -43,7 +52,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-SPLITS: dict[str, tuple[int, int]] = {"train": (100_000, 2**31 - 1), "heldout": (0, 10_000)}
+from world_gym.envs.pusht.behaviours import STRESS_FAMILIES, STRESS_SEEDS, family_seeds, make_stress_policy
+
+SPLITS: dict[str, tuple[int, int]] = {
+    "train": (100_000, 2**31 - 1), "heldout": (0, 10_000), "stress": STRESS_SEEDS,
+}
 """Seed range ``[start, stop)`` of each split; the ranges do not overlap."""
 
 DEFAULT_MIX = "expert=0.3,noisy=0.4,play=0.3"
@@ -80,7 +93,10 @@ BEHAVIORS: dict[str, Behavior] = {
     "noisy": Behavior(1, _expert, noisy=True),
     "play": Behavior(2, _play),
     "policy": Behavior(3, _needs_policy),
+    **{name: Behavior(code, functools.partial(make_stress_policy, name))
+       for name, code in STRESS_FAMILIES.items()},
 }
+MIX_GROUPS = {"training": DEFAULT_MIX, "stress": ",".join(STRESS_FAMILIES)}
 
 
 def register_behavior(name: str, behavior: Behavior) -> None:
@@ -106,13 +122,18 @@ class EpisodeSpec:
 
 
 def parse_mix(text: str) -> dict[str, float]:
-    """``"expert=0.3,noisy=0.4,play=0.3"`` -> normalized weights, checked against :data:`BEHAVIORS`."""
+    """``"expert=0.3,noisy=0.4,play=0.3"`` -> normalized weights, checked against :data:`BEHAVIORS`;
+    a name without a weight weighs 1, a :data:`MIX_GROUPS` name stands for its mix."""
     mix: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, weight = part.partition("=")
+        if name in MIX_GROUPS:
+            for member, share in parse_mix(MIX_GROUPS[name]).items():
+                mix[member] = mix.get(member, 0.0) + share * float(weight or 1)
+            continue
         if name not in BEHAVIORS:
             raise ValueError(f"unknown behaviour {name!r} in mix; known: {sorted(BEHAVIORS)}")
-        mix[name] = float(weight)
+        mix[name] = float(weight or 1)
     total = sum(mix.values())
     if not mix or total <= 0 or min(mix.values()) < 0:
         raise ValueError(f"mix {text!r} needs non-negative weights with a positive sum")
@@ -134,8 +155,14 @@ def plan_episodes(
         num_policies: how many policies ``policy`` names; the ``policy`` episodes cycle through them.
 
     Returns:
-        One spec per episode, seeds ``start, start + 1, ...``.
+        One spec per episode, seeds ``start, start + 1, ...``; in the ``stress`` split, the mix's
+        families in turn, each on its own seeds (:func:`~world_gym.envs.pusht.behaviours.family_seeds`).
     """
+    if split == "stress":
+        names = [n for n, w in mix.items() if w > 0]
+        seeds = {n: family_seeds(n, len(range(i, episodes, len(names)))) for i, n in enumerate(names)}
+        return [EpisodeSpec(seeds[names[i % len(names)]][i // len(names)], names[i % len(names)])
+                for i in range(episodes)]
     start, stop = SPLITS[split]
     if episodes > stop - start:
         raise ValueError(f"split {split!r} has only {stop - start} seeds, asked for {episodes}")
@@ -275,7 +302,7 @@ def collect(
     Args:
         root: LeRobotDataset root (created if absent).
         episodes: total episodes wanted in the root.
-        split: ``"train"`` or ``"heldout"`` (:data:`SPLITS`).
+        split: ``"train"``, ``"heldout"`` or ``"stress"`` (:data:`SPLITS`).
         mix: behaviour weights, as text or dict.
         noise_levels: noise levels (pixels) of the ``noisy`` behaviour.
         workers: processes that run episodes.
@@ -365,7 +392,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--root", required=True, help="dataset root, e.g. data/pusht/train")
     p.add_argument("--episodes", type=int, required=True, help="total episodes wanted in the root")
     p.add_argument("--split", choices=sorted(SPLITS), default="train", help="seed range (disjoint per split)")
-    p.add_argument("--mix", default=DEFAULT_MIX, help=f"behaviour weights, known: {sorted(BEHAVIORS)}")
+    p.add_argument("--mix", default=None, help=f"behaviour weights or groups {sorted(MIX_GROUPS)} (default: "
+                   f"'stress' in the stress split, else {DEFAULT_MIX}); known: {sorted(BEHAVIORS)}")
     p.add_argument("--noise-levels", default=",".join(str(x) for x in DEFAULT_NOISE_LEVELS),
                    help="noise levels (pixels) of the noisy expert, comma separated")
     p.add_argument("--workers", type=int, default=1, help="episode processes (1: in the writer process)")
@@ -379,10 +407,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``world-gym collect``; prints the run's summary as JSON."""
     levels = tuple(float(x) for x in args.noise_levels.split(",") if x.strip())
+    mix = args.mix or ("stress" if args.split == "stress" else DEFAULT_MIX)
     from world_gym.data.lerobot_io import dataset_summary
 
     summary = collect(
-        args.root, args.episodes, args.split, args.mix, levels, args.workers, args.checkpoint_every,
+        args.root, args.episodes, args.split, mix, levels, args.workers, args.checkpoint_every,
         max_steps=args.max_steps, policy=args.policy,
     )
     summary["dataset"] = dataset_summary(args.root)  # behaviour keys: "<behavior code>@<noise level>"

@@ -31,6 +31,16 @@ def clip_starts(episode_index: np.ndarray, length: int) -> np.ndarray:
     return np.flatnonzero(episode_index[: len(episode_index) - length + 1] == episode_index[length - 1 :])
 
 
+def chunk_targets(actions: np.ndarray, episode_index: np.ndarray, chunk_size: int) -> np.ndarray:
+    """For each row ``t``, actions ``t .. t + chunk_size - 1`` of its episode (the last one repeated)."""
+    n = len(actions)
+    idx = np.arange(n)[:, None] + np.arange(chunk_size)[None, :]
+    last_row = np.zeros(n, np.int64)
+    for rows in np.split(np.arange(n), np.flatnonzero(np.diff(episode_index)) + 1):
+        last_row[rows] = rows[-1]
+    return actions[np.minimum(idx, last_row[:, None])]
+
+
 @dataclass
 class EpisodeArrays:
     """Rows of a dataset sorted by episode then frame.
@@ -64,12 +74,19 @@ class EpisodeArrays:
         return np.split(np.arange(len(self)), bounds)
 
 
-def _parquet_files(root: Path) -> list[Path]:
-    """Finished parquet files of the dataset; a file still being written (no footer yet) is skipped,
-    so training can start on a dataset that a collector is still growing."""
+def _parquet_files(root: Path, allow_partial: bool) -> list[Path]:
+    """The dataset's data parquet files. Unless ``allow_partial``, the dataset is first checked whole
+    (:func:`world_gym.data.integrity.check_dataset`): a truncated or half-written one raises. With
+    ``allow_partial`` a file still being written (no footer yet) is skipped with a warning, so training
+    can start on a dataset that a collector is still growing."""
     files = sorted((root / "data").glob("*/*.parquet"))
     if not files:
         raise FileNotFoundError(f"no parquet files under {root / 'data'}: not a LeRobotDataset root")
+    if not allow_partial:
+        from world_gym.data.integrity import check_dataset
+
+        check_dataset(root)
+        return files
     readable = []
     for path in files:
         try:
@@ -94,16 +111,21 @@ def _decode(cell: dict | bytes) -> np.ndarray:
 
 def load_episodes(
     root: str | Path, extra_columns: tuple[str, ...] = (), cache: bool = True, progress: bool = True,
-    images: bool = True,
+    images: bool = True, allow_partial: bool = False,
 ) -> EpisodeArrays:
     """Read frames, actions and ``extra_columns`` of the dataset at ``root`` (a local LeRobotDataset).
 
     With ``images=False`` the frames are not decoded (``frames`` is empty), which makes reading
     state columns such as the privileged poses a matter of seconds; a cache written with the
     images serves such a call too.
+
+    Raises:
+        world_gym.data.integrity.DatasetIntegrityError: the dataset is truncated, corrupt or was left
+            mid-write (never read in part), unless ``allow_partial`` is set: then unfinished parquet
+            files are skipped with a warning (reading a dataset a collector is still writing).
     """
     root = Path(root)
-    files = _parquet_files(root)
+    files = _parquet_files(root, allow_partial)
     columns = ("episode_index", "frame_index", "action", *extra_columns)
     cache_dir = root / CACHE_DIR / _cache_key(files, columns)
     if cache and (cache_dir / "done").is_file():

@@ -31,20 +31,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from world_gym.data.episodes import load_episodes
+from world_gym.data.episodes import chunk_targets, load_episodes
 from world_gym.policies.cnn_bc import CNNBCConfig, CNNBCNet
 from world_gym.policies.replay import ActionReplayPolicy
 from world_gym.policies.zoo import MANIFEST
-
-
-def chunk_targets(actions: np.ndarray, episode_index: np.ndarray, chunk_size: int) -> np.ndarray:
-    """For each row ``t``, actions ``t .. t + chunk_size - 1`` of its episode (the last one repeated)."""
-    n = len(actions)
-    idx = np.arange(n)[:, None] + np.arange(chunk_size)[None, :]
-    last_row = np.zeros(n, np.int64)
-    for rows in np.split(np.arange(n), np.flatnonzero(np.diff(episode_index)) + 1):
-        last_row[rows] = rows[-1]
-    return actions[np.minimum(idx, last_row[:, None])]
 
 
 def _shift(frames: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:

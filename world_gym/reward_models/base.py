@@ -22,12 +22,18 @@ class RewardContext:
         task: one instruction text per env, or None.
         encode: the world model's codec encoder (uint8 ``(N, H, W, 3)`` -> latents), for heads that
             compare in latent space; None outside a world model.
+        latents: ``(B, T, ...)`` the imagined latents the scored frames were decoded from, for heads
+            that read the state off them instead of the pixels; None outside a world model.
+        codec: the world model's codec (its settings, e.g. a pose codec's ``token_scale``); None
+            outside a world model.
     """
 
     previous_frames: np.ndarray | None = None
     goal_images: np.ndarray | None = None
     task: list[str] | None = None
     encode: Callable[[np.ndarray], torch.Tensor] | None = None
+    latents: torch.Tensor | None = None
+    codec: Any = None
 
 
 @dataclass

@@ -156,3 +156,19 @@ def test_palette_labels_are_the_segmentation_without_its_table() -> None:
     pixels[0, :7] = palette[:, None]  # the exact palette colours too
     np.testing.assert_array_equal(metrics.palette_labels(pixels), metrics.pusht_segment(pixels))
     assert metrics.palette_labels(pixels[0, :7, 0]).tolist() == [label for _, label in metrics.PUSHT_PALETTE]
+
+
+def test_block_centre_error_ignores_a_passing_agent_and_reads_a_shift(pusht_env) -> None:
+    block = (250.0, 250.0, 0.0)  # the bar spans x 190-310, y 250-280
+    far = render(pusht_env, (60.0, 60.0), block)
+    beside = render(pusht_env, (173.0, 265.0), block)  # 2 px off the bar's end: their edge pixels meet
+    plain = np.linalg.norm(metrics.mask_centroid(metrics.block_mask(far))
+                           - metrics.mask_centroid(metrics.block_mask(beside)))
+    assert plain > 0  # the plain centre of the block's pixels moves with the agent
+    assert metrics.block_centre_error(far, beside) == 0.0  # this one does not
+    for dx in (16.0, 48.0):
+        shifted = render(pusht_env, (60.0, 60.0), (250.0 + dx, 250.0, 0.0))
+        assert metrics.block_centre_error(shifted, far) * 512 / 96 == pytest.approx(dx, abs=1.5)
+        assert metrics.block_centre_error(shifted, beside) > 0
+    white = np.full((96, 96, 3), 255, np.uint8)
+    assert np.isnan(metrics.block_centre_error(white, far))

@@ -76,6 +76,23 @@ def test_codec_reads_the_agent_from_its_colour_where_the_frame_shows_it():
     torch.testing.assert_close(learned[1], read[1])  # no blue in frame 1: the learned reader's pose either way
 
 
+def test_agent_from_pixels_reads_the_same_centre_with_or_without_the_lookup_table():
+    from world_gym.envs.pusht import pose_codec
+
+    rng = np.random.default_rng(0)
+    frames = np.full((pose_codec.DIRECT_SEGMENT_FRAMES + 1, 96, 96, 3), 255, np.uint8)
+    for i, (r, c) in enumerate(rng.integers(5, 85, (len(frames), 2))):
+        frames[i, r : r + 5, c : c + 5] = (65, 105, 225)
+        frames[i, r + 1 : r + 4, c + 1 : c + 4] = (78, 126, 255)
+        frames[i, r + 5, c : c + 5] = rng.integers(0, 256, (5, 3))  # blended edge pixels
+    frames[-1, :, :] = 255  # no agent
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    batched = pose_codec.agent_from_pixels(x)  # more frames than DIRECT_SEGMENT_FRAMES: the table
+    one_by_one = torch.cat([pose_codec.agent_from_pixels(x[i : i + 1]) for i in range(len(x))])  # direct labels
+    torch.testing.assert_close(one_by_one, batched, equal_nan=True)
+    assert torch.isnan(batched[-1]).all() and not torch.isnan(batched[:-1]).any()
+
+
 def test_action_channels_feed_each_frames_action_to_its_token():
     torch.manual_seed(0)
     cfg = IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, num_frames=4,

@@ -11,6 +11,7 @@
 :mod:`.pose_state`        the deterministic pose-state backbone
 :mod:`.train_pose`        the trainer of the pose codec's renderer and the pose-state model
 :mod:`.simulator_model`   gym-pusht as a planning model (the real simulator imagining)
+:mod:`.behaviours`        scripted behaviour families: the training mix and the stress set
 ========================  ================================================================
 
 The Push-T reward heads and policies live in :mod:`world_gym.reward_models` and

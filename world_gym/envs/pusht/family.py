@@ -154,13 +154,27 @@ def make_tiny_model(seed: int = 0) -> WorldModel:
 
 
 def make_model(
-    device: str | torch.device = "cpu", dtype: torch.dtype | None = None, model_name: str = DEFAULT_MODEL, **kwargs: Any
+    device: str | torch.device = "cpu", dtype: torch.dtype | None = None, model_name: str = DEFAULT_MODEL,
+    block_gate: bool | None = None, **kwargs: Any
 ) -> WorldModel:
     """Load a shipped Push-T world model by name (``pusht-irasim-pose``, the default, ``pusht-pose-state``
-    or ``tiny-pusht``)."""
+    or ``tiny-pusht``).
+
+    ``block_gate`` (``gym.make(..., block_gate=True)``) switches a pose model's untouched-block gate on
+    or off (:class:`~world_gym.envs.pusht.pose_codec.PoseCodec`); None keeps the model's setting.
+
+    Raises:
+        TypeError: an unknown argument, or ``block_gate`` for a model without a pose codec.
+    """
     if kwargs:
         raise TypeError(f"unexpected arguments for {ENV_ID}: {sorted(kwargs)}")
-    return WorldModel.from_pretrained(bundled_model_path(model_name), device=device, dtype=dtype)
+    model = WorldModel.from_pretrained(bundled_model_path(model_name), device=device, dtype=dtype)
+    if block_gate is not None:
+        if not hasattr(model.codec, "block_gate"):
+            raise TypeError(f"block_gate needs a model on pose tokens; {model_name!r} has a "
+                            f"{type(model.codec).__name__}")
+        model.codec.block_gate = bool(block_gate)
+    return model
 
 
 FAMILY = EnvFamily(
@@ -189,9 +203,9 @@ register_family(FAMILY)
 
 
 def make_pose_model(device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                    model_name: str = POSE_MODEL, **kwargs: Any) -> WorldModel:
+                    model_name: str = POSE_MODEL, block_gate: bool | None = None, **kwargs: Any) -> WorldModel:
     """:func:`make_model` with ``pusht-pose-state`` as the default."""
-    return make_model(device=device, dtype=dtype, model_name=model_name, **kwargs)
+    return make_model(device=device, dtype=dtype, model_name=model_name, block_gate=block_gate, **kwargs)
 
 
 POSE_FAMILY = dataclasses.replace(

@@ -282,6 +282,38 @@ def agent_centroid(frames: np.ndarray) -> np.ndarray:
     return mask_centroid(pusht_segment(frames) == AGENT)
 
 
+def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """``(..., H, W)`` boolean masks grown by ``pixels`` (4-neighbourhood steps)."""
+    out = np.asarray(mask, bool).copy()
+    for _ in range(pixels):
+        grown = out.copy()
+        grown[..., 1:, :] |= out[..., :-1, :]
+        grown[..., :-1, :] |= out[..., 1:, :]
+        grown[..., :, 1:] |= out[..., :, :-1]
+        grown[..., :, :-1] |= out[..., :, 1:]
+        out = grown
+    return out
+
+
+def block_centre_error(pred: np.ndarray, true: np.ndarray, margin: int = 2) -> np.ndarray:
+    """Distance in frame pixels between the block's centres in predicted and true Push-T frames.
+
+    Each centre is the mean of the block's pixels (:func:`mask_centroid`) that lie more than ``margin``
+    pixels from the agent in *either* frame, so an agent passing by (its blended edge pixels) moves
+    neither centre: a block that stays put scores 0 whatever the agent does (an untouched block's
+    drift); a block that moved reads somewhat less while the agent is at its side. Multiply by
+    ``512 / W`` for gym-pusht workspace units.
+
+    Returns:
+        ``(...)`` float64; ``nan`` where either frame shows no block away from the agent.
+    """
+    pred, true = _check_pair(pred, true)
+    labels_pred, labels_true = pusht_segment(pred), pusht_segment(true)
+    free = ~_grow((labels_pred == AGENT) | (labels_true == AGENT), margin)
+    centres = [mask_centroid((labels == BLOCK) & free) for labels in (labels_pred, labels_true)]
+    return np.linalg.norm(centres[0] - centres[1], axis=-1)
+
+
 def agent_error(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """Distance in frame pixels between the agent centres of predicted and true frames.
 

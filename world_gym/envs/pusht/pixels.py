@@ -139,6 +139,10 @@ class PushTFrameState:
         supersample: sub-pixel samples per side when rendering the T.
         min_block_pixels: fewer block pixels than this read as "no block".
         drawn_margin: how much larger than its bodies gym-pusht draws the T (workspace units).
+        refine: run the pattern search after the coarse fit. Without it (and with ``supersample=1``)
+            a read takes about 9 ms instead of 50, with the coarse fit's 5-degree angle grid: on 420
+            gym-pusht frames of random motion, angle error mean 1.4 degrees (max 3.2), position error
+            1.6 of 512 (mean).
 
     >>> frame = np.full((96, 96, 3), 255, np.uint8)
     >>> state = PushTFrameState().estimate(frame)
@@ -147,8 +151,9 @@ class PushTFrameState:
     """
 
     def __init__(self, size: int = 96, supersample: int = 2, min_block_pixels: int = 20,
-                 drawn_margin: float = DRAWN_MARGIN) -> None:
+                 drawn_margin: float = DRAWN_MARGIN, refine: bool = True) -> None:
         self.size = size
+        self.refine = refine
         self.margin = drawn_margin
         scale = WORKSPACE_SIZE / size
         rows, cols = np.mgrid[0:size, 0:size]
@@ -190,6 +195,8 @@ class PushTFrameState:
         poses = np.stack([centroid[0] - (c * u - s * v), centroid[1] - (s * u + c * v), angles], 1)
         errors = self._mismatch(poses, points, target)
         best, best_error = poses[errors.argmin()], float(errors.min())
+        if not self.refine:
+            return np.array([best[0], best[1], best[2] % (2 * np.pi)])
         # pattern search: move to the best neighbour while it matches better, else halve the steps
         step = np.array([6.0, 6.0, 0.06])
         moves = np.array([(dx, dy, da) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for da in (-1, 0, 1)

@@ -18,11 +18,16 @@ colour (gym-pusht draws it as a disc of one blue, on top of everything): within 
 the true position on held-out frames, where the learned encoder with its refinement lands 34-90 units
 off on one frame in twenty (``experiments/NOTES.md``). The learned reader keeps the
 block, and the agent of frames without that blue.
+
+With ``block_gate`` on, the codec constrains what a backbone imagines (:attr:`PoseCodec.rollout_constraint`,
+which :meth:`~world_gym.world_model.WorldModel.rollout_latents` applies after each pass): a block that
+the agent's disc does not come near during a step keeps its pose exactly
+(:func:`world_gym.envs.pusht.contact.freeze_untouched_block`), as gym-pusht's quasi-static block does.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -31,6 +36,7 @@ from diffusers import AutoencoderKL
 from world_gym.backbones.pose_frame import block_frame, from_block_frame  # noqa: F401  (re-exported)
 from world_gym.codecs.vae import FastDecoder, LatentCodec
 from world_gym.envs.pusht import metrics
+from world_gym.envs.pusht.contact import BLOCK_GATE_MARGIN, freeze_untouched_block
 from world_gym.envs.pusht.sprite_renderer import SpriteRenderer, SpriteRendererConfig
 from world_gym.envs.pusht.pose_state import (  # noqa: F401  (states_to_tokens, tokens_to_states: this module's API)
     TOKEN_CHANNELS,
@@ -44,6 +50,13 @@ from world_gym.envs.pusht.pose_state import (  # noqa: F401  (states_to_tokens, 
 
 # fewer agent-coloured pixels than this (of a disc of about 25 at 96 x 96): the learned encoder reads the agent
 MIN_AGENT_PIXELS = 4
+# up to this many frames, agent_from_pixels labels pixels directly (about 2 ms a frame) instead of
+# through pusht_segment's lookup table
+DIRECT_SEGMENT_FRAMES = 16
+# whether a pose codec holds untouched blocks still when its config does not say (``pose.block_gate``):
+# on, for the shipped pose models too (it raised their held-out fidelity and removed the drift of
+# untouched blocks, docs/models/pusht-pose-state.md)
+BLOCK_GATE_DEFAULT = True
 # in a codec directory of pose tokens (`world-gym train pose-tokens`): the VAE and pose parts it was made with
 POSE_CODEC_FILE = "pose_codec.json"
 
@@ -61,7 +74,9 @@ def agent_from_pixels(x: torch.Tensor, workspace: float = metrics.PUSHT_WORKSPAC
     tensor([[nan, nan]])
     """
     frames = LatentCodec.tensor_to_frames(x.detach())
-    mask = metrics.pusht_segment(frames) == metrics.AGENT
+    # the same labels either way; the lookup table costs a 16 MiB build (0.4-10 s) that a reset's one frame skips
+    segment = metrics.palette_labels if len(frames) <= DIRECT_SEGMENT_FRAMES else metrics.pusht_segment
+    mask = segment(frames) == metrics.AGENT
     centre = metrics.mask_centroid(mask) * (workspace / frames.shape[2])
     centre[mask.sum(axis=(1, 2)) < MIN_AGENT_PIXELS] = np.nan
     return torch.from_numpy((centre - workspace / 2) / (workspace / 2)).float().to(x.device)
@@ -74,7 +89,11 @@ class PoseCodec(LatentCodec):
         vae, scaling_factor, micro_batch, fast_decoder: the VAE codec (see :class:`LatentCodec`).
         pose: :class:`PoseStateConfig` fields of the encoder and decoder (``latent_size`` the VAE
             latents'; ``refine_steps``/``refine_lr`` the run-time refinement), ``token_scale``, and
-            ``agent_from_pixels`` (read the agent from its colour; default False).
+            ``agent_from_pixels`` (read the agent from its colour; default False), ``block_gate``
+            (hold a block that the agent does not touch still in rollouts; default
+            ``BLOCK_GATE_DEFAULT``) and ``block_gate_margin`` (pixels of 512; default
+            :data:`~world_gym.envs.pusht.contact.BLOCK_GATE_MARGIN`). ``block_gate`` can be switched
+            on a loaded codec too.
         renderer: an optional :class:`SpriteRenderer`; when there is one, ``decode`` draws with it
             unless ``decoder`` names another.
 
@@ -97,6 +116,10 @@ class PoseCodec(LatentCodec):
         fields = dict(pose or {})
         self.token_scale = float(fields.pop("token_scale", 4.0))
         self.agent_from_pixels = bool(fields.pop("agent_from_pixels", False))
+        self.block_gate = bool(fields.pop("block_gate", BLOCK_GATE_DEFAULT))
+        self.block_gate_margin = float(fields.pop("block_gate_margin", BLOCK_GATE_MARGIN))
+        if not self.block_gate_margin >= 0:
+            raise ValueError(f"block_gate_margin is a distance in pixels of 512, >= 0; got {self.block_gate_margin}")
         fields.setdefault("latent_channels", self.vae_channels)
         self.pose_config = PoseStateConfig(**fields)
         if self.pose_config.latent_channels != self.vae_channels:
@@ -148,10 +171,24 @@ class PoseCodec(LatentCodec):
 
     def config_dict(self) -> dict[str, Any]:
         out = {**super().config_dict(), "pose": {**self.pose_config.to_dict(), "token_scale": self.token_scale,
-                                                 "agent_from_pixels": self.agent_from_pixels}}
+                                                 "agent_from_pixels": self.agent_from_pixels,
+                                                 "block_gate": self.block_gate,
+                                                 "block_gate_margin": self.block_gate_margin}}
         if self.renderer is not None:
             out["renderer"] = self.renderer.config_dict()
         return out
+
+    @property
+    def rollout_constraint(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """:meth:`constrain_rollout` while ``block_gate`` is on, else None (what
+        :meth:`~world_gym.world_model.WorldModel.rollout_latents` looks for)."""
+        return self.constrain_rollout if self.block_gate else None
+
+    def constrain_rollout(self, previous: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        """Imagined pose tokens ``new`` ``(B, L, 6, 1, 1)`` after ``previous`` ``(B, h, 6, 1, 1)``, with the
+        block held still at every step in which the agent's swept disc stays farther than
+        ``block_gate_margin`` from it (:func:`~world_gym.envs.pusht.contact.freeze_untouched_block`)."""
+        return freeze_untouched_block(previous, new, self.token_scale, self.block_gate_margin)
 
     def encode_vae(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` in ``[-1, 1]`` -> the VAE's scaled latents."""

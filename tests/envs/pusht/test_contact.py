@@ -1,0 +1,232 @@
+"""The untouched-block gate: contact geometry, the gate on pose tokens, and the engine's rollout hook."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import micro_config, randomize
+from world_gym.action_spec import ActionSpec
+from world_gym.backbones.irasim import IRASimConfig
+from world_gym.codecs.vae import tiny_vae_config
+from world_gym.envs.pusht.contact import (
+    AGENT_RADIUS,
+    BLOCK_GATE_MARGIN,
+    freeze_untouched_block,
+    swept_clearance,
+    tokens_to_pixels,
+    wall_penetration,
+)
+from world_gym.envs.pusht.pixels import TEE_RECTANGLES, inside_tee, world_to_block
+from world_gym.envs.pusht.pose_codec import PoseCodec
+from world_gym.envs.pusht.pose_state import PoseStateConfig, states_to_tokens
+from world_gym.samplers.diffusion import NoiseSchedule, SamplerConfig
+from world_gym.world_model import WorldModel, WorldModelConfig
+
+SCALE = 4.0
+POSE = {"latent_size": [8, 8], "encoder_channels": [8, 8, 8], "encoder_hidden": 16, "decoder_width": 16,
+        "decoder_depth": 2, "refine_steps": 0, "token_scale": SCALE}
+
+
+def _tokens(agent: np.ndarray, block: np.ndarray) -> torch.Tensor:
+    """Pose tokens ``(..., 6, 1, 1)`` of agent positions ``(..., 2)`` and block poses ``(..., 3)`` in pixels."""
+    states = np.concatenate([(agent - 256) / 256, (block[..., :2] - 256) / 256, block[..., 2:]], -1)
+    flat = torch.from_numpy(states.reshape(-1, 5)).float()
+    return states_to_tokens(flat, SCALE).reshape(*states.shape[:-1], 6, 1, 1)
+
+
+def test_agent_radius_is_gym_pushts():
+    ground_truth = pytest.importorskip("world_gym.envs.pusht.ground_truth")
+    assert AGENT_RADIUS == ground_truth.AGENT_RADIUS
+
+
+def test_swept_clearance_matches_a_dense_sampling_of_the_segment():
+    """The exact segment-to-T distance agrees with points sampled densely along the segment (and
+    is never larger: sampling can only miss the closest point)."""
+    rng = np.random.default_rng(0)
+    n = 400
+    a, b = rng.uniform(0, 512, (n, 2)), rng.uniform(0, 512, (n, 2))
+    b[:50] = a[:50]  # an agent at rest: a point
+    pose = np.concatenate([rng.uniform(150, 350, (n, 2)), rng.uniform(-np.pi, np.pi, (n, 1))], 1)
+    exact = swept_clearance(torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(pose)).numpy()
+    t = np.linspace(0, 1, 2001)[None, :, None]
+    local = world_to_block(a[:, None] + t * (b - a)[:, None], pose[:, None])  # (n, 2001, 2), <= 0.36 px apart
+    boxes = [(r.min(0), r.max(0)) for r in TEE_RECTANGLES]
+    to_tee = np.min([np.linalg.norm(np.maximum(np.maximum(lo - local, local - hi), 0), axis=-1) for lo, hi in boxes], 0)
+    assert (to_tee == 0).any(-1).tolist() == inside_tee(local).any(-1).tolist()
+    sampled = to_tee.min(-1) - AGENT_RADIUS
+    assert (sampled >= exact - 1e-9).all()  # sampling can only miss the closest point
+    np.testing.assert_allclose(exact, sampled, atol=0.2)
+    assert (exact > 0).any() and (exact < 0).any()
+
+
+def test_wall_penetration_is_how_deep_the_t_lies_in_a_wall():
+    # the bar spans x - 60 .. x + 60: at x = 66 its left end is 1 px into the wall at x = 7
+    assert wall_penetration(torch.tensor([66.0, 256.0, 0.0])).item() == pytest.approx(1.0)
+    # at the centre the stem's end (y = 376) is nearest a wall (504)
+    assert wall_penetration(torch.tensor([256.0, 256.0, 0.0])).item() == pytest.approx(-128.0)
+    # turned half a turn, the stem points up: its end at y = 136, 129 px from the wall at 7
+    assert wall_penetration(torch.tensor([256.0, 256.0, np.pi])).item() == pytest.approx(-129.0, abs=1e-3)
+
+
+def test_gate_keeps_a_far_block_exactly_still_over_a_long_rollout():
+    """300 imagined steps of a drifting block while the agent circles far from it: the gate returns
+    the block of the context bit for bit at every step and never touches the agent."""
+    steps = 300
+    angle = np.linspace(0, 6 * np.pi, steps + 1)
+    agent = np.stack([100 + 60 * np.cos(angle), 100 + 60 * np.sin(angle)], -1)
+    block = np.array([360.0, 330.0, 0.7]) + np.cumsum(np.full((steps + 1, 3), [0.3, -0.2, 0.004]), 0)  # drifts
+    tokens = _tokens(agent, block)[None]
+    previous, new = tokens[:, :1], tokens[:, 1:]
+    gated = freeze_untouched_block(previous, new, SCALE)
+    assert torch.equal(gated[:, :, 2:], previous[:, -1:, 2:].expand(-1, steps, -1, -1, -1))
+    assert torch.equal(gated[:, :, :2], new[:, :, :2])
+    assert not torch.equal(new[:, :, 2:], gated[:, :, 2:])  # there was a drift to remove
+    # bfloat16 tokens: the same, in their own dtype
+    low = freeze_untouched_block(previous.bfloat16(), new.bfloat16(), SCALE)
+    assert low.dtype == torch.bfloat16
+    assert torch.equal(low[:, :, 2:], previous.bfloat16()[:, -1:, 2:].expand_as(low[:, :, 2:]))
+
+
+def test_gate_leaves_a_pushed_block_alone_and_freezes_it_after_the_agent_leaves():
+    """The agent walks into the bar and pushes the block along; then it leaves and the model's block
+    keeps drifting: the still block before the push and the push itself pass unchanged, the drift
+    after the agent left is removed."""
+    push, leave = 20, 10
+    k = np.arange(push + 1)
+    agent = np.concatenate([np.stack([np.full(push + 1, 256.0), 200.0 + 5 * k], -1),
+                            np.stack([np.linspace(60, 100, leave), np.full(leave, 60.0)], -1)])
+    block_y = np.concatenate([np.maximum(260.0, 215.0 + 5 * k), 315.0 + np.arange(1, leave + 1)])  # then drifts
+    block = np.stack([np.full(push + 1 + leave, 256.0), block_y, 0.3 + 0.01 * np.arange(push + 1 + leave)], -1)
+    block[: 10, 2] = 0.3  # still until the agent reaches it (the bar's top at 260, the disc's edge at 215 + 5 k)
+    tokens = _tokens(agent, block)[None]
+    gated = freeze_untouched_block(tokens[:, :1], tokens[:, 1:], SCALE)
+    assert not torch.equal(tokens[:, 1], tokens[:, push])  # the block moved
+    # frames 1 .. push + 1 (the step away from the block starts inside it) are the model's own
+    assert torch.equal(gated[:, : push + 1], tokens[:, 1 : push + 2])
+    # afterwards the block stays where that step left it, the agent goes on
+    assert torch.equal(gated[:, push + 1 :, 2:], tokens[:, push + 1 : push + 2, 2:].expand(-1, leave - 1, -1, -1, -1))
+    assert torch.equal(gated[:, :, :2], tokens[:, 1:, :2])
+
+
+def test_gate_lets_a_block_in_a_wall_move():
+    """gym-pusht's solver pushes a block out of a wall with nothing touching it: the gate lets such
+    a block move, and holds one that only rests against the wall (0.1 px in it)."""
+    agent = np.array([[400.0, 400.0], [400.0, 410.0]])
+    for depth, moves in ((2.0, True), (0.1, False)):
+        x = 7.0 + 60.0 - depth  # the bar's left end `depth` px into the wall at x = 7
+        block = np.array([[x, 256.0, 0.0], [x + 1.0, 256.0, 0.0]])
+        tokens = _tokens(agent, block)[None]
+        gated = freeze_untouched_block(tokens[:, :1], tokens[:, 1:], SCALE)
+        assert torch.equal(gated, tokens[:, 1:]) == moves
+
+
+def _pose_model(block_gate: bool) -> WorldModel:
+    """A tiny IRASim on pose tokens that adds small random motions to its reference frame."""
+    torch.manual_seed(0)
+    backbone = IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, num_frames=5,
+                                   action_channels=True, reference_frame=1, residual=True)
+    codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "block_gate": block_gate})
+    config = WorldModelConfig(
+        backbone_config=backbone.to_dict(), codec=codec.config_dict(), frame_size=(32, 32), history=2,
+        action=ActionSpec(dim=2, low=[0, 0], high=[512, 512], scale=1 / 256, offset=256.0),
+        schedule=NoiseSchedule(prediction_type="sample"), sampler=SamplerConfig(name="ddim", num_inference_steps=2))
+    return randomize(WorldModel(config))
+
+
+def test_world_model_rollouts_hold_a_far_block_still_only_with_the_gate():
+    """Through WorldModel.rollout: 11 actions (4 passes of 3 frames) keep the agent in a corner far
+    from the block; the random model lets the block wander, the gated one keeps the context's block."""
+    context = _tokens(np.array([[60.0, 60.0]] * 2), np.array([[380.0, 330.0, 0.5]] * 2))[None].expand(2, -1, -1, -1, -1)
+    actions = np.full((2, 11, 2), 60.0)
+    out = {}
+    for gate in (False, True):
+        model = _pose_model(gate)
+        assert model.codec.block_gate is gate and (model.codec.rollout_constraint is None) is not gate
+        gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+        out[gate] = model.rollout(context, actions, generator=gens, decode=False).latents
+    agent, _ = tokens_to_pixels(torch.cat([context[:, -1:], out[True]], 1), SCALE)
+    _, block = tokens_to_pixels(context[:, -1:], SCALE)
+    assert (swept_clearance(agent[:, :-1], agent[:, 1:], block) > BLOCK_GATE_MARGIN).all()  # the agent stayed away
+    assert not torch.equal(out[False][:, :, 2:], context[:, -1:, 2:].expand_as(out[False][:, :, 2:]))
+    assert torch.equal(out[True][:, :, 2:], context[:, -1:, 2:].expand_as(out[True][:, :, 2:]))
+    # the codec switch survives the config round trip, and turns off at run time
+    model = _pose_model(True)
+    assert PoseCodec.from_config(tiny_vae_config(), pose=model.codec.config_dict()["pose"]).block_gate
+    model.codec.block_gate = False
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+    assert torch.equal(model.rollout(context, actions, generator=gens, decode=False).latents, out[False])
+
+
+def test_engine_applies_a_codec_constraint_pass_by_pass_and_only_when_there_is_one():
+    """A codec without ``rollout_constraint`` (the micro VAE model) rolls out as before; a no-op
+    constraint gives the same latents bit for bit, called once per pass with the latents before it."""
+    model = randomize(WorldModel(micro_config(history=2, num_frames=5)))
+    model.config.frames_per_pass = 2
+    assert not hasattr(model.codec, "rollout_constraint")
+    start = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    actions = np.random.default_rng(1).uniform(0, 512, (2, 7, 2))
+
+    def run() -> torch.Tensor:
+        gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+        return model.rollout(start, actions, generator=gens, decode=False).latents
+
+    plain = run()
+    calls = []
+
+    def no_op(previous: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        calls.append((previous.clone(), new.shape[1]))
+        return new
+
+    model.codec.rollout_constraint = no_op
+    assert torch.equal(run(), plain)
+    assert [n for _, n in calls] == [2, 2, 2, 1]
+    assert torch.equal(calls[1][0], plain[:, 0:2]) and torch.equal(calls[3][0], plain[:, 4:6])
+    model.codec.rollout_constraint = None
+    calls.clear()
+    assert torch.equal(run(), plain) and not calls
+
+
+def test_a_pose_state_rollout_is_gated_step_by_step():
+    """The deterministic pose-state backbone steps one frame at a time under a constraint; a no-op
+    constraint changes nothing, and with the gate the block of a far-off agent never moves."""
+    cfg = PoseStateConfig(latent_channels=6, latent_size=(1, 1), token_scale=SCALE, dynamics_hidden=16,
+                          num_frames=6)
+    codec = PoseCodec.from_config(tiny_vae_config(), pose=POSE)
+    config = WorldModelConfig(
+        backbone="PoseState", backbone_config=cfg.to_dict(), codec=codec.config_dict(), frame_size=(32, 32),
+        history=2, action=ActionSpec(dim=2, low=[0, 0], high=[512, 512], scale=1 / 256, offset=256.0))
+    torch.manual_seed(0)
+    model = WorldModel(config).eval()
+    model.codec.block_gate = False
+    with torch.no_grad():
+        last = model.backbone.step_net.block_net[-1]
+        last.weight.normal_(0, 0.1), last.bias.normal_(0, 0.1)  # the block drifts on its own
+    context = _tokens(np.array([[60.0, 60.0]] * 2), np.array([[330.0, 330.0, 0.5]] * 2))[None]
+    actions = np.full((1, 20, 2), 70.0)
+    plain = model.rollout(context, actions, decode=False).latents
+    assert not torch.equal(plain[:, :, 2:], context[:, -1:, 2:].expand_as(plain[:, :, 2:]))
+    model.codec.block_gate = True
+    model.codec.constrain_rollout = lambda previous, new: new
+    torch.testing.assert_close(model.rollout(context, actions, decode=False).latents, plain, rtol=0, atol=1e-6)
+    del model.codec.constrain_rollout  # back to the gate
+    gated = model.rollout(context, actions, decode=False).latents
+    assert torch.equal(gated[:, :, 2:], context[:, -1:, 2:].expand_as(gated[:, :, 2:]))
+    torch.testing.assert_close(gated[:, :, :2], plain[:, :, :2], rtol=0, atol=1e-5)
+
+
+def test_block_gate_is_a_make_argument_of_the_pusht_envs():
+    import gymnasium as gym
+
+    import world_gym  # noqa: F401  (registers the envs)
+    from world_gym.envs.pusht.family import make_model
+
+    env = gym.make("PoseState-PushT-v0", block_gate=True, device="cpu")
+    assert env.unwrapped.model.codec.block_gate is True
+    env.reset(seed=0)
+    assert env.step(np.array([256.0, 256.0], np.float32))[0].shape == (96, 96, 3)
+    assert make_model(model_name="pusht-pose-state", block_gate=False).codec.block_gate is False
+    assert make_model(model_name="pusht-irasim-pose").codec.block_gate is True  # the shipped models' default
+    with pytest.raises(TypeError, match="block_gate needs a model on pose tokens"):
+        make_model(model_name="tiny-pusht", block_gate=True)

@@ -1,0 +1,165 @@
+"""Contact between gym-pusht's agent and block, on pose tokens: the block moves only when pushed.
+
+gym-pusht's space has no momentum to speak of (``space.damping = 0``: a body loses all its velocity
+at once), so its T-shaped block is quasi-static: it moves during a step only while the agent's disc
+pushes it, or while the solver pushes it out of a wall it was pushed into. :func:`swept_clearance`
+measures how close the agent's disc comes to the block's T while it moves from one position to the
+next (the disc swept along the segment between them), :func:`wall_penetration` how deep the T lies
+in a wall; :func:`freeze_untouched_block` uses both as a gate on imagined pose tokens: where the
+swept disc stays farther than a margin from the T and the T is not in a wall, the block's pose is
+copied unchanged from the step before, so a world model on pose tokens cannot drift a block that
+nothing touches (:meth:`~world_gym.envs.pusht.pose_codec.PoseCodec.constrain_rollout`).
+
+The margin and the wall slop come from gym-pusht's own episodes, with their true poses (training set,
+50 held-out episodes, the behaviour stress set): of the steps in which the block moves by more than
+0.1 px (its far end), the gate would freeze 0.06%, 0.04% and 0.33%, none by more than 2.7 px, and
+of the steps in which it stays still it freezes 93%, 93% and 86% (the rest: the agent within the
+margin, parked on the block or brushing it). Gated step by step, the true pose sequences stay within
+2.0, 0.16 and 0.20 px of the truth (mean 0.004, 0.003 and 0.015).
+
+Positions here are pixels of gym-pusht's 512 board; a pose token holds them in the action
+normalisation's units (``[0, 512]`` -> ``[-1, 1]``) times ``token_scale``
+(:func:`~world_gym.envs.pusht.pose_state.states_to_tokens`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from world_gym.envs.pusht.pixels import TEE_RECTANGLES, WORKSPACE_SIZE
+
+#: gym-pusht's agent disc radius (pixels of 512; ``ground_truth.AGENT_RADIUS``, kept here so that the
+#: gate needs no gym-pusht import).
+AGENT_RADIUS = 15.0
+#: The gate's margin (pixels of 512): a block is frozen when the swept agent disc stays farther than
+#: this from its T. Chosen on gym-pusht's training episodes: at 0 px the gated true sequences were
+#: more than 1 px off in 0.4% of frames (0.03% at 3 px); at 5 px the gate held 89% of the still
+#: steps (93% at 3 px).
+BLOCK_GATE_MARGIN = 3.0
+#: gym-pusht's walls: segments at 5 and 506 of radius 2, so the T's free room is ``[7, 504]`` on both axes.
+WALL_LOW, WALL_HIGH = 7.0, 504.0
+#: A T resting against a wall lies about 0.1 px in it (pymunk's collision slop); deeper than this, the
+#: solver is pushing it out and it moves with nothing touching it.
+WALL_SLOP = 0.25
+#: The T's rectangles' lower and upper corners ``(2, 2)`` and all their corners ``(2, 4, 2)``, block-local pixels.
+_LO = torch.tensor(np.array([r.min(0) for r in TEE_RECTANGLES]))
+_HI = torch.tensor(np.array([r.max(0) for r in TEE_RECTANGLES]))
+_CORNERS = torch.tensor(np.array(TEE_RECTANGLES))
+
+
+def _point_box_distance(p: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Distance of points ``(..., 2)`` to the axis-aligned boxes ``[lo, hi]`` (broadcast; 0 inside)."""
+    return torch.clamp(torch.maximum(lo - p, p - hi), min=0).norm(dim=-1)
+
+
+def _point_segment_distance(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Distance of points ``(..., 2)`` to the segments ``a``-``b`` ``(..., 2)`` (a point when ``a == b``)."""
+    d = b - a
+    t = ((p - a) * d).sum(-1) / (d * d).sum(-1).clamp(min=1e-12)
+    return (p - (a + t.clamp(0, 1)[..., None] * d)).norm(dim=-1)
+
+
+def segment_box_distance(a: torch.Tensor, b: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Distances ``(..., K)`` between segments ``a``-``b`` ``(..., 2)`` and ``K`` axis-aligned boxes
+    ``[lo, hi]`` (``(K, 2)`` each): 0 where they meet, else the smallest of the endpoints' distances to
+    the box and the corners' distances to the segment (two disjoint convex shapes in the plane are
+    closest at a vertex of one of them).
+
+    >>> box = torch.tensor([[0.0, 0.0]]), torch.tensor([[10.0, 10.0]])
+    >>> segment_box_distance(torch.tensor([-5.0, 13.0]), torch.tensor([15.0, 13.0]), *box)  # above it
+    tensor([3.])
+    >>> segment_box_distance(torch.tensor([-5.0, 5.0]), torch.tensor([15.0, 5.0]), *box)  # through it
+    tensor([0.])
+    """
+    lo, hi = lo.to(a), hi.to(a)
+    corners = torch.stack([lo, torch.stack([hi[:, 0], lo[:, 1]], -1), hi, torch.stack([lo[:, 0], hi[:, 1]], -1)], -2)
+    a, b = a[..., None, :], b[..., None, :]
+    # separating axes: x, y and the segment's normal
+    overlap = ((torch.minimum(a, b) <= hi) & (torch.maximum(a, b) >= lo)).all(-1)
+    d = b - a
+    normal = torch.stack([-d[..., 1], d[..., 0]], -1)
+    side = ((corners - a[..., None, :]) * normal[..., None, :]).sum(-1)  # (..., K, 4)
+    meet = overlap & ~((side > 0).all(-1) | (side < 0).all(-1))
+    ends = torch.minimum(_point_box_distance(a, lo, hi), _point_box_distance(b, lo, hi))
+    corner = _point_segment_distance(corners, a[..., None, :], b[..., None, :]).amin(-1)
+    return torch.where(meet, torch.zeros_like(ends), torch.minimum(ends, corner))
+
+
+def swept_clearance(agent_from: torch.Tensor, agent_to: torch.Tensor, block_pose: torch.Tensor) -> torch.Tensor:
+    """How far the agent's disc stays from the block's T while it moves from ``agent_from`` to
+    ``agent_to`` (``(..., 2)``, pixels of 512), the block at ``block_pose`` ``(..., 3)`` (x, y, angle):
+    the distance of the segment between them to the T, less :data:`AGENT_RADIUS` (negative: overlap).
+
+    >>> pose = torch.tensor([256.0, 256.0, 0.0])
+    >>> swept_clearance(torch.tensor([256.0, 200.0]), torch.tensor([256.0, 220.0]), pose)  # the bar's top is y=256
+    tensor(21.)
+    >>> swept_clearance(torch.tensor([100.0, 300.0]), torch.tensor([400.0, 300.0]), pose)  # across the stem
+    tensor(-15.)
+    """
+    c, s = torch.cos(block_pose[..., 2:3]), torch.sin(block_pose[..., 2:3])
+
+    def local(p: torch.Tensor) -> torch.Tensor:  # R(-angle) (p - position)
+        q = p - block_pose[..., :2]
+        return torch.cat([c * q[..., :1] + s * q[..., 1:], -s * q[..., :1] + c * q[..., 1:]], -1)
+
+    return segment_box_distance(local(agent_from), local(agent_to), _LO, _HI).amin(-1) - AGENT_RADIUS
+
+
+def wall_penetration(block_pose: torch.Tensor) -> torch.Tensor:
+    """How deep the block's T at ``block_pose`` ``(..., 3)`` lies beyond the walls' inner faces (pixels
+    of 512; negative: its distance from the nearest wall).
+
+    >>> wall_penetration(torch.tensor([256.0, 256.0, 0.0]))  # the stem's end at y = 376
+    tensor(-128.)
+    """
+    c, s = torch.cos(block_pose[..., 2:3]), torch.sin(block_pose[..., 2:3])
+    corners = _CORNERS.to(block_pose).reshape(-1, 2)
+    x = block_pose[..., None, 0] + c * corners[:, 0] - s * corners[:, 1]
+    y = block_pose[..., None, 1] + s * corners[:, 0] + c * corners[:, 1]
+    world = torch.stack([x, y], -1)
+    return torch.maximum(WALL_LOW - world, world - WALL_HIGH).amax(dim=(-2, -1))
+
+
+def tokens_to_pixels(tokens: torch.Tensor, token_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pose tokens ``(..., 6, 1, 1)`` -> the agent's position ``(..., 2)`` and the block's pose
+    ``(..., 3)`` in pixels of 512 and radians (float32 or wider)."""
+    flat = tokens.flatten(-3).float() / token_scale
+    half = WORKSPACE_SIZE / 2
+    agent = (flat[..., 0:2] + 1) * half
+    block = torch.cat([(flat[..., 2:4] + 1) * half, torch.atan2(flat[..., 5:6], flat[..., 4:5])], -1)
+    return agent, block
+
+
+def freeze_untouched_block(previous: torch.Tensor, new: torch.Tensor, token_scale: float,
+                           margin: float = BLOCK_GATE_MARGIN) -> torch.Tensor:
+    """Imagined pose tokens with the block held still wherever the agent did not reach it.
+
+    Step by step, the block's channels of each new token are copied from the token before (the
+    last of ``previous`` for the first new one, the gated token for the others) where the agent's
+    disc, swept from its position in the token before to its position in the new one, stays farther
+    than ``margin`` from the T at the block's pose before, and that T lies no deeper than
+    :data:`WALL_SLOP` in a wall. The agent's channels are never changed.
+
+    Args:
+        previous: ``(B, h, 6, 1, 1)`` pose tokens before ``new`` (a rollout's context), ``h >= 1``.
+        new: ``(B, L, 6, 1, 1)`` imagined pose tokens.
+        token_scale: the pose codec's ``token_scale``.
+        margin: pixels of 512 (``>= 0``).
+
+    Returns:
+        ``(B, L, 6, 1, 1)`` tokens, ``new``'s dtype; a frozen block's channels equal the previous
+        token's bit for bit.
+    """
+    last = previous[:, -1]
+    out = []
+    for k in range(new.shape[1]):
+        token = new[:, k]
+        agent_from, block = tokens_to_pixels(last, token_scale)
+        agent_to, _ = tokens_to_pixels(token, token_scale)
+        free = (swept_clearance(agent_from, agent_to, block) > margin) & (wall_penetration(block) <= WALL_SLOP)
+        free = free[:, None, None, None]
+        token = torch.cat([token[:, :2], torch.where(free, last[:, 2:].to(token.dtype), token[:, 2:])], 1)
+        out.append(token)
+        last = token
+    return torch.stack(out, 1)
