@@ -6,10 +6,11 @@ those six numbers with an MLP to the next ``chunk_size`` targets, predicted as o
 agent. It acts from pixels only, so it runs unchanged in gym-pusht and in a world model, where it
 sees whatever block the model imagines.
 
-It is the learner of the learning loops (:mod:`world_gym.learning`) because it learns Push-T
-measurably within a CPU budget of seconds per fit: a CNN trained from pixels on a hundred demos
-does not (the zoo's CNN policies all fail in gym-pusht), while reading the state costs one fit per
-frame, done once and cached by :meth:`PushTStateBC.featurize`.
+:class:`PushTStateNearest` reads the same features and answers with the chunk of the nearest
+training frame. Both are learners of the learning loops (:mod:`world_gym.learning`) because they
+learn Push-T measurably within a CPU budget of seconds per fit: a CNN trained from pixels on a
+hundred demos does not (the zoo's CNN policies all fail in gym-pusht), while reading the state costs
+one fit per frame, done once by :meth:`PushTStateBC.featurize`.
 
 Follows the learner protocol of :mod:`world_gym.learning` (``featurize``, ``fit``) and the
 :class:`~world_gym.policies.base.Policy` protocol (``reset``, ``act``). Saved as ``config.json`` +
@@ -108,6 +109,19 @@ class PushTStateBC:
         return np.stack([frame_features(self.reader, f) for f in frames]) if len(frames) else \
             np.zeros((0, NUM_FEATURES), np.float32)
 
+    def _checked(self, features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``features`` ``(N, 6)`` and ``labels`` ``(N, chunk, 2)`` as float32, or a ValueError naming the problem."""
+        features, labels = np.asarray(features, np.float32), np.asarray(labels, np.float32)
+        if features.ndim != 2 or features.shape[1] != NUM_FEATURES:
+            raise ValueError(f"features must be (N, {NUM_FEATURES}), got {features.shape}")
+        if labels.shape != (len(features), self.config.chunk_size, 2):
+            raise ValueError(f"labels must be ({len(features)}, {self.config.chunk_size}, 2), got {labels.shape}")
+        if len(features) == 0:
+            raise ValueError("no samples to fit")
+        if not (np.isfinite(features).all() and np.isfinite(labels).all()):
+            raise ValueError("features and labels must be finite")
+        return features, labels
+
     def fit(self, features: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
         """Train from scratch on ``features`` ``(N, 6)`` and target chunks ``labels`` ``(N, chunk, 2)``.
 
@@ -115,15 +129,7 @@ class PushTStateBC:
             ``{"loss": final training loss, "samples": N}``.
         """
         cfg = self.config
-        features, labels = np.asarray(features, np.float32), np.asarray(labels, np.float32)
-        if features.ndim != 2 or features.shape[1] != NUM_FEATURES:
-            raise ValueError(f"features must be (N, {NUM_FEATURES}), got {features.shape}")
-        if labels.shape != (len(features), cfg.chunk_size, 2):
-            raise ValueError(f"labels must be ({len(features)}, {cfg.chunk_size}, 2), got {labels.shape}")
-        if len(features) == 0:
-            raise ValueError("no samples to fit")
-        if not (np.isfinite(features).all() and np.isfinite(labels).all()):
-            raise ValueError("features and labels must be finite")
+        features, labels = self._checked(features, labels)
         gen = torch.Generator().manual_seed(int(seed))
         torch.manual_seed(int(seed))
         self.net = _mlp(cfg.hidden, cfg.chunk_size * 2)
@@ -217,15 +223,7 @@ class PushTStateNearest(PushTStateBC):
 
     def fit(self, features: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
         """Keep ``features`` ``(N, 6)`` and the target chunks ``labels`` ``(N, chunk, 2)`` as offsets."""
-        features, labels = np.asarray(features, np.float32), np.asarray(labels, np.float32)
-        if features.ndim != 2 or features.shape[1] != NUM_FEATURES:
-            raise ValueError(f"features must be (N, {NUM_FEATURES}), got {features.shape}")
-        if labels.shape != (len(features), self.config.chunk_size, 2):
-            raise ValueError(f"labels must be ({len(features)}, {self.config.chunk_size}, 2), got {labels.shape}")
-        if len(features) == 0:
-            raise ValueError("no samples to fit")
-        if not (np.isfinite(features).all() and np.isfinite(labels).all()):
-            raise ValueError("features and labels must be finite")
+        features, labels = self._checked(features, labels)
         agent = (features[:, :2] + 1) * (WORKSPACE_SIZE / 2)
         self.features, self.offsets = features, labels - agent[:, None]
         self.trained = True
