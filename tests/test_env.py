@@ -199,3 +199,16 @@ def test_ensemble_is_a_make_argument():
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="ensemble"):
             gym.make("IRASim-PushT-v0", model=tiny, ensemble=bad, device="cpu")
+
+
+def test_pose_state_env_steps_in_bfloat16():
+    import torch
+
+    frames = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        env = gym.make("PoseState-PushT-v0", dtype=dtype, chunk_size=8, device="cpu")
+        env.reset(seed=0)
+        obs, _, _, _, info = env.step(np.full((8, 2), 200.0, np.float32))
+        frames[dtype] = info["frames"]
+    # the same motion, drawn within a few pixels' rounding
+    assert np.abs(frames[torch.float32].astype(int) - frames[torch.bfloat16].astype(int)).mean() < 5.0

@@ -381,7 +381,11 @@ class PoseStateDynamics(StateSpaceBackbone):
 
     def step(self, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,
              action: torch.Tensor) -> torch.Tensor:
-        return self.step_net(prev, state, prev_action, action)
+        """The next state, in ``state``'s dtype; the network runs in its weights' dtype (a model loaded
+        in bfloat16 steps float32 states through a bfloat16 network)."""
+        dtype = self.step_net.agent_linear.weight.dtype
+        out = self.step_net(*(t.to(dtype) for t in (prev, state, prev_action, action)))
+        return out.to(state.dtype)
 
     def unknown_prev_action(self, state: torch.Tensor, last_action: torch.Tensor) -> torch.Tensor:
         """After a reset the agent is at rest: its target was where it stands."""
