@@ -12,7 +12,7 @@ not within this budget). The expert is
 model alike. Every arm fits the same learner with the same budget (``--fit-steps``) and is graded
 in gym-pusht (``gym_pusht/PushT-v0``, 96 x 96, 300 steps) from ``--starts`` held-out starts (seeds
 ``0 .. starts - 1``; demonstrations and DAgger rollouts use seeds from 300000 up), over
-``--fit-seeds`` training seeds.
+``--fit-seeds`` runs (each DAgger run rolls its learner out from its own seeds, 400000 + 10000 x run).
 
 Arms:
 Demonstrations are used at the expert's frames of decision (every ``--chunk``-th frame, where the
@@ -110,12 +110,14 @@ def world_model_tag(args: argparse.Namespace) -> str:
 def arm_name(arm: str, args: argparse.Namespace) -> str:
     """An arm's cache name: arms that use the world model carry its tag, other learners than the MLP theirs."""
     name = arm if arm in REAL_ARMS else f"{arm}-{world_model_tag(args)}"
-    return name if args.learner == "mlp" or arm == "expert" else f"{name}-{args.learner}"
+    name = name if args.learner == "mlp" or arm == "expert" else f"{name}-{args.learner}"
+    return f"{name}-stride{args.label_stride}" if args.label_stride != 1 and arm.startswith("dagger") else name
 
 
 def arm_settings(arm: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The settings an arm's result depends on."""
-    return {k: v for k, v in settings.items() if arm not in REAL_ARMS or k not in ("model", "reward_model")}
+    drop = (("model", "reward_model") if arm in REAL_ARMS else ()) + (() if arm.startswith("dagger") else ("label_stride",))
+    return {k: v for k, v in settings.items() if k not in drop}
 
 
 def grade(args: argparse.Namespace, policy: Any, name: str) -> list[dict[str, Any]]:
@@ -160,7 +162,8 @@ def run_arm(arm: str, args: argparse.Namespace, fit_seed: int, cache: dict[str, 
     if arm.startswith("dagger"):
         dagger = DAggerConfig(iterations=args.dagger_iterations, episodes_per_iteration=args.dagger_episodes,
                               labels_per_iteration=args.dagger_labels, chunk_size=args.chunk,
-                              first_seed=DAGGER_SEED, seed=fit_seed)
+                              first_seed=DAGGER_SEED + 10_000 * fit_seed, seed=fit_seed,
+                              label_stride=args.label_stride)
         backend = make_backend(args.model, args.num_envs, args.chunk, real=arm == "dagger-real",
                                env_kwargs=wm_kwargs(args))
         result = run_dagger(learner, PushTExpertProposal(args.label_noise, args.chunk), backend, data, dagger,
@@ -192,6 +195,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--dagger-iterations", type=int, default=4)
     parser.add_argument("--dagger-episodes", type=int, default=8, help="learner episodes per DAgger iteration")
     parser.add_argument("--dagger-labels", type=int, default=600, help="expert labels per DAgger iteration")
+    parser.add_argument("--label-stride", type=int, default=1,
+                        help="DAgger labels only every k-th frame (the chunk size: the learner's frames of decision)")
     parser.add_argument("--num-envs", type=int, default=8, help="episodes run at once")
     parser.add_argument("--out", default="outputs/learning_bench", help="cache folder (resumable)")
     parser.add_argument("--report-only", action="store_true", help="run nothing: the table of what the cache holds")
@@ -209,6 +214,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                               "dagger_labels")}
     if args.learner != "mlp":
         settings["learner"] = args.learner
+    if args.label_stride != 1:
+        settings["label_stride"] = args.label_stride
     cache: dict[str, Any] = {}
     results: dict[str, Any] = {}
     for arm in arms:

@@ -3,10 +3,11 @@
     python examples/dagger_pusht.py --demos 20 --iterations 4 --out outputs/dagger_pusht
 
 1. The scripted expert (reading the state off the frame) demonstrates ``demos`` episodes in gym-pusht.
-2. A small learner (an MLP on the state read off each frame) is fitted to them: plain behaviour cloning.
+2. A small learner (the nearest demonstrated state, read off each frame) is fitted to them: plain
+   behaviour cloning.
 3. DAgger: the learner acts in the world model (``env_id``, vectorized: one batched model call per chunk),
-   the expert labels frames it imagined, the labels join the data, the learner is refitted. No
-   gym-pusht step is taken after the demonstrations.
+   the expert labels the imagined frames where the learner chose its chunks, the labels join the data,
+   the learner is refitted. No gym-pusht step is taken after the demonstrations.
 4. Both learners are graded in gym-pusht from held-out starts.
 
 Re-running with the same ``--out`` continues an interrupted run after its last finished iteration.
@@ -23,7 +24,7 @@ import torch
 from world_gym.evaluation.rollouts import run_episodes
 from world_gym.learning import DAggerConfig, demonstrations, make_backend, roll_out, run_dagger
 from world_gym.policies.pusht_expert_proposal import PushTExpertProposal
-from world_gym.policies.pusht_state_bc import PushTStateBC, PushTStateBCConfig
+from world_gym.policies.pusht_state_bc import PushTStateBCConfig, PushTStateNearest
 
 
 @dataclass
@@ -33,9 +34,8 @@ class Args:
     demos: int = 20  # expert demonstrations in gym-pusht
     iterations: int = 4  # DAgger rounds
     episodes: int = 8  # learner episodes per round (in the world model)
-    labels: int = 600  # expert labels per round
+    labels: int = 300  # expert labels per round (at most one per learner decision)
     starts: int = 20  # held-out gym-pusht starts for the grade (seeds 0 ..)
-    fit_steps: int = 4000
     num_envs: int = 8
     max_frames: int = 300  # episode limit (gym-pusht's)
     out: str = "outputs/dagger_pusht"
@@ -58,7 +58,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     expert = lambda: PushTExpertProposal(noise=5.0, chunk_size=8)  # noqa: E731
-    learner = PushTStateBC(PushTStateBCConfig(chunk_size=8, steps=args.fit_steps))
+    learner = PushTStateNearest(PushTStateBCConfig(chunk_size=8))
 
     # 1. demonstrations in the real simulator; keep the frames where the expert chose its chunk
     real = make_backend(args.env_id, args.num_envs, 8, real=True, max_episode_frames=args.max_frames)
@@ -72,8 +72,9 @@ def main() -> None:
     # 3. DAgger in the world model
     imagined = make_backend(args.env_id, args.num_envs, 8, max_episode_frames=args.max_frames,
                             env_kwargs={"model": args.model} if args.model else None)
+    # the expert labels the frames where the learner chose a chunk (every 8th)
     config = DAggerConfig(iterations=args.iterations, episodes_per_iteration=args.episodes,
-                          labels_per_iteration=args.labels, chunk_size=8)
+                          labels_per_iteration=args.labels, chunk_size=8, label_stride=8)
     result = run_dagger(learner, PushTExpertProposal(noise=0.0, chunk_size=8), imagined, demos, config,
                         out_dir=args.out)
     for row in result.history[1:]:

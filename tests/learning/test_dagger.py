@@ -142,6 +142,10 @@ def test_relabel_checks_the_expert_and_keeps_to_its_budget():
     episodes = roll_out(ToyBackend(), ToyExpert, [0, 1], progress=False)
     data = relabel(episodes, ToyExpert(), NearestLearner(), CHUNK, "x", limit=3, progress=False)
     assert len(data) == 3 and set(data.source) == {"x"}
+    strided = relabel(episodes, ToyExpert(), NearestLearner(), CHUNK, "x", stride=CHUNK, progress=False)
+    assert set(strided.step % CHUNK) == {0} and len(strided) == sum(len(range(0, len(e.actions), CHUNK)) for e in episodes)
+    with pytest.raises(ValueError, match="stride"):
+        relabel(episodes, ToyExpert(), NearestLearner(), CHUNK, "x", stride=0, progress=False)
 
     class Wrong(ToyExpert):
         def act(self, observation: Any, info: Any = None) -> np.ndarray:
@@ -191,7 +195,7 @@ def test_example_runs(tmp_path, monkeypatch, capsys):
 
     script = Path(__file__).parents[2] / "examples" / "dagger_pusht.py"
     argv = [str(script), "--model", "tiny-pusht", "--demos", "2", "--iterations", "1", "--episodes", "2",
-            "--labels", "4", "--starts", "2", "--fit-steps", "20", "--num-envs", "2", "--max-frames", "16",
+            "--labels", "4", "--starts", "2", "--num-envs", "2", "--max-frames", "16",
             "--out", str(tmp_path / "run")]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(script), run_name="__main__")

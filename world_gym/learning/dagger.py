@@ -50,6 +50,8 @@ class DAggerConfig:
             ``first_seed + (i - 1) * episodes_per_iteration`` onwards (keep them apart from the
             seeds the result is graded on).
         seed: seed of the fits (``seed + iteration``) and of the label draws.
+        label_stride: label only every ``label_stride``-th frame of an episode (``chunk_size``: the
+            frames where the learner decided); 1 labels any frame.
     """
 
     iterations: int = 4
@@ -58,9 +60,10 @@ class DAggerConfig:
     chunk_size: int = 8
     first_seed: int = 200_000
     seed: int = 0
+    label_stride: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "episodes_per_iteration", "chunk_size"):
+        for name in ("iterations", "episodes_per_iteration", "chunk_size", "label_stride"):
             if int(getattr(self, name)) < (0 if name == "iterations" else 1):
                 raise ValueError(f"{name} must be >= {0 if name == 'iterations' else 1}, got {getattr(self, name)}")
         if self.labels_per_iteration is not None and self.labels_per_iteration < 1:
@@ -145,7 +148,7 @@ def run_dagger(learner: Learner, expert: Policy, backend: EpisodeBackend, demos:
             summary = episode_summary(episodes)
             new = relabel(episodes, expert, learner, config.chunk_size, source=f"iteration-{iteration}",
                           first_episode=int(data.episode.max()) + 1, limit=config.labels_per_iteration,
-                          seed=config.seed + iteration, progress=progress)
+                          seed=config.seed + iteration, progress=progress, stride=config.label_stride)
             data = data.concat(new)
             row.update({"rollout_success_rate": summary["success_rate"],
                         "rollout_mean_max_coverage": summary["mean_max_coverage"],

@@ -242,7 +242,7 @@ def from_dataset(root: str | Path, learner: Learner, chunk_size: int, source: st
 
 def relabel(episodes: Sequence[Episode], expert: Policy, learner: Learner, chunk_size: int, source: str,
             first_episode: int = 0, limit: int | None = None, seed: int = 0,
-            progress: bool = True) -> Demonstrations:
+            progress: bool = True, stride: int = 1) -> Demonstrations:
     """DAgger samples: the expert's chunk for frames the learner visited.
 
     The expert is ``reset`` with each episode's start seed and asked for one chunk per frame, in the
@@ -258,13 +258,17 @@ def relabel(episodes: Sequence[Episode], expert: Policy, learner: Learner, chunk
         first_episode: id of the first episode.
         limit: label at most this many frames, drawn uniformly at random (``seed``) from all of them:
             the same expert budget whatever the episodes' lengths.
+        stride: label only frames ``0, stride, 2 * stride, ...`` of each episode (a learner acting in
+            chunks of ``stride`` decides there).
         seed: the draw's seed.
         progress: show a tqdm bar.
 
     Raises:
         ValueError: the expert's chunk has another shape, or a label is not finite.
     """
-    rows = [(k, t) for k, ep in enumerate(episodes) for t in range(len(ep.actions))]
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    rows = [(k, t) for k, ep in enumerate(episodes) for t in range(0, len(ep.actions), stride)]
     if limit is not None and len(rows) > limit:
         pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=limit, replace=False))
         rows = [rows[i] for i in pick]
