@@ -97,7 +97,7 @@ def _agent_moves_and_block_stays(env, agent, block, pose, units, last_state) -> 
     """From seed 0, 8 targets 100 units left and then right of the ``agent``: the agent ends within 15
     units of them, the block's pose (``last_state()`` after the chunk, ``(5,)``) stays within
     ``units`` of 512 and 1 degree of ``pose``, its whole-frame mask centroid within 0.6 px of ``block``
-    (both models draw with the sprite renderer: measured at most 0.31 px on seeds 0-3, session 16;
+    (both models draw with the sprite renderer: measured at most 0.31 px on seeds 0-3;
     1.39 px through the VAE latents)."""
     import math
 
@@ -138,7 +138,7 @@ def test_irasim_env_ships_the_pose_token_model_which_leaves_an_untouched_block_i
     assert model.backbone.config.pose_frame == model.codec.token_scale and model.config.sampler.ensemble == 8
     assert model.backbone.config.board_pose and model.codec.agent_from_pixels
     assert model.codec.decoder == "render" and model.config.metadata["renderer"]["heldout"]["psnr"] > 40
-    # passes of 4 frames, each a whole padded clip (session 17: long block IoU 0.669 -> 0.740)
+    # passes of 4 frames, each a whole padded clip (long block IoU 0.669 -> 0.740)
     assert model.frames_per_pass == 4 and model.config.clip_padding == "repeat_last"
     start, _ = env.reset(seed=0)
     agent = estimate_agent_pos(start)
@@ -152,7 +152,7 @@ def test_irasim_env_ships_the_pose_token_model_which_leaves_an_untouched_block_i
 def test_pose_state_env_ships_its_model_which_moves_the_agent_and_leaves_an_untouched_block():
     """``PoseState-PushT-v0`` runs the shipped pose-state model: targets to the left and to the right
     move the agent there, and a block the agent does not reach stays where it was: its pose within
-    1 unit of 512 and 1 degree (measured on seeds 0-3 since session 16, on the pose codec's tokens:
+    1 unit of 512 and 1 degree (measured on seeds 0-3, on the pose codec's tokens:
     at most 0.76 units and 0.38 degrees of drift over these 8 steps), its whole-frame block mask
     within 0.6 px (docs/models/pusht-irasim-pose.md)."""
     import numpy as np
@@ -167,7 +167,7 @@ def test_pose_state_env_ships_its_model_which_moves_the_agent_and_leaves_an_unto
     env = gym.make(POSE_ENV_ID, chunk_size=8)
     model = env.unwrapped.model
     assert model.config.backbone == "PoseState" and model.config.metadata["trained"]
-    # session 16: the step runs on the pose codec's tokens, which reads the agent from its colour and
+    # the step runs on the pose codec's tokens, which reads the agent from its colour and
     # draws with the sprite renderer
     assert model.backbone.config.token_scale == model.codec.token_scale and model.codec.agent_from_pixels
     assert model.codec.decoder == "render"

@@ -48,8 +48,8 @@ CATALOG: tuple[CatalogEntry, ...] = (
         module="world_gym.envs.pusht.family",
         model="pusht-irasim-pose",
         summary="IRASim Frame-Ada DiT on pose tokens; drop-in for gym_pusht/PushT-v0 (96x96 pixels)",
-        fidelity="block IoU 0.918 (15 steps), 0.740 (150 steps); zoo coverage Pearson 0.998",
-        speed="32.6 frames/s (1 env, 1 CPU thread)",
+        fidelity="block IoU 0.927 (15 steps), 0.748 (150 steps); zoo coverage Pearson 0.998",
+        speed="32.6 frames/s (1 env, 1 CPU thread, untouched-block gate off)",
         card="docs/models/pusht-irasim-pose.md",
     ),
     CatalogEntry(
@@ -58,8 +58,8 @@ CATALOG: tuple[CatalogEntry, ...] = (
         module="world_gym.envs.pusht.family",
         model="pusht-pose-state",
         summary="deterministic pose-state step on the same pose codec; drop-in for gym_pusht/PushT-v0",
-        fidelity="block IoU 0.932 (15 steps), 0.813 (150 steps); zoo coverage Pearson 0.9996",
-        speed="123.2 frames/s (1 env, 1 CPU thread)",
+        fidelity="block IoU 0.935 (15 steps), 0.815 (150 steps); zoo coverage Pearson 0.9996",
+        speed="123.2 frames/s (1 env, 1 CPU thread, untouched-block gate off)",
         card="docs/models/pusht-pose-state.md",
     ),
     CatalogEntry(
