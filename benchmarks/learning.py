@@ -84,9 +84,7 @@ def collect(args: argparse.Namespace, side: str, learner: PushTStateBC) -> tuple
             logger.info("%s demos %d-%d: %s", side, seeds[0], seeds[-1], episode_summary(episodes))
         parts.append(Demonstrations.load(path))
         summaries.append(json.loads(path.with_suffix(".json").read_text()))
-    demos = parts[0]
-    for part in parts[1:]:
-        demos = demos.concat(part)
+    demos = Demonstrations.join(parts)
     frames = sum(s["frames"] for s in summaries)
     summary = {"episodes": sum(s["episodes"] for s in summaries), "frames": frames,
                "success_rate": float(np.average([s["success_rate"] for s in summaries],

@@ -93,10 +93,21 @@ class Demonstrations:
 
     def concat(self, other: "Demonstrations") -> "Demonstrations":
         """Rows of ``self`` then ``other`` (episode ids are kept: make them disjoint)."""
-        if len(self) and len(other) and self.features.shape[1:] != other.features.shape[1:]:
-            raise ValueError(f"features {self.features.shape[1:]} and {other.features.shape[1:]} differ")
-        return Demonstrations(*(np.concatenate([getattr(self, k), getattr(other, k)])
-                                for k in FIELDS))
+        return Demonstrations.join([self, other])
+
+    @classmethod
+    def join(cls, parts: Sequence["Demonstrations"]) -> "Demonstrations":
+        """The rows of ``parts`` in order, copied once (episode ids are kept: make them disjoint).
+
+        Raises:
+            ValueError: no parts, or parts whose features differ in shape.
+        """
+        if not parts:
+            raise ValueError("no demonstrations to join")
+        shapes = {p.features.shape[1:] for p in parts if len(p)}
+        if len(shapes) > 1:
+            raise ValueError(f"features of different shapes: {sorted(shapes)}")
+        return cls(*(np.concatenate([getattr(p, k) for p in parts]) for k in FIELDS))
 
     def rows(self, index: np.ndarray) -> "Demonstrations":
         """The rows ``index``."""
@@ -206,7 +217,9 @@ def demonstrations(episodes: Sequence[Episode], learner: Learner, chunk_size: in
         labels = chunk_targets(np.asarray(ep.actions, np.float32), index, chunk_size)
         parts.append(Demonstrations(learner.featurize(ep.frames), labels, index + first_episode + k,
                                     np.arange(len(index)), np.full(len(index), source)))
-    return _concat(parts)
+    if not parts:
+        raise ValueError("no episodes")
+    return Demonstrations.join(parts)
 
 
 def from_dataset(root: str | Path, learner: Learner, chunk_size: int, source: str | None = None,
@@ -272,7 +285,9 @@ def relabel(episodes: Sequence[Episode], expert: Policy, learner: Learner, chunk
     if limit is not None and len(rows) > limit:
         pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=limit, replace=False))
         rows = [rows[i] for i in pick]
-    action_dim = int(episodes[0].actions.shape[-1]) if episodes else 2
+    if not rows:
+        raise ValueError("no frames to label: the episodes are empty")
+    action_dim = int(episodes[0].actions.shape[-1])
     labels, frames, index, steps = [], [], [], []
     current = None
     for k, t in tqdm(rows, desc=f"labelling {source}", disable=not progress or None, leave=False):
@@ -290,19 +305,8 @@ def relabel(episodes: Sequence[Episode], expert: Policy, learner: Learner, chunk
         frames.append(frame)
         index.append(first_episode + k)
         steps.append(t)
-    if not rows:
-        raise ValueError("no frames to label: the episodes are empty")
     return Demonstrations(learner.featurize(np.stack(frames)), np.stack(labels), np.asarray(index, np.int64),
                           np.asarray(steps, np.int64), np.full(len(rows), source))
-
-
-def _concat(parts: list[Demonstrations]) -> Demonstrations:
-    if not parts:
-        raise ValueError("no episodes")
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.concat(part)
-    return out
 
 
 def episode_summary(episodes: Sequence[Episode]) -> dict[str, float]:

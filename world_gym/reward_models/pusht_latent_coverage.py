@@ -24,7 +24,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from world_gym.envs.pusht.pixels import GOAL_POSE, PUSHT_SUCCESS_THRESHOLD, TEE_AREA, TEE_RECTANGLES, WORKSPACE_SIZE
+from world_gym.envs.pusht.pixels import (
+    GOAL_POSE,
+    PUSHT_SUCCESS_THRESHOLD,
+    TEE_AREA,
+    TEE_RECTANGLES,
+    WORKSPACE_SIZE,
+    coverage_to_reward,
+)
 from world_gym.planning.imagination import ImaginationModel, Start
 from world_gym.planning.objectives import Objective
 from world_gym.reward_models.base import RewardContext, RewardHead, RewardOutput
@@ -183,9 +190,8 @@ class PushTPoseCoverage(RewardHead):
                              f"latents are {tuple(latents.shape)}: use 'resnet_iou'")
         scale = float(getattr(context.codec, "token_scale", 4.0))
         coverage = tee_coverage(tokens_to_block_poses(latents, scale), self.goal_pose)
-        reward = np.clip(coverage / self.success_threshold, 0.0, 1.0).astype(np.float32)
-        return RewardOutput(reward=reward, success=coverage > self.success_threshold,
-                            info={"coverage": coverage.astype(np.float32)})
+        reward, success = coverage_to_reward(coverage, self.success_threshold)
+        return RewardOutput(reward=reward, success=success, info={"coverage": coverage.astype(np.float32)})
 
 
 def make_objective(model: ImaginationModel) -> PushTLatentCoverage:

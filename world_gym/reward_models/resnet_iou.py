@@ -30,7 +30,12 @@ import torchvision
 from torch import nn
 
 from world_gym.envs.pusht.metrics import BLOCK, palette_labels
-from world_gym.envs.pusht.pixels import GOAL_CROP, PUSHT_FRAME_SIZE, PUSHT_SUCCESS_THRESHOLD  # noqa: F401  (re-exported)
+from world_gym.envs.pusht.pixels import (  # noqa: F401  (re-exported)
+    GOAL_CROP,
+    PUSHT_FRAME_SIZE,
+    PUSHT_SUCCESS_THRESHOLD,
+    coverage_to_reward,
+)
 from world_gym.reward_models.base import RewardContext, RewardHead, RewardOutput
 from world_gym.reward_models.render_fit import RenderFit, refine_coverage
 
@@ -159,20 +164,6 @@ def frames_to_input(frames: np.ndarray | torch.Tensor, device: str | torch.devic
     x = torch.as_tensor(frames).to(device)
     x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
     return x.contiguous(memory_format=torch.channels_last)
-
-
-def coverage_to_reward(coverage: np.ndarray, threshold: float = PUSHT_SUCCESS_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
-    """gym-pusht's reward and success from coverage.
-
-    Args:
-        coverage: coverage values, any shape.
-        threshold: gym-pusht's success threshold.
-
-    Returns:
-        ``(reward, success)``: float32 ``clip(coverage / threshold, 0, 1)`` and bool ``coverage > threshold``.
-    """
-    coverage = np.asarray(coverage, np.float32)
-    return np.clip(coverage / threshold, 0.0, 1.0).astype(np.float32), coverage > threshold
 
 
 def save_coverage_net(net: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
@@ -361,6 +352,6 @@ class ResNetIoUReward(RewardHead):
                              f"got {frames.dtype} {frames.shape}")
         b, t = frames.shape[:2]
         coverage, fitted, capped = (x.reshape(b, t) for x in self._predict(frames.reshape(b * t, s, s, 3)))
-        reward = np.clip(coverage / self.success_threshold, 0.0, 1.0).astype(np.float32)
-        return RewardOutput(reward=reward, success=coverage > self.success_threshold,
+        reward, success = coverage_to_reward(coverage, self.success_threshold)
+        return RewardOutput(reward=reward, success=success,
                             info={"coverage": coverage, "render_fit": fitted, "goal_capped": capped})

@@ -52,6 +52,21 @@ GOAL_CROP = (33, 23, 40)
 DRAWN_MARGIN = 2.0
 
 
+def coverage_to_reward(coverage: np.ndarray, threshold: float = PUSHT_SUCCESS_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """gym-pusht's reward and success from coverage.
+
+    Args:
+        coverage: coverage values, any shape.
+        threshold: gym-pusht's success threshold.
+
+    Returns:
+        ``(reward, success)``: float32 ``clip(coverage / threshold, 0, 1)`` and bool ``coverage > threshold``
+        (compared in the coverage's own precision).
+    """
+    coverage = np.asarray(coverage)
+    return np.clip(coverage / threshold, 0.0, 1.0).astype(np.float32), coverage > threshold
+
+
 def agent_mask(frames: np.ndarray, tolerance: int = 40) -> np.ndarray:
     """Boolean mask ``(..., H, W)`` of the pixels within ``tolerance`` of the agent's colour."""
     f = np.asarray(frames).astype(np.int16)
