@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import csv
 from pathlib import Path
 
@@ -169,3 +170,32 @@ def test_tokens_of_datasets(tmp_path):
     vae_dir = write_tokens(compose("train_consistency", [*base, f"codec_dir={tmp_path / 'vae'}",
                                                          f"teacher={bundled_model_path('tiny-pusht')}"]))
     assert np.load(vae_dir / "latents.npy").shape == (24, 4, 24, 24)
+
+
+def test_a_pose_teacher_fine_tuned_on_its_tokens_keeps_its_codec(tmp_path):
+    """consistency-tokens of a pose teacher name it in pose_codec.json: `train dynamics` fine-tunes the
+    teacher's DiT on them (trainer.init_from=<teacher>) and `train export` gives the result its codec."""
+    from training_data import write_tiny_dataset
+    from world_gym.envs.pusht.pose_codec import PoseCodec
+    from world_gym.training.train_consistency import write_tokens
+    from world_gym.training.train_dynamics import export_world_model, train_dynamics
+
+    root = write_tiny_dataset(tmp_path / "d", episodes=2, length=20, size=96, seed=0)
+    tokens = write_tokens(compose("train_consistency", [f"token_roots=[{root}]", f"codec_dir={tmp_path / 'tok'}"]))
+    assert json.loads((tokens / "pose_codec.json").read_text()) == {"world_model": "pusht-irasim-pose"}
+    over = [f"codec_dir={tokens}", f"out_dir={tmp_path / 'dit'}", "dynamics=pusht_pose_block_frame_ada",
+            "dynamics.size=small-cpu", "dynamics.board_pose=true", "trainer.init_from=pusht-irasim-pose",
+            "trainer.batch_size=2", "trainer.steps=1", "trainer.threads=1", "trainer.log_every=1",
+            "trainer.ckpt_every=1", "trainer.ema_decay=0.0"]
+    train_dynamics(compose("train_dynamics", over))
+    model = WorldModel.from_pretrained(export_world_model(compose("train_dynamics", over), tmp_path / "wm"))
+    teacher = WorldModel.from_pretrained("pusht-irasim-pose")
+    assert isinstance(model.codec, PoseCodec)
+    for k, v in teacher.codec.state_dict().items():
+        torch.testing.assert_close(model.codec.state_dict()[k], v, msg=k)
+    moved = [not torch.equal(v, teacher.backbone.state_dict()[k]) for k, v in model.backbone.state_dict().items()]
+    assert any(moved)  # one step of training from the teacher's weights
+    assert model.config.metadata["pose_codec"] == {"world_model": "pusht-irasim-pose"}
+    with pytest.raises(RuntimeError):  # a backbone of another size cannot start from the teacher
+        train_dynamics(compose("train_dynamics", [*[o for o in over if "size" not in o and "out_dir" not in o],
+                                                  "dynamics.size=tiny", f"out_dir={tmp_path / 'other'}"]))

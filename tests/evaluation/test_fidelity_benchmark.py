@@ -191,6 +191,7 @@ def test_by_family_reports_each_family_and_the_untouched_block_drift(fidelity, t
     assert drift["episodes"] == 1 and drift["steps"] == [12]
     copy, tiny = drift["methods"]["copy first frame"], drift["methods"]["tiny-pusht"]
     assert copy["centre_drift_last"][0] == 0.0 and copy["centre_drift_max"][0] == 0.0
+    assert copy["own_motion_last"] == [0.0]  # the copied block never moves
     assert copy["block_iou_last"][0] > 0.95
     assert tiny["block_iou_last"][0] < 0.5  # an untrained model does not keep the block
     with pytest.raises(SystemExit, match="no episodes of families"):

@@ -19,7 +19,9 @@ rollouts belong in its training data. These four are the **training families** o
 Push-T models. The **stress families** of :mod:`world_gym.envs.pusht.behaviours` (codes 10-16:
 ``sweep``, ``circle``, ``side_switch``, ``wall_push``, ``near_miss``, ``bounds``, ``park``) are
 built unlike them, to measure a world model off its training behaviours. ``--mix`` also takes the
-groups ``training`` (the default mix) and ``stress`` (the stress families, equally), and names
+groups ``training`` (the default mix), ``broad`` (the broad training families of
+:mod:`world_gym.envs.pusht.broad_play`, codes 4-9, equally) and ``stress`` (the stress families,
+equally), and names
 without a weight (weight 1). More behaviours: :func:`register_behavior`. Episode ``i`` takes its
 behaviour from the mix by a golden-ratio sequence, so every prefix of the episode list follows the
 mix closely; in the ``stress`` split the mix's families play in turn instead (weights only say
@@ -34,6 +36,10 @@ writer process (the parent); ``--workers 1`` runs everything in the parent.
     world-gym collect pusht --root data/pusht/zoo_rollouts --episodes 60 --split train \\
         --mix policy=1 --policy zoo:runs/zoo,only=random+bc_steps1000+act_steps600
     world-gym collect pusht --root data/pusht/stress --episodes 56 --split stress --mix stress
+    world-gym collect pusht --root data/pusht/broad --episodes 3000 --split train --mix broad --no-images
+
+``--no-images`` stores no frames (gym-pusht runs without rendering): the pose-state and pose-token
+dynamics train on the state, action and pose columns alone.
 """
 
 from __future__ import annotations
@@ -52,7 +58,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from world_gym.envs.pusht.behaviours import STRESS_FAMILIES, STRESS_SEEDS, family_seeds, make_stress_policy
+from world_gym.envs.pusht.behaviours import (
+    BROAD_FAMILIES,
+    STRESS_FAMILIES,
+    STRESS_SEEDS,
+    family_seeds,
+    make_stress_policy,
+)
 
 SPLITS: dict[str, tuple[int, int]] = {
     "train": (100_000, 2**31 - 1), "heldout": (0, 10_000), "stress": STRESS_SEEDS,
@@ -84,6 +96,12 @@ def _play(noise: float) -> Any:
     return PushTPlay()
 
 
+def _broad(name: str, noise: float) -> Any:
+    from world_gym.envs.pusht.broad_play import make_broad_policy
+
+    return make_broad_policy(name)
+
+
 def _needs_policy(noise: float) -> Any:
     raise ValueError("the 'policy' behaviour plays the policies given by --policy (collect(policy=...))")
 
@@ -93,10 +111,11 @@ BEHAVIORS: dict[str, Behavior] = {
     "noisy": Behavior(1, _expert, noisy=True),
     "play": Behavior(2, _play),
     "policy": Behavior(3, _needs_policy),
+    **{name: Behavior(code, functools.partial(_broad, name)) for name, code in BROAD_FAMILIES.items()},
     **{name: Behavior(code, functools.partial(make_stress_policy, name))
        for name, code in STRESS_FAMILIES.items()},
 }
-MIX_GROUPS = {"training": DEFAULT_MIX, "stress": ",".join(STRESS_FAMILIES)}
+MIX_GROUPS = {"training": DEFAULT_MIX, "broad": ",".join(BROAD_FAMILIES), "stress": ",".join(STRESS_FAMILIES)}
 
 
 def register_behavior(name: str, behavior: Behavior) -> None:
@@ -186,13 +205,14 @@ def plan_episodes(
     return specs
 
 
-def record_episode(env: Any, policy: Any, spec: EpisodeSpec) -> dict[str, np.ndarray]:
+def record_episode(env: Any, policy: Any, spec: EpisodeSpec, images: bool = True) -> dict[str, np.ndarray]:
     """Run one gym-pusht episode and return its rows (columns of :data:`~world_gym.envs.pusht.ground_truth.PUSHT_FEATURES`).
 
     Args:
         env: a pixel-observation gym-pusht env (``make_pusht_env()``), time limit included.
         policy: a Policy reading gym-pusht's ``info``.
         spec: seed, behaviour and noise of the episode.
+        images: keep the frames (``observation.image``); False: the state columns only.
 
     Returns:
         Column -> array with one row per frame (steps + 1 rows; see ``lerobot_io``).
@@ -201,7 +221,7 @@ def record_episode(env: Any, policy: Any, spec: EpisodeSpec) -> dict[str, np.nda
 
     obs, info = env.reset(seed=spec.seed)
     policy.reset(seed=spec.seed)
-    images, agent, poses, covs = [obs], [info["pos_agent"]], [info["block_pose"]], [coverage(info["block_pose"])]
+    frames, agent, poses, covs = [obs], [info["pos_agent"]], [info["block_pose"]], [coverage(info["block_pose"])]
     actions, rewards, successes = [], [], []
     queue: list[np.ndarray] = []  # the rest of an action chunk, played before the policy is asked again
     terminated = truncated = False
@@ -217,7 +237,8 @@ def record_episode(env: Any, policy: Any, spec: EpisodeSpec) -> dict[str, np.nda
         actions.append(action)
         rewards.append(reward)
         successes.append(info["is_success"])
-        images.append(obs)
+        if images:
+            frames.append(obs)
         agent.append(info["pos_agent"])
         poses.append(info["block_pose"])
         covs.append(info["coverage"])
@@ -225,14 +246,14 @@ def record_episode(env: Any, policy: Any, spec: EpisodeSpec) -> dict[str, np.nda
     actions.append(actions[-1])
     rewards.append(rewards[-1])
     successes.append(successes[-1])
-    n = len(images)
+    n = len(agent)
     block_pose = np.asarray(poses, dtype=np.float64)
     block_pose[:, 2] = np.mod(block_pose[:, 2], 2 * np.pi)  # as gym-pusht's state observation
     done = np.zeros((n, 1), dtype=bool)
     done[-1] = True
     code = BEHAVIORS[spec.behavior].code
     return {
-        "observation.image": np.asarray(images, dtype=np.uint8),
+        **({"observation.image": np.asarray(frames, dtype=np.uint8)} if images else {}),
         "observation.state": np.asarray(agent, dtype=np.float32),
         "action": np.asarray(actions, dtype=np.float32),
         "observation.block_pose": block_pose.astype(np.float32),
@@ -249,20 +270,22 @@ def record_episode(env: Any, policy: Any, spec: EpisodeSpec) -> dict[str, np.nda
 _WORKER: dict[str, Any] = {}
 
 
-def _run_spec(spec: EpisodeSpec, max_steps: int = 300) -> dict[str, np.ndarray]:
-    """Record one episode with this process's env and cached policies (worker entry point)."""
+def _run_spec(spec: EpisodeSpec, max_steps: int = 300, images: bool = True) -> dict[str, np.ndarray]:
+    """Record one episode with this process's env and cached policies (worker entry point); without
+    ``images`` the scripted behaviours play gym-pusht's state observation (no rendering)."""
     warnings.filterwarnings("ignore", category=UserWarning)
-    if ("env", max_steps) not in _WORKER:
+    obs_type = "pixels" if images or spec.policy else "state"
+    if ("env", max_steps, obs_type) not in _WORKER:
         from world_gym.envs.pusht.ground_truth import make_pusht_env
 
-        _WORKER["env", max_steps] = make_pusht_env(max_episode_steps=max_steps)
+        _WORKER["env", max_steps, obs_type] = make_pusht_env(obs_type=obs_type, max_episode_steps=max_steps)
     key = (spec.behavior, spec.noise, spec.policy, spec.policy_index)
     if key not in _WORKER:
         if spec.policy:
             _WORKER[key] = _policy_specs(spec.policy)[spec.policy_index].make()
         else:
             _WORKER[key] = BEHAVIORS[spec.behavior].make_policy(spec.noise)
-    return record_episode(_WORKER["env", max_steps], _WORKER[key], spec)
+    return record_episode(_WORKER["env", max_steps, obs_type], _WORKER[key], spec, images)
 
 
 def _policy_specs(text: str) -> list[Any]:
@@ -275,8 +298,9 @@ def _policy_specs(text: str) -> list[Any]:
     return _WORKER["specs", text]
 
 
-def _episodes(specs: list[EpisodeSpec], workers: int, max_steps: int) -> Iterator[dict[str, np.ndarray]]:
-    run = functools.partial(_run_spec, max_steps=max_steps)
+def _episodes(specs: list[EpisodeSpec], workers: int, max_steps: int,
+              images: bool = True) -> Iterator[dict[str, np.ndarray]]:
+    run = functools.partial(_run_spec, max_steps=max_steps, images=images)
     if workers <= 1:
         yield from map(run, specs)
         return
@@ -296,6 +320,7 @@ def collect(
     progress: bool = True,
     max_steps: int = 300,
     policy: str = "",
+    images: bool = True,
 ) -> dict[str, Any]:
     """Collect until ``root`` holds the first ``episodes`` episodes of ``split`` (resuming if present).
 
@@ -311,6 +336,8 @@ def collect(
         max_steps: episode time limit (gym-pusht's is 300; shorter only for tests and smoke runs).
         policy: policies of the ``policy`` behaviour, as ``world-gym evaluate --policy`` takes them
             (``zoo:DIR[,only=a+b]``, ``cnn_bc:PATH``, ``lerobot:PATH``, ``random`` ...).
+        images: store the frames; False: state, action and pose columns only (what the pose-state
+            and pose-token dynamics train on), about 1/1000 of the disk; a root keeps one kind.
 
     Returns:
         Summary of this run: episodes and frames added, per-behaviour counts and success, wall time.
@@ -333,11 +360,12 @@ def collect(
     stats: dict[str, list[int]] = {}
     by_seed = {spec.seed: spec for spec in plan}
     frames, t0 = 0, time.perf_counter()
-    with EpisodeWriter(root, checkpoint_every=checkpoint_every, repo_id=DATASET_REPO_ID, features=PUSHT_FEATURES,
+    features = PUSHT_FEATURES if images else {k: v for k, v in PUSHT_FEATURES.items() if k != "observation.image"}
+    with EpisodeWriter(root, checkpoint_every=checkpoint_every, repo_id=DATASET_REPO_ID, features=features,
                        fps=FPS, robot_type=ROBOT_TYPE, task=TASK) as writer:
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=f"collect {split}", unit="ep",
                    disable=not progress, mininterval=5.0)
-        for episode in _episodes(todo, workers, max_steps):
+        for episode in _episodes(todo, workers, max_steps, images):
             writer.add_episode(episode)
             name = next(n for n, b in BEHAVIORS.items() if b.code == int(episode["behavior"][0, 0]))
             if name == "policy":
@@ -401,6 +429,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=300, help="episode time limit (gym-pusht: 300)")
     p.add_argument("--policy", default="", help="policies of the 'policy' behaviour, as `world-gym evaluate "
                    "--policy` takes them, e.g. zoo:runs/zoo,only=random+bc_steps1000")
+    p.add_argument("--no-images", dest="images", action="store_false",
+                   help="store the state, action and pose columns only, no frames (what pose dynamics train on)")
     p.set_defaults(func=run)
 
 
@@ -412,7 +442,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = collect(
         args.root, args.episodes, args.split, mix, levels, args.workers, args.checkpoint_every,
-        max_steps=args.max_steps, policy=args.policy,
+        max_steps=args.max_steps, policy=args.policy, images=args.images,
     )
     summary["dataset"] = dataset_summary(args.root)  # behaviour keys: "<behavior code>@<noise level>"
     print(json.dumps(summary, indent=2))

@@ -137,7 +137,7 @@ def build_episode(
 
 def episode_length(episode: dict[str, np.ndarray]) -> int:
     """Number of rows (frames) of an episode dict as :func:`validate_episode` accepts it."""
-    return len(episode["observation.image"])
+    return len(episode["observation.image"] if "observation.image" in episode else episode["action"])
 
 
 def validate_episode(episode: dict[str, np.ndarray], features: dict[str, dict[str, Any]]) -> None:

@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate policies in a world model and its ground truth, compared")
     p.add_argument("--policy", action="append", required=True,
                    help="[name=]kind[:path][,key=value...]; kinds: random, cnn_bc, lerobot, sb3, replay, pixel_expert, "
-                        "expert_proposal, plan (a planner: plan:ranking,k=16,proposal=expert_proposal+chunk_size=8), "
+                        "expert_proposal, novel (novel:greedy: unlike the training mix), "
+                        "plan (a planner: plan:ranking,k=16,proposal=expert_proposal+chunk_size=8), "
                         "zoo (repeatable)")
     p.add_argument("--env", default="IRASim-PushT-v0", help="registered world-model env id")
     p.add_argument("--model", default=None, help="world-model directory (default: the env's)")

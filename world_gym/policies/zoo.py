@@ -14,6 +14,10 @@ A spec string is ``[name=]kind[:path][,key=value...]``:
                                        (:mod:`world_gym.policies.pusht_pixel_expert`)
 ``expert_proposal,noise=35``           the memoryless noisy expert on the frame, a planner's proposal
                                        (:mod:`world_gym.policies.pusht_expert_proposal`)
+``novel:greedy,chunk_size=8``          a frame-reading policy unlike the models' training mix
+                                       (:mod:`world_gym.policies.pusht_novel`: ``idle``, ``greedy``,
+                                       ``wrong_goal``, ``quitter``, ``laggard``, ``jitter``,
+                                       ``stress_<family>``; other options are the policy's)
 ``plan:ranking,k=16,proposal=...``     a planner (:mod:`world_gym.planning.spec`); the proposal's
                                        commas written ``+``: ``proposal=expert_proposal+noise=35``
 ``zoo:zoo``                            every policy listed in ``zoo/zoo.json``
@@ -112,12 +116,23 @@ def _expert_proposal(path: str | None, options: dict[str, Any]) -> tuple[Callabl
     return (lambda: PushTExpertProposal(noise=noise, chunk_size=chunk)), chunk
 
 
+def _novel(path: str | None, options: dict[str, Any]) -> tuple[Callable[[], Policy], int]:
+    from world_gym.policies.pusht_novel import make_novel_policy
+
+    if not path:
+        raise ValueError("the novel kind needs a policy name, e.g. 'novel:greedy'")
+    chunk = int(options.get("chunk_size", 8))
+    kwargs = {k: v for k, v in options.items() if k != "chunk_size"}
+    make_novel_policy(path, chunk, **kwargs)  # fail at parse time on a bad name or option
+    return (lambda: make_novel_policy(path, chunk, **kwargs)), chunk
+
+
 PolicyKind = Callable[[str | None, dict[str, Any]], tuple[Callable[[], Policy], int]]
 #: Policy kinds by name, ``(path, options) -> (make_policy, chunk_size)``: the ones below and the entry
 #: points of the ``world_gym.policy_kinds`` group (``plan``: :func:`world_gym.planning.spec.plan_policy`).
 KINDS: Registry[PolicyKind] = Registry("policy kind", "world_gym.policy_kinds")
 for _name, _kind in {"random": _random, "cnn_bc": _cnn_bc, "lerobot": _lerobot, "sb3": _sb3, "replay": _replay,
-                     "pixel_expert": _pixel_expert, "expert_proposal": _expert_proposal}.items():
+                     "pixel_expert": _pixel_expert, "expert_proposal": _expert_proposal, "novel": _novel}.items():
     KINDS.register(_name, _kind)
 
 

@@ -183,8 +183,18 @@ def load_codec(codec_dir: str | Path) -> LatentCodec:
 
 
 def load_pose_codec(tokens_dir: Path) -> PoseCodec:
-    """The VAE codec and the pose encoder and decoder checkpoints ``tokens_dir/pose_codec.json`` names."""
+    """The pose codec ``tokens_dir/pose_codec.json`` names: a world model's own (``{"world_model": NAME}``,
+    as ``train consistency-tokens`` writes for a pose teacher), or a VAE codec with the pose encoder and
+    decoder checkpoints of a ``train pose-*`` run (``vae_codec_dir``, ``pose_dir``, ``pose``)."""
     meta = json.loads((tokens_dir / POSE_CODEC_FILE).read_text())
+    if "world_model" in meta:
+        from world_gym.world_model import WorldModel
+
+        codec = WorldModel.from_pretrained(meta["world_model"], start_encodings=False).codec
+        if not isinstance(codec, PoseCodec):
+            raise ValueError(f"{tokens_dir / POSE_CODEC_FILE} names {meta['world_model']}, whose codec is "
+                             f"a {type(codec).__name__}, not a PoseCodec")
+        return codec
     return build_pose_codec(meta["vae_codec_dir"], meta["pose_dir"], meta["pose"])
 
 

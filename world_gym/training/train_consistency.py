@@ -62,7 +62,10 @@ def write_tokens(cfg: DictConfig) -> Path:
 
     A pose codec's tokens are the privileged poses of the datasets' ``observation.state`` and
     ``observation.block_pose`` columns times its ``token_scale`` (what the shipped Push-T teacher
-    trained on); any other codec encodes the frames.
+    trained on; frames not needed), and ``pose_codec.json`` names the teacher, so that ``world-gym
+    train dynamics codec_dir=...`` (with ``trainer.init_from=<teacher>`` to fine-tune it) trains a
+    diffusion model on them and ``train export`` gives it the teacher's codec; any other codec
+    encodes the frames.
     """
     teacher = load_teacher(cfg)
     pose = teacher.config.codec.get("pose")
@@ -95,7 +98,11 @@ def write_tokens(cfg: DictConfig) -> Path:
     record = {"roots": [str(r) for r in cfg.token_roots], "frames": int(sum(len(z) for z in latents)),
               "episodes": offset, "teacher": str(cfg.teacher)}
     if pose is not None:
+        from world_gym.envs.pusht.pose_codec import POSE_CODEC_FILE
+
         record.update(pose_tokens="privileged poses", token_scale=float(pose["token_scale"]))
+        # `train dynamics codec_dir=<this>` trains a diffusion model on these tokens, exported with the teacher's codec
+        (out / POSE_CODEC_FILE).write_text(json.dumps({"world_model": str(cfg.teacher)}, indent=1) + "\n")
     (out / "latents.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {record['frames']} latents of {offset} episodes to {out}")
     return out

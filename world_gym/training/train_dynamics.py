@@ -267,9 +267,16 @@ def save_shards(ckpt: str | Path, directory: str | Path, max_bytes: int = 15 * 2
 
 
 def load_shards(directory: str | Path) -> tuple[dict[str, torch.Tensor], int]:
-    """Weights (float32) and step written by :func:`save_shards`."""
+    """Weights (float32) and step written by :func:`save_shards`; for a world-model directory or shipped
+    name instead, its backbone's weights and step 0 (a fine-tune from a trained model)."""
     from safetensors.torch import load_file
 
+    if not (Path(directory) / "shards.json").is_file():
+        from world_gym.model_files import WEIGHTS_NAME, read_weights, resolve_model_dir
+
+        weights = read_weights(resolve_model_dir(directory) / WEIGHTS_NAME)
+        return {k[len("backbone."):]: v.float() if v.is_floating_point() else v
+                for k, v in weights.items() if k.startswith("backbone.")}, 0
     directory = Path(directory)
     meta = json.loads((directory / "shards.json").read_text())
     weights: dict[str, torch.Tensor] = {}
@@ -335,6 +342,8 @@ def _pose_codec_record(codec_dir: Path) -> dict:
     if not path.is_file():
         return {}
     meta = json.loads(path.read_text())
+    if "world_model" in meta:
+        return {"pose_codec": {"world_model": meta["world_model"]}}
     steps = {}
     for name in ("encoder", "decoder"):
         state = load_checkpoint(Path(meta["pose_dir"]) / f"{name}.pt")

@@ -3,8 +3,9 @@
 A behaviour family is a way of acting in gym-pusht, stored in the ``behavior`` column of a collected
 dataset (:mod:`world_gym.data.collect`). The **training families** are those of the shipped Push-T
 world models' data: ``expert`` (0), ``noisy`` (1), ``play`` (2), ``policy`` (3, learned policies'
-rollouts; that data also held uniform random targets and jittery expert replays). The **stress
-families** act, like them, from gym-pusht's privileged state (``info``), but unlike them:
+rollouts; that data also held uniform random targets and jittery expert replays), and the **broad**
+families of :mod:`world_gym.envs.pusht.broad_play` (codes 4-9: contact-rich play, pushes from every
+side, wall contacts, planner candidates, hovering, random targets). The **stress families** act, like them, from gym-pusht's privileged state (``info``), but unlike them:
 
 ==============  ====  =====================================================================
 family          code  what the agent does
@@ -39,7 +40,10 @@ from typing import Any
 import numpy as np
 
 TRAINING_FAMILIES: dict[str, int] = {"expert": 0, "noisy": 1, "play": 2, "policy": 3}
-"""The behaviours of the shipped models' training data, with their ``behavior`` codes."""
+"""The behaviours of the first Push-T training mix, with their ``behavior`` codes."""
+BROAD_FAMILIES: dict[str, int] = {"random_targets": 4, "contact_play": 5, "side_push": 6, "wall_contact": 7,
+                                  "candidates": 8, "hover": 9}
+"""The broad training families (:mod:`world_gym.envs.pusht.broad_play`), with their ``behavior`` codes."""
 STRESS_FAMILIES: dict[str, int] = {"sweep": 10, "circle": 11, "side_switch": 12, "wall_push": 13,
                                    "near_miss": 14, "bounds": 15, "park": 16}
 """The stress set, with their ``behavior`` codes."""
@@ -59,8 +63,8 @@ _K_P, _K_V, _DT, _SUBSTEPS = 100.0, 20.0, 0.01, 10  # gym-pusht's PD controller 
 
 
 def family_name(code: int) -> str:
-    """Name of a ``behavior`` code (training or stress family); ``"code <n>"`` for an unknown one."""
-    names = {c: n for n, c in {**TRAINING_FAMILIES, **STRESS_FAMILIES}.items()}
+    """Name of a ``behavior`` code (training, broad or stress family); ``"code <n>"`` for an unknown one."""
+    names = {c: n for n, c in {**TRAINING_FAMILIES, **BROAD_FAMILIES, **STRESS_FAMILIES}.items()}
     return names.get(int(code), f"code {int(code)}")
 
 

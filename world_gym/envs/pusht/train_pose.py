@@ -304,15 +304,69 @@ def rollout_loss(model: PoseStateDynamics, states: torch.Tensor, actions: torch.
     return pose_loss(pred, states[:, 2:], angle_weight)
 
 
+def dataset_poses(cfg: DictConfig, roots: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poses ``(N, 6)`` (:func:`pose_rows`), normalised actions ``(N, 2)`` and episode ids ``(N,)``
+    (distinct across roots) of the datasets at ``roots``, read without their frames: a root collected
+    with ``world-gym collect --no-images`` serves as well as one with frames."""
+    poses, actions, episodes, offset = [], [], [], 0
+    for root in roots:
+        data = load_episodes(root, extra_columns=POSE_COLUMNS, progress=False, images=False)
+        poses.append(pose_rows(data.extras))
+        actions.append(action_spec(cfg).normalize(data.actions))
+        episodes.append(data.episode_index + offset)
+        offset = int(episodes[-1].max()) + 1
+    return np.concatenate(poses), np.concatenate(actions).astype(np.float32), np.concatenate(episodes)
+
+
+def step_config(cfg: DictConfig) -> PoseStateConfig:
+    """The model of a step trained on dataset roots (``dynamics.roots``): the backbone config of
+    ``dynamics.init_from`` when given, else ``cfg.model`` on pose tokens (``tokens.token_scale``), the
+    form the shipped pose-state model steps."""
+    init = cfg.dynamics.get("init_from")
+    if init:
+        from world_gym.model_files import CONFIG_NAME, resolve_model_dir
+        from world_gym.world_model import read_config
+
+        config = read_config(resolve_model_dir(init) / CONFIG_NAME)
+        if config.backbone != "PoseState":
+            raise ValueError(f"dynamics.init_from={init} holds a {config.backbone!r} backbone, not 'PoseState'")
+        return PoseStateConfig.from_dict(config.backbone_config)
+    fields = OmegaConf.to_container(cfg.model, resolve=True)
+    return PoseStateConfig(latent_channels=TOKEN_CHANNELS, latent_size=(1, 1), action_dim=int(cfg.data.action.dim),
+                           token_scale=float(cfg.tokens.token_scale), **fields)  # type: ignore[arg-type]
+
+
+def init_step(model: PoseStateDynamics, init_from: str) -> None:
+    """Load the step weights (``backbone.step_net.*``) of the world model at ``init_from`` into ``model``."""
+    from world_gym.model_files import WEIGHTS_NAME, read_weights, resolve_model_dir
+
+    prefix = "backbone.step_net."
+    state = {k[len(prefix):]: v for k, v in read_weights(resolve_model_dir(init_from) / WEIGHTS_NAME).items()
+             if k.startswith(prefix)}
+    model.step_net.load_state_dict({k: v.float() for k, v in state.items()})
+
+
 def train_dynamics(cfg: DictConfig) -> Path:
-    """Train (or resume) the pose step on clips of true poses and their actions."""
+    """Train (or resume) the pose step on clips of true poses and their actions: those of ``codec_dir``'s
+    latents, or of the datasets ``dynamics.roots`` names (no latents needed), starting from the step of
+    ``dynamics.init_from`` when given."""
     _prepare(cfg, "dynamics")
-    episodes = np.load(Path(cfg.codec_dir) / "episode_index.npy")
-    poses, states_np = true_states(cfg, len(episodes))
-    states = torch.from_numpy(states_np)
-    actions = torch.from_numpy(action_spec(cfg).normalize(np.load(Path(cfg.codec_dir) / "actions.npy")))
-    model = PoseStateDynamics(model_config(cfg, load_latents(cfg).shape))
     tc = cfg.dynamics
+    roots = list(tc.get("roots") or [])
+    if roots:
+        poses, actions_np, episodes = dataset_poses(cfg, roots)
+        states = pose_to_state(torch.from_numpy(poses))
+        actions = torch.from_numpy(actions_np)
+        model = PoseStateDynamics(step_config(cfg))
+        print(f"pose dynamics on {len(poses)} frames of {len(np.unique(episodes))} episodes from {len(roots)} roots")
+    else:
+        episodes = np.load(Path(cfg.codec_dir) / "episode_index.npy")
+        poses, states_np = true_states(cfg, len(episodes))
+        states = torch.from_numpy(states_np)
+        actions = torch.from_numpy(action_spec(cfg).normalize(np.load(Path(cfg.codec_dir) / "actions.npy")))
+        model = PoseStateDynamics(model_config(cfg, load_latents(cfg).shape))
+    if tc.get("init_from"):
+        init_step(model, str(tc.init_from))  # a checkpoint in out_dir, if any, replaces it
     length = int(tc.unroll) + 2
     starts = clip_starts(episodes, length)
     if len(starts) == 0:
@@ -335,14 +389,36 @@ def train_dynamics(cfg: DictConfig) -> Path:
     return _run(cfg, "dynamics", model.step_net, batch_loss)
 
 
+def export_step(cfg: DictConfig, target: str | Path) -> Path:
+    """The world model at ``base_model`` with the step of ``out_dir/dynamics.pt`` in place of its own,
+    written to ``target``: codec, renderer and start encodings unchanged; ``metadata`` gets the step's
+    training steps and datasets (``dynamics_steps``, ``dynamics_roots``)."""
+    from world_gym.world_model import WorldModel
+
+    state = load_checkpoint(Path(cfg.out_dir) / "dynamics.pt")
+    if state is None:
+        raise FileNotFoundError(f"{cfg.out_dir} has no dynamics.pt: train pose-dynamics first")
+    model = WorldModel.from_pretrained(cfg.base_model)
+    if model.config.backbone != "PoseState":
+        raise ValueError(f"base_model={cfg.base_model} holds a {model.config.backbone!r} backbone, not 'PoseState'")
+    model.backbone.step_net.load_state_dict(state["model"])
+    model.config.metadata = {**model.config.metadata, "dynamics_steps": int(state["step"]),
+                             "dynamics_roots": list(cfg.dynamics.get("roots") or []),
+                             "dynamics_config": OmegaConf.to_container(cfg.dynamics, resolve=True)}
+    return model.save_pretrained(target)
+
+
 def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
-    """Codec + pose-state backbone of ``out_dir`` as a world-model directory at ``target``.
+    """Codec + pose-state backbone of ``out_dir`` as a world-model directory at ``target`` (with
+    ``base_model``: :func:`export_step`).
 
     With ``export_tokens`` the encoder and decoder join the codec instead: a
     :class:`~world_gym.envs.pusht.pose_codec.PoseCodec` (``tokens.token_scale``, ``tokens.agent_from_pixels``)
     reads and draws the poses, and the backbone steps its tokens (``PoseStateConfig.token_scale``),
     so the model can read the agent from its colour and draw with a sprite renderer
     (``pose-renderer renderer_attach=[...]``) as ``IRASim-PushT-v0`` does."""
+    if cfg.get("base_model"):
+        return export_step(cfg, target)
     out = Path(cfg.out_dir)
     parts = {name: load_checkpoint(out / f"{name}.pt") for name in ("decoder", "encoder", "dynamics")}
     missing = [name for name, state in parts.items() if state is None]
