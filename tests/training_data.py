@@ -90,3 +90,23 @@ def make_pipeline(tmp: Path) -> Path:
     train_codec(codec_cfg)
     encode_dataset(codec_cfg)
     return tmp
+
+
+def play_behaviour(policy, seed: int, steps: int) -> dict[str, np.ndarray]:
+    """Actions, agent positions and block poses of ``steps`` gym-pusht steps (state observations) of an
+    info-reading ``policy`` (a stress or broad family) from reset ``seed``, until success at most."""
+    from world_gym.envs.pusht.ground_truth import PushTEnv
+
+    env = PushTEnv(obs_type="state")
+    _, info = env.reset(seed=seed)
+    policy.reset(seed=seed)
+    out: dict[str, list] = {"action": [], "agent": [info["pos_agent"]], "block": [info["block_pose"]]}
+    for _ in range(steps):
+        action = policy.act(None, info)
+        _, _, terminated, _, info = env.step(action)
+        out["action"].append(action)
+        out["agent"].append(info["pos_agent"])
+        out["block"].append(info["block_pose"])
+        if terminated:
+            break
+    return {k: np.array(v) for k, v in out.items()}

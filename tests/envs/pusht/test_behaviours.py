@@ -7,25 +7,14 @@ import pytest
 
 pytest.importorskip("gym_pusht")
 
+from training_data import play_behaviour  # noqa: E402
 from world_gym.envs.pusht import behaviours as bh  # noqa: E402
 from world_gym.envs.pusht.ground_truth import PushTEnv  # noqa: E402
 
 
 def play(name: str, seed: int, steps: int) -> dict[str, np.ndarray]:
     """Actions, agent positions and block poses of ``steps`` steps of family ``name`` from reset ``seed``."""
-    env, policy = PushTEnv(obs_type="state"), bh.make_stress_policy(name)
-    _, info = env.reset(seed=seed)
-    policy.reset(seed=seed)
-    out: dict[str, list] = {"action": [], "agent": [info["pos_agent"]], "block": [info["block_pose"]]}
-    for _ in range(steps):
-        action = policy.act(None, info)
-        _, _, terminated, _, info = env.step(action)
-        out["action"].append(action)
-        out["agent"].append(info["pos_agent"])
-        out["block"].append(info["block_pose"])
-        if terminated:
-            break
-    return {k: np.array(v) for k, v in out.items()}
+    return play_behaviour(bh.make_stress_policy(name), seed, steps)
 
 
 @pytest.mark.parametrize("name", sorted(bh.STRESS_FAMILIES))

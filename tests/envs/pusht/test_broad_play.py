@@ -11,11 +11,11 @@ import torch
 
 pytest.importorskip("gym_pusht")
 
+from training_data import play_behaviour  # noqa: E402
 from world_gym.data import collect as col  # noqa: E402
 from world_gym.data.episodes import load_episodes  # noqa: E402
 from world_gym.envs.pusht import behaviours as bh  # noqa: E402
 from world_gym.envs.pusht.broad_play import BROAD_FAMILIES, make_broad_policy  # noqa: E402
-from world_gym.envs.pusht.ground_truth import PushTEnv  # noqa: E402
 from world_gym.envs.pusht.train_pose import (  # noqa: E402
     POSE_COLUMNS,
     dataset_poses,
@@ -29,19 +29,8 @@ from world_gym.world_model import WorldModel  # noqa: E402
 
 
 def play(name: str, seed: int, steps: int) -> dict[str, np.ndarray]:
-    env, policy = PushTEnv(obs_type="state"), make_broad_policy(name)
-    _, info = env.reset(seed=seed)
-    policy.reset(seed=seed)
-    out: dict[str, list] = {"action": [], "agent": [info["pos_agent"]], "block": [info["block_pose"]]}
-    for _ in range(steps):
-        action = policy.act(None, info)
-        _, _, terminated, _, info = env.step(action)
-        out["action"].append(action)
-        out["agent"].append(info["pos_agent"])
-        out["block"].append(info["block_pose"])
-        if terminated:
-            break
-    return {k: np.array(v) for k, v in out.items()}
+    """Actions, agent positions and block poses of ``steps`` steps of family ``name`` from reset ``seed``."""
+    return play_behaviour(make_broad_policy(name), seed, steps)
 
 
 @pytest.mark.parametrize("name", sorted(BROAD_FAMILIES))
@@ -96,10 +85,13 @@ def test_state_only_collection_and_a_step_trained_on_it(tmp_path: Path) -> None:
         torch.testing.assert_close(fresh.step_net.state_dict()[k], v.float(), msg=k)
 
     train_dynamics(cfg)
-    path = export_world_model(compose("train_pose", [*over, "base_model=pusht-pose-state"]), tmp_path / "wm")
+    # the export records the options the step trained with (config_dynamics.yaml), not its own
+    path = export_world_model(compose("train_pose", [f"out_dir={out}", "base_model=pusht-pose-state"]), tmp_path / "wm")
     model = WorldModel.from_pretrained(path)
     assert model.config.metadata["dynamics_steps"] == 2
     assert model.config.metadata["dynamics_roots"] == [str(root)]
+    assert model.config.metadata["dynamics_config"]["unroll"] == 4
+    assert model.config.metadata["dynamics_config"]["init_from"] == "pusht-pose-state"
     assert model.start_encodings is not None  # the codec is the base model's: its start encodings stay valid
     trained = torch.load(out / "dynamics.pt", weights_only=True)["model"]
     changed = False
@@ -110,4 +102,4 @@ def test_state_only_collection_and_a_step_trained_on_it(tmp_path: Path) -> None:
     for k, v in model.codec.state_dict().items():
         torch.testing.assert_close(v, base.codec.state_dict()[k], msg=k)
     with pytest.raises(ValueError, match="not 'PoseState'"):
-        export_world_model(compose("train_pose", [*over, "base_model=tiny-pusht"]), tmp_path / "wm2")
+        export_world_model(compose("train_pose", [f"out_dir={out}", "base_model=tiny-pusht"]), tmp_path / "wm2")

@@ -392,7 +392,8 @@ def train_dynamics(cfg: DictConfig) -> Path:
 def export_step(cfg: DictConfig, target: str | Path) -> Path:
     """The world model at ``base_model`` with the step of ``out_dir/dynamics.pt`` in place of its own,
     written to ``target``: codec, renderer and start encodings unchanged; ``metadata`` gets the step's
-    training steps and datasets (``dynamics_steps``, ``dynamics_roots``)."""
+    training steps, datasets and options (``dynamics_steps``, ``dynamics_roots``, ``dynamics_config``,
+    from ``out_dir/config_dynamics.yaml``)."""
     from world_gym.world_model import WorldModel
 
     state = load_checkpoint(Path(cfg.out_dir) / "dynamics.pt")
@@ -402,9 +403,11 @@ def export_step(cfg: DictConfig, target: str | Path) -> Path:
     if model.config.backbone != "PoseState":
         raise ValueError(f"base_model={cfg.base_model} holds a {model.config.backbone!r} backbone, not 'PoseState'")
     model.backbone.step_net.load_state_dict(state["model"])
+    saved = Path(cfg.out_dir) / "config_dynamics.yaml"  # the options the step trained with, not the export's
+    trained = OmegaConf.load(saved).dynamics if saved.is_file() else cfg.dynamics
     model.config.metadata = {**model.config.metadata, "dynamics_steps": int(state["step"]),
-                             "dynamics_roots": list(cfg.dynamics.get("roots") or []),
-                             "dynamics_config": OmegaConf.to_container(cfg.dynamics, resolve=True)}
+                             "dynamics_roots": list(trained.get("roots") or []),
+                             "dynamics_config": OmegaConf.to_container(trained, resolve=True)}
     return model.save_pretrained(target)
 
 
