@@ -20,7 +20,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 torch.set_num_threads(1)
 
 from world_gym.action_spec import ActionSpec  # noqa: E402
-from world_gym.samplers.diffusion import SamplerConfig  # noqa: E402
+from world_gym.samplers.diffusion import NoiseSchedule, SamplerConfig  # noqa: E402
 from world_gym.initial_states import FrameBank  # noqa: E402
 from world_gym.codecs.vae import tiny_vae_config  # noqa: E402
 from world_gym.backbones.irasim import IRASimConfig  # noqa: E402
@@ -54,6 +54,23 @@ def micro_config(history: int = 1, num_frames: int = 5, conditioning: str = "fra
         history=history,
         sampler=SamplerConfig(name="ddim", num_inference_steps=2),
     )
+
+
+def tiny_pose_irasim(pose: dict, num_inference_steps: int = 2, **backbone: object) -> WorldModel:
+    """A random-weight tiny IRASim on Push-T pose tokens (5-frame clips, its reference frame added to its
+    output, sample prediction) with a tiny :class:`~world_gym.envs.pusht.pose_codec.PoseCodec` of ``pose``."""
+    from world_gym.envs.pusht.pose_codec import PoseCodec
+
+    torch.manual_seed(0)
+    bb = IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, num_frames=5,
+                             action_channels=True, reference_frame=1, residual=True, **backbone)
+    codec = PoseCodec.from_config(tiny_vae_config(), pose=pose)
+    config = WorldModelConfig(
+        backbone_config=bb.to_dict(), codec=codec.config_dict(), frame_size=FRAME, history=2,
+        action=ActionSpec(dim=2, low=[0, 0], high=[512, 512], scale=1 / 256, offset=256.0),
+        schedule=NoiseSchedule(prediction_type="sample"),
+        sampler=SamplerConfig(name="ddim", num_inference_steps=num_inference_steps))
+    return randomize(WorldModel(config))
 
 
 def randomize(model: WorldModel, seed: int = 0) -> WorldModel:

@@ -67,6 +67,13 @@ def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
     )
 
 
+def read_model_weights(name_or_path: str | os.PathLike, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The weights of a world model (directory or shipped name, :func:`resolve_model_dir`) whose names
+    start with ``prefix``, the prefix cut off (``"backbone."``: the backbone's own state dict)."""
+    state = read_weights(resolve_model_dir(name_or_path) / WEIGHTS_NAME)
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file, refusing a missing, truncated or non-finite one (the error names the file)."""
     from safetensors import SafetensorError

@@ -95,18 +95,22 @@ class _PushSim:
         self.env = PushTEnv(obs_type="state")
         self.env._setup()
 
-    def rollout(self, agent_pos: np.ndarray, block_pose: np.ndarray, targets: list[np.ndarray]) -> np.ndarray:
-        """Block pose after following ``targets`` (one per 10 Hz step) from rest at ``agent_pos``."""
-        env = self.env
-        agent, block = env.agent, env.block
+    def place(self, agent_pos: np.ndarray, block_pose: np.ndarray, agent_vel: np.ndarray = (0.0, 0.0)) -> None:
+        """Put the agent at ``agent_pos`` moving at ``agent_vel`` and the block at rest at ``block_pose``."""
+        agent, block = self.env.agent, self.env.block
         agent.position = (float(agent_pos[0]), float(agent_pos[1]))
-        agent.velocity = (0.0, 0.0)
+        agent.velocity = (float(agent_vel[0]), float(agent_vel[1]))
         block.angle = float(block_pose[2])  # angle before position: pymunk rotates about the CoG
         block.position = (float(block_pose[0]), float(block_pose[1]))
         block.velocity = (0.0, 0.0)
         block.angular_velocity = 0.0
+
+    def rollout(self, agent_pos: np.ndarray, block_pose: np.ndarray, targets: list[np.ndarray]) -> np.ndarray:
+        """Block pose after following ``targets`` (one per 10 Hz step) from rest at ``agent_pos``."""
+        self.place(agent_pos, block_pose)
         for target in targets:
             self.step(target)
+        block = self.env.block
         return np.array([*block.position, block.angle])
 
     def step(self, target: np.ndarray) -> None:

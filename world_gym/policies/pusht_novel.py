@@ -117,11 +117,7 @@ class FramePolicy:
             velocity = (agent - self._read_agent) / (self._since_read * DT)
         if state.agent_pos is not None:
             self._read_agent, self._since_read = agent.copy(), 0
-        sim = self._sim.env
-        sim.agent.position, sim.agent.velocity = tuple(agent), tuple(velocity)
-        sim.block.angle = float(block[2])  # angle before position: pymunk rotates about the CoG
-        sim.block.position = (float(block[0]), float(block[1]))
-        sim.block.velocity, sim.block.angular_velocity = (0.0, 0.0), 0.0
+        self._sim.place(agent, block, velocity)
 
     def _plan(self, steps: int) -> None:
         sim = self._sim.env

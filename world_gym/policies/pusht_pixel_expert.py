@@ -68,12 +68,8 @@ class PixelPushTExpert:
             agent = np.array([256.0, 256.0])
         if block is None:
             block = self.goal_pose.copy()
+        self._sim.place(agent, block, self._velocity)
         sim = self._sim.env
-        sim.agent.position = (float(agent[0]), float(agent[1]))
-        sim.agent.velocity = (float(self._velocity[0]), float(self._velocity[1]))
-        sim.block.angle = float(block[2])
-        sim.block.position = (float(block[0]), float(block[1]))
-        sim.block.velocity, sim.block.angular_velocity = (0.0, 0.0), 0.0
         targets = []
         for _ in range(self.chunk_size):
             now = {"pos_agent": np.array(sim.agent.position), "goal_pose": self.goal_pose,

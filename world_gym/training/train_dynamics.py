@@ -272,11 +272,10 @@ def load_shards(directory: str | Path) -> tuple[dict[str, torch.Tensor], int]:
     from safetensors.torch import load_file
 
     if not (Path(directory) / "shards.json").is_file():
-        from world_gym.model_files import WEIGHTS_NAME, read_weights, resolve_model_dir
+        from world_gym.model_files import read_model_weights
 
-        weights = read_weights(resolve_model_dir(directory) / WEIGHTS_NAME)
-        return {k[len("backbone."):]: v.float() if v.is_floating_point() else v
-                for k, v in weights.items() if k.startswith("backbone.")}, 0
+        return {k: v.float() if v.is_floating_point() else v
+                for k, v in read_model_weights(directory, "backbone.").items()}, 0
     directory = Path(directory)
     meta = json.loads((directory / "shards.json").read_text())
     weights: dict[str, torch.Tensor] = {}

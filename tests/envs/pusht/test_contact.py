@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import micro_config, randomize
+from conftest import micro_config, randomize, tiny_pose_irasim
 from world_gym.action_spec import ActionSpec
-from world_gym.backbones.irasim import IRASimConfig
 from world_gym.codecs.vae import tiny_vae_config
 from world_gym.envs.pusht.contact import (
     AGENT_RADIUS,
@@ -21,7 +20,6 @@ from world_gym.envs.pusht.contact import (
 from world_gym.envs.pusht.pixels import TEE_RECTANGLES, inside_tee, world_to_block
 from world_gym.envs.pusht.pose_codec import PoseCodec
 from world_gym.envs.pusht.pose_state import PoseStateConfig, states_to_tokens
-from world_gym.samplers.diffusion import NoiseSchedule, SamplerConfig
 from world_gym.world_model import WorldModel, WorldModelConfig
 
 SCALE = 4.0
@@ -124,15 +122,7 @@ def test_gate_lets_a_block_in_a_wall_move():
 
 def _pose_model(block_gate: bool) -> WorldModel:
     """A tiny IRASim on pose tokens that adds small random motions to its reference frame."""
-    torch.manual_seed(0)
-    backbone = IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, num_frames=5,
-                                   action_channels=True, reference_frame=1, residual=True)
-    codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "block_gate": block_gate})
-    config = WorldModelConfig(
-        backbone_config=backbone.to_dict(), codec=codec.config_dict(), frame_size=(32, 32), history=2,
-        action=ActionSpec(dim=2, low=[0, 0], high=[512, 512], scale=1 / 256, offset=256.0),
-        schedule=NoiseSchedule(prediction_type="sample"), sampler=SamplerConfig(name="ddim", num_inference_steps=2))
-    return randomize(WorldModel(config))
+    return tiny_pose_irasim({**POSE, "block_gate": block_gate})
 
 
 def test_world_model_rollouts_hold_a_far_block_still_only_with_the_gate():

@@ -8,10 +8,8 @@ import pytest
 import torch
 
 import world_gym  # noqa: F401  (registers the envs)
-from conftest import load_benchmark, randomize
+from conftest import load_benchmark, tiny_pose_irasim
 from test_pose_state import _pose_overrides
-from world_gym.action_spec import ActionSpec
-from world_gym.samplers.diffusion import NoiseSchedule, SamplerConfig
 from world_gym.codecs.vae import FastDecoder, tiny_vae_config
 from world_gym.backbones.irasim import IRASim, IRASimConfig
 from world_gym.envs.pusht.pose_codec import PoseCodec, block_frame, from_block_frame, states_to_tokens, tokens_to_states
@@ -20,7 +18,7 @@ from world_gym.training.train_codec import load_codec
 from world_gym.training.train_dynamics import export_world_model as export_dynamics
 from world_gym.training.train_dynamics import train_dynamics
 from world_gym.envs.pusht.train_pose import train_decoder, train_encoder, write_tokens
-from world_gym.world_model import WorldModel, WorldModelConfig, codec_from_config
+from world_gym.world_model import WorldModel, codec_from_config
 
 POSE = {"latent_size": [8, 8], "encoder_channels": [8, 8, 8], "encoder_hidden": 16, "decoder_width": 16,
         "decoder_depth": 2}
@@ -171,16 +169,8 @@ def test_block_frame_is_the_same_wherever_the_board_is_moved_and_undoes_itself()
 
 
 def _pose_frame_model(pose_frame: float | None, board_pose: bool = False) -> WorldModel:
-    torch.manual_seed(0)
-    backbone = IRASimConfig.preset("tiny", latent_channels=6, latent_size=(1, 1), patch_size=1, num_frames=5,
-                                   action_channels=True, reference_frame=1, residual=True, pose_frame=pose_frame,
-                                   fourier_features=2, board_pose=board_pose)
-    codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "refine_steps": 0, "token_scale": 4.0})
-    config = WorldModelConfig(
-        backbone_config=backbone.to_dict(), codec=codec.config_dict(), frame_size=(32, 32), history=2,
-        action=ActionSpec(dim=2, low=[0, 0], high=[512, 512], scale=1 / 256, offset=256.0),
-        schedule=NoiseSchedule(prediction_type="sample"), sampler=SamplerConfig(name="ddim", num_inference_steps=3))
-    return randomize(WorldModel(config))
+    return tiny_pose_irasim({**POSE, "refine_steps": 0, "token_scale": 4.0}, num_inference_steps=3,
+                            pose_frame=pose_frame, fourier_features=2, board_pose=board_pose)
 
 
 def test_pose_frame_rollouts_turn_and_shift_with_the_board():

@@ -83,9 +83,7 @@ def pose_targets(cfg: DictConfig, num_frames: int) -> np.ndarray:
     roots = [r for r in meta["roots"] if not r.startswith("replay:")]
     if len(roots) != len(meta["roots"]):
         raise ValueError("autoencoder.pose_weight needs the datasets themselves, not a replay manifest")
-    poses = np.concatenate([
-        pose_rows(load_episodes(root, extra_columns=POSE_COLUMNS, progress=False, images=False).extras)
-        for root in roots])
+    poses = dataset_poses(cfg, roots)[0]
     if len(poses) != num_frames:
         raise ValueError(f"the roots of latents.json hold {len(poses)} frames, latents.npy {num_frames}")
     return poses
@@ -338,11 +336,9 @@ def step_config(cfg: DictConfig) -> PoseStateConfig:
 
 def init_step(model: PoseStateDynamics, init_from: str) -> None:
     """Load the step weights (``backbone.step_net.*``) of the world model at ``init_from`` into ``model``."""
-    from world_gym.model_files import WEIGHTS_NAME, read_weights, resolve_model_dir
+    from world_gym.model_files import read_model_weights
 
-    prefix = "backbone.step_net."
-    state = {k[len(prefix):]: v for k, v in read_weights(resolve_model_dir(init_from) / WEIGHTS_NAME).items()
-             if k.startswith(prefix)}
+    state = read_model_weights(init_from, "backbone.step_net.")
     model.step_net.load_state_dict({k: v.float() for k, v in state.items()})
 
 
