@@ -189,6 +189,9 @@ def test_by_family_reports_each_family_and_the_untouched_block_drift(fidelity, t
     assert mean == pytest.approx(np.mean([f["long"]["copy first frame"]["block_iou"] for f in families.values()]))
     drift = report["by_family"]["drift"]
     assert drift["episodes"] == 1 and drift["steps"] == [12]
+    # the true block stays still in this near miss: its episode counts for the imagined block's drift
+    assert drift["true_motion_last"] == [0.0] and drift["still"] == [True]
+    assert "stays still (1 of 1)" in out
     copy, tiny = drift["methods"]["copy first frame"], drift["methods"]["tiny-pusht"]
     assert copy["centre_drift_last"][0] == 0.0 and copy["centre_drift_max"][0] == 0.0
     assert copy["own_motion_last"] == [0.0]  # the copied block never moves

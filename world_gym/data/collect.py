@@ -20,7 +20,8 @@ Push-T models. The **stress families** of :mod:`world_gym.envs.pusht.behaviours`
 ``sweep``, ``circle``, ``side_switch``, ``wall_push``, ``near_miss``, ``bounds``, ``park``) are
 built unlike them, to measure a world model off its training behaviours. ``--mix`` also takes the
 groups ``training`` (the default mix), ``broad`` (the broad training families of
-:mod:`world_gym.envs.pusht.broad_play`, codes 4-9, equally) and ``stress`` (the stress families,
+:mod:`world_gym.envs.pusht.broad_play`, codes 4-9, equally; ``fast_play``, code 17, is named on its
+own) and ``stress`` (the stress families,
 equally), and names
 without a weight (weight 1). More behaviours: :func:`register_behavior`. Episode ``i`` takes its
 behaviour from the mix by a golden-ratio sequence, so every prefix of the episode list follows the
@@ -115,7 +116,9 @@ BEHAVIORS: dict[str, Behavior] = {
     **{name: Behavior(code, functools.partial(make_stress_policy, name))
        for name, code in STRESS_FAMILIES.items()},
 }
-MIX_GROUPS = {"training": DEFAULT_MIX, "broad": ",".join(BROAD_FAMILIES), "stress": ",".join(STRESS_FAMILIES)}
+# ``broad``: the six broad families of the first broad collection (codes 4-9; ``fast_play`` apart)
+MIX_GROUPS = {"training": DEFAULT_MIX, "broad": ",".join(n for n, c in BROAD_FAMILIES.items() if 4 <= c <= 9),
+              "stress": ",".join(STRESS_FAMILIES)}
 
 
 def register_behavior(name: str, behavior: Behavior) -> None:

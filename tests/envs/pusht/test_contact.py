@@ -120,6 +120,25 @@ def test_gate_lets_a_block_in_a_wall_move():
         assert torch.equal(gated, tokens[:, 1:]) == moves
 
 
+def test_deadband_holds_small_nudges_where_the_agent_passes_close_without_touching():
+    """The agent passes 2 px from the bar's top (inside the margin, not touching): with a deadband,
+    steps that move the T's far end by less than it are held, a larger one and a push pass."""
+    block = np.array([256.0, 256.0, 0.0])  # the bar's top edge at y = 256
+    agent = np.array([[200.0, 256.0 - AGENT_RADIUS - 2.0], [230.0, 256.0 - AGENT_RADIUS - 2.0]])
+    for shift, turn, deadband, held in ((0.3, 0.0, 1.0, True), (0.0, 0.004, 1.0, True), (0.3, 0.0, 0.0, False),
+                                        (1.5, 0.0, 1.0, False), (0.0, 0.01, 1.0, False)):
+        moved = block + np.array([0.0, shift, turn])  # 0.004 rad turns the far end 0.48 px, 0.01 rad 1.2
+        tokens = _tokens(agent, np.stack([block, moved]))[None]
+        gated = freeze_untouched_block(tokens[:, :1], tokens[:, 1:], SCALE, deadband=deadband)
+        assert torch.equal(gated[0, 0, 2:], tokens[0, 0, 2:]) == held, (shift, turn, deadband)
+    # swept through the T: the step decides, however small its motion
+    through = np.array([[256.0, 240.0], [256.0, 250.0]])
+    tokens = _tokens(through, np.stack([block, block + np.array([0.0, 0.3, 0.0])]))[None]
+    assert torch.equal(freeze_untouched_block(tokens[:, :1], tokens[:, 1:], SCALE, deadband=1.0), tokens[:, 1:])
+    with pytest.raises(ValueError, match="block_gate_deadband"):
+        PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "block_gate_deadband": -1.0})
+
+
 def _pose_model(block_gate: bool) -> WorldModel:
     """A tiny IRASim on pose tokens that adds small random motions to its reference frame."""
     return tiny_pose_irasim({**POSE, "block_gate": block_gate})

@@ -28,6 +28,7 @@ from world_gym.training.common import compose
 from world_gym.envs.pusht.train_pose import (
     export_world_model,
     moving_starts,
+    pose_loss,
     pose_targets,
     rollout_loss,
     train_decoder,
@@ -155,6 +156,23 @@ def test_rollout_loss_is_zero_for_a_perfect_model():
     assert rollout_loss(net, still, actions, 0.0, 0.5, 15.0).item() == 0.0
     moving = still + torch.linspace(0, 0.1, 6)[None, :, None]
     assert rollout_loss(net, moving, actions, 0.0, 0.0, 15.0).item() > 0
+    assert rollout_loss(net, still, actions, 0.0, 0.5, 15.0, one_step_weight=3.0).item() == 0.0
+
+
+def test_the_one_step_term_scores_single_steps_from_true_states():
+    net = PoseStateDynamics(_tiny())
+    for p in net.step_net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    g = torch.Generator().manual_seed(1)
+    states, actions = torch.randn(4, 7, 5, generator=g) * 0.3, torch.randn(4, 7, 2, generator=g) * 0.3
+    unrolled = rollout_loss(net, states, actions, 0.0, 0.0, 15.0)
+    single = net.step(states[:, :-2], states[:, 1:-1], actions[:, :-2], actions[:, 1:-1])
+    expected = unrolled + 2.5 * pose_loss(single, states[:, 2:], 15.0)
+    torch.testing.assert_close(rollout_loss(net, states, actions, 0.0, 0.0, 15.0, one_step_weight=2.5), expected)
+    # a single step from true states is the rollout's first step: one step's clip scores it twice
+    short = states[:, :3], actions[:, :3]
+    torch.testing.assert_close(rollout_loss(net, *short, 0.0, 0.0, 15.0, one_step_weight=1.0),
+                               2 * rollout_loss(net, *short, 0.0, 0.0, 15.0))
 
 
 def _pose_overrides(tmp, out: str = "pose") -> list[str]:

@@ -4,7 +4,7 @@ A behaviour family is a way of acting in gym-pusht, stored in the ``behavior`` c
 dataset (:mod:`world_gym.data.collect`). The **training families** are those of the shipped Push-T
 world models' data: ``expert`` (0), ``noisy`` (1), ``play`` (2), ``policy`` (3, learned policies'
 rollouts; that data also held uniform random targets and jittery expert replays), and the **broad**
-families of :mod:`world_gym.envs.pusht.broad_play` (codes 4-9: contact-rich play, pushes from every
+families of :mod:`world_gym.envs.pusht.broad_play` (codes 4-9 and 17: contact-rich play, pushes from every
 side, wall contacts, planner candidates, hovering, random targets). The **stress families** act, like them, from gym-pusht's privileged state (``info``), but unlike them:
 
 ==============  ====  =====================================================================
@@ -42,7 +42,7 @@ import numpy as np
 TRAINING_FAMILIES: dict[str, int] = {"expert": 0, "noisy": 1, "play": 2, "policy": 3}
 """The behaviours of the first Push-T training mix, with their ``behavior`` codes."""
 BROAD_FAMILIES: dict[str, int] = {"random_targets": 4, "contact_play": 5, "side_push": 6, "wall_contact": 7,
-                                  "candidates": 8, "hover": 9}
+                                  "candidates": 8, "hover": 9, "fast_play": 17}
 """The broad training families (:mod:`world_gym.envs.pusht.broad_play`), with their ``behavior`` codes."""
 STRESS_FAMILIES: dict[str, int] = {"sweep": 10, "circle": 11, "side_switch": 12, "wall_push": 13,
                                    "near_miss": 14, "bounds": 15, "park": 16}

@@ -22,7 +22,11 @@ family              code  what the agent does
                           steps (0-100 px): the chunks a sampling planner tries
 ``hover``           9     moves along rings 8 px inside to 25 px outside the block's outline,
                           pausing: near the block, now touching it, now not
+``fast_play``       17    ``contact_play`` at 15-60 px a step: contacts as fast as the action
+                          box allows a push (the other families push at 3-30)
 ==================  ====  ==================================================================
+
+The ``--mix`` group ``broad`` is the first six (codes 4-9); ``fast_play`` is collected on its own.
 
 Every policy acts from gym-pusht's privileged ``info`` and is deterministic given ``reset(seed=...)``.
 
@@ -87,6 +91,8 @@ class ContactPlay(StressPolicy):
     """Random points in and around the block: block-local points in the T's box grown by 40 px, reached
     at 3-30 px a step and held 0-5 steps; one time in five a random point of the board instead."""
 
+    speeds, holds = (3.0, 30.0), 6
+
     def plan(self, pos: np.ndarray, vel: np.ndarray, pose: np.ndarray) -> list[np.ndarray]:
         if self._rng.random() < 0.2:
             goal = self._rng.uniform(*INNER, 2)
@@ -94,8 +100,14 @@ class ContactPlay(StressPolicy):
             local = self._rng.uniform(_T_BOX[0] - 40.0, _T_BOX[1] + 40.0)
             c, s = np.cos(pose[2]), np.sin(pose[2])
             goal = pose[:2] + np.array([[c, -s], [s, c]]) @ local
-        speed = self._rng.uniform(3, 30)
-        return self.glide(goal, speed) + [goal] * int(self._rng.integers(0, 6))
+        speed = self._rng.uniform(*self.speeds)
+        return self.glide(goal, speed) + [goal] * int(self._rng.integers(0, self.holds))
+
+
+class FastPlay(ContactPlay):
+    """:class:`ContactPlay` at 15-60 px a step, holding 0-2 steps."""
+
+    speeds, holds = (15.0, 60.0), 3
 
 
 class SidePush(StressPolicy):
@@ -182,7 +194,7 @@ class Hover(StressPolicy):
 
 _POLICIES: dict[str, type[StressPolicy]] = {
     "random_targets": RandomTargets, "contact_play": ContactPlay, "side_push": SidePush,
-    "wall_contact": WallContact, "candidates": Candidates, "hover": Hover,
+    "wall_contact": WallContact, "candidates": Candidates, "hover": Hover, "fast_play": FastPlay,
 }
 
 

@@ -91,9 +91,9 @@ class PoseCodec(LatentCodec):
             latents'; ``refine_steps``/``refine_lr`` the run-time refinement), ``token_scale``, and
             ``agent_from_pixels`` (read the agent from its colour; default False), ``block_gate``
             (hold a block that the agent does not touch still in rollouts; default
-            ``BLOCK_GATE_DEFAULT``) and ``block_gate_margin`` (pixels of 512; default
-            :data:`~world_gym.envs.pusht.contact.BLOCK_GATE_MARGIN`). ``block_gate`` can be switched
-            on a loaded codec too.
+            ``BLOCK_GATE_DEFAULT``), ``block_gate_margin`` (pixels of 512; default
+            :data:`~world_gym.envs.pusht.contact.BLOCK_GATE_MARGIN`) and ``block_gate_deadband``
+            (pixels of 512; default 0: off). ``block_gate`` can be switched on a loaded codec too.
         renderer: an optional :class:`SpriteRenderer`; when there is one, ``decode`` draws with it
             unless ``decoder`` names another.
 
@@ -118,8 +118,10 @@ class PoseCodec(LatentCodec):
         self.agent_from_pixels = bool(fields.pop("agent_from_pixels", False))
         self.block_gate = bool(fields.pop("block_gate", BLOCK_GATE_DEFAULT))
         self.block_gate_margin = float(fields.pop("block_gate_margin", BLOCK_GATE_MARGIN))
-        if not self.block_gate_margin >= 0:
-            raise ValueError(f"block_gate_margin is a distance in pixels of 512, >= 0; got {self.block_gate_margin}")
+        self.block_gate_deadband = float(fields.pop("block_gate_deadband", 0.0))
+        for name in ("block_gate_margin", "block_gate_deadband"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} is a distance in pixels of 512, >= 0; got {getattr(self, name)}")
         fields.setdefault("latent_channels", self.vae_channels)
         self.pose_config = PoseStateConfig(**fields)
         if self.pose_config.latent_channels != self.vae_channels:
@@ -173,7 +175,8 @@ class PoseCodec(LatentCodec):
         out = {**super().config_dict(), "pose": {**self.pose_config.to_dict(), "token_scale": self.token_scale,
                                                  "agent_from_pixels": self.agent_from_pixels,
                                                  "block_gate": self.block_gate,
-                                                 "block_gate_margin": self.block_gate_margin}}
+                                                 "block_gate_margin": self.block_gate_margin,
+                                                 "block_gate_deadband": self.block_gate_deadband}}
         if self.renderer is not None:
             out["renderer"] = self.renderer.config_dict()
         return out
@@ -187,8 +190,9 @@ class PoseCodec(LatentCodec):
     def constrain_rollout(self, previous: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
         """Imagined pose tokens ``new`` ``(B, L, 6, 1, 1)`` after ``previous`` ``(B, h, 6, 1, 1)``, with the
         block held still at every step in which the agent's swept disc stays farther than
-        ``block_gate_margin`` from it (:func:`~world_gym.envs.pusht.contact.freeze_untouched_block`)."""
-        return freeze_untouched_block(previous, new, self.token_scale, self.block_gate_margin)
+        ``block_gate_margin`` from it, or does not reach it and the step moves it by less than
+        ``block_gate_deadband`` (:func:`~world_gym.envs.pusht.contact.freeze_untouched_block`)."""
+        return freeze_untouched_block(previous, new, self.token_scale, self.block_gate_margin, self.block_gate_deadband)
 
     def encode_vae(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` in ``[-1, 1]`` -> the VAE's scaled latents."""

@@ -40,6 +40,7 @@ from torch import nn
 
 from world_gym.backbones.pose_frame import rotate
 from world_gym.backbones.state_space import StateSpaceBackbone
+from world_gym.envs.pusht.contact import CONTACT_FEATURES, contact_features
 
 STATE_DIM = 5
 TOKEN_CHANNELS = 6  # a pose token: token_scale x (agent x, y, block x, y, cos angle, sin angle)
@@ -68,6 +69,10 @@ class PoseStateConfig:
         dynamics_hidden, dynamics_depth: the agent's and the block's step networks.
         block_step, angle_step: the block step network's outputs are scaled by these (pose units,
             radians per frame).
+        contact_features: the block step network also reads the contact geometry
+            (:func:`~world_gym.envs.pusht.contact.contact_features`: where the agent is and goes
+            relative to each of the T's rectangles, how near its swept disc comes to the T, how deep
+            the T lies in a wall), so that it need not learn the T's outline from coordinates alone.
         token_scale: 0 (latents are a spatial codec's, read and drawn by this model's encoder and
             decoder) or the scale of a pose codec's tokens, ``(6, 1, 1)``, which are the states
             themselves (:func:`states_to_tokens`); the encoder and decoder fields are then unused.
@@ -94,6 +99,7 @@ class PoseStateConfig:
     dynamics_depth: int = 3
     block_step: float = 0.05
     angle_step: float = 0.2
+    contact_features: bool = False
     token_scale: float = 0.0
 
     def __post_init__(self) -> None:
@@ -297,7 +303,8 @@ class PoseStep(nn.Module):
         self.agent_linear = nn.Linear(6, 2)
         self.agent_net = _mlp(6, c.dynamics_hidden // 2, 2, 2)
         self.fourier = Fourier(c.frequencies)
-        self.block_net = _mlp(2 * self.fourier.width + 9, c.dynamics_hidden, c.dynamics_depth, 3)
+        extra = CONTACT_FEATURES if c.contact_features else 0
+        self.block_net = _mlp(2 * self.fourier.width + 9 + extra, c.dynamics_hidden, c.dynamics_depth, 3)
         nn.init.zeros_(self.agent_net[-1].weight)
         nn.init.zeros_(self.agent_net[-1].bias)
         nn.init.zeros_(self.block_net[-1].weight)
@@ -324,6 +331,9 @@ class PoseStep(nn.Module):
             (wrap_angle(angle - prev[..., 4]) * c.velocity_scale)[..., None],
             block, torch.stack([cos, sin], -1),
         ], -1)
+        if c.contact_features:
+            feats = torch.cat([feats, contact_features(in_block(agent - block), in_block(agent_next - block),
+                                                       state[..., 2:5])], -1)
         out = self.block_net(feats)
         block_next = block + rotate(out[..., 0:2] * c.block_step, cos, sin)
         angle_next = angle + out[..., 2] * c.angle_step

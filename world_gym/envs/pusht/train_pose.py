@@ -25,7 +25,7 @@ import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -41,11 +41,13 @@ from world_gym.envs.pusht.pose_state import (
     PoseEncoder,
     PoseStateConfig,
     PoseStateDynamics,
+    PoseStep,
     SpriteDecoder,
     pose_to_state,
     wrap_angle,
 )
 from world_gym.envs.pusht.sprite_renderer import SpriteRenderer, SpriteRendererConfig
+from world_gym.envs.pusht.step_growth import grow_weights, grown_config
 from world_gym.training.common import CsvLog, compose, export_main, load_checkpoint, save_checkpoint, save_config
 from world_gym.data.episodes import clip_starts, load_episodes, load_training_episodes
 from world_gym.training.state_space import (
@@ -56,6 +58,9 @@ from world_gym.training.state_space import (
 )
 from world_gym.training.train_codec import build_pose_codec, to_tensor
 from world_gym.training.train_dynamics import action_spec, learning_rate
+
+if TYPE_CHECKING:
+    from world_gym.world_model import WorldModel
 
 # position errors are measured in units of 4 of gym-pusht's 512 (0.75 px of a 96x96 frame)
 POSITION_SCALE = 64.0
@@ -280,8 +285,13 @@ def pose_loss(pred: torch.Tensor, target: torch.Tensor, angle_weight: float) -> 
 
 
 def rollout_loss(model: PoseStateDynamics, states: torch.Tensor, actions: torch.Tensor, context_noise: float,
-                 pad_history_prob: float, angle_weight: float) -> torch.Tensor:
-    """:func:`pose_loss` of the step's own ``L - 2``-step rollout from each clip's first two true states.
+                 pad_history_prob: float, angle_weight: float, one_step_weight: float = 0.0) -> torch.Tensor:
+    """:func:`pose_loss` of the step's own ``L - 2``-step rollout from each clip's first two true states,
+    plus ``one_step_weight`` x that of its single steps from every pair of true states in the clip.
+
+    The rollout term keeps long rollouts stable; alone it lets the single step stay blunt (under
+    the errors of its own earlier steps the best guess of a contact is a cautious one), and the
+    one-step term holds each step to what gym-pusht did from the true states.
 
     Args:
         states: ``(B, L, 5)`` true states of consecutive frames.
@@ -299,7 +309,11 @@ def rollout_loss(model: PoseStateDynamics, states: torch.Tensor, actions: torch.
     prev = torch.where(pad, state, prev)
     prev_action = torch.where(pad, state[:, 0:2], prev_action)
     pred = model.rollout_states(prev, state, prev_action, actions[:, 1:-1])
-    return pose_loss(pred, states[:, 2:], angle_weight)
+    loss = pose_loss(pred, states[:, 2:], angle_weight)
+    if one_step_weight > 0:
+        single = model.step(states[:, :-2], states[:, 1:-1], actions[:, :-2], actions[:, 1:-1])
+        loss = loss + one_step_weight * pose_loss(single, states[:, 2:], angle_weight)
+    return loss
 
 
 def dataset_poses(cfg: DictConfig, roots: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -328,18 +342,20 @@ def step_config(cfg: DictConfig) -> PoseStateConfig:
         config = read_config(resolve_model_dir(init) / CONFIG_NAME)
         if config.backbone != "PoseState":
             raise ValueError(f"dynamics.init_from={init} holds a {config.backbone!r} backbone, not 'PoseState'")
-        return PoseStateConfig.from_dict(config.backbone_config)
+        return grown_config(PoseStateConfig.from_dict(config.backbone_config), cfg.dynamics.get("grow"))
     fields = OmegaConf.to_container(cfg.model, resolve=True)
     return PoseStateConfig(latent_channels=TOKEN_CHANNELS, latent_size=(1, 1), action_dim=int(cfg.data.action.dim),
                            token_scale=float(cfg.tokens.token_scale), **fields)  # type: ignore[arg-type]
 
 
 def init_step(model: PoseStateDynamics, init_from: str) -> None:
-    """Load the step weights (``backbone.step_net.*``) of the world model at ``init_from`` into ``model``."""
+    """Load the step weights (``backbone.step_net.*``) of the world model at ``init_from`` into ``model``,
+    growing them where ``model``'s step is wider (:func:`grow_weights`)."""
     from world_gym.model_files import read_model_weights
 
     state = read_model_weights(init_from, "backbone.step_net.")
-    model.step_net.load_state_dict({k: v.float() for k, v in state.items()})
+    model.step_net.load_state_dict(grow_weights({k: v.float() for k, v in state.items()},
+                                                model.step_net.state_dict()))
 
 
 def train_dynamics(cfg: DictConfig) -> Path:
@@ -380,7 +396,7 @@ def train_dynamics(cfg: DictConfig) -> Path:
         clip[..., 4] = clip[:, :1, 4] + torch.cumsum(
             torch.cat([torch.zeros_like(clip[:, :1, 4]), wrap_angle(torch.diff(clip[..., 4], dim=1))], 1), 1)
         return rollout_loss(model, clip, actions[rows], float(tc.context_noise), float(tc.pad_history_prob),
-                            float(tc.angle_weight))
+                            float(tc.angle_weight), float(tc.get("one_step_weight", 0.0)))
 
     return _run(cfg, "dynamics", model.step_net, batch_loss)
 
@@ -398,13 +414,37 @@ def export_step(cfg: DictConfig, target: str | Path) -> Path:
     model = WorldModel.from_pretrained(cfg.base_model)
     if model.config.backbone != "PoseState":
         raise ValueError(f"base_model={cfg.base_model} holds a {model.config.backbone!r} backbone, not 'PoseState'")
-    model.backbone.step_net.load_state_dict(state["model"])
     saved = Path(cfg.out_dir) / "config_dynamics.yaml"  # the options the step trained with, not the export's
     trained = OmegaConf.load(saved).dynamics if saved.is_file() else cfg.dynamics
+    step = grown_config(model.backbone.config, trained.get("grow"))
+    if step != model.backbone.config:  # a grown step replaces the base model's (encoder and decoder kept)
+        model.backbone.step_net = PoseStep(step).to(model.dtype)
+        model.backbone.config = step
+        model.config.backbone_config = step.to_dict()
+    model.backbone.step_net.load_state_dict(state["model"])
+    if cfg.get("block_gate_deadband") is not None:
+        set_gate_deadband(model, float(cfg.block_gate_deadband))
     model.config.metadata = {**model.config.metadata, "dynamics_steps": int(state["step"]),
                              "dynamics_roots": list(trained.get("roots") or []),
                              "dynamics_config": OmegaConf.to_container(trained, resolve=True)}
     return model.save_pretrained(target)
+
+
+def set_gate_deadband(model: WorldModel, deadband: float) -> None:
+    """Give ``model``'s pose codec the untouched-block gate's ``deadband`` (pixels of 512) in its
+    config too. The gate acts on rollouts, not on what the codec reads, so the model's start
+    encodings stay valid: they are keyed to the changed config."""
+    from world_gym.model_files import codec_digest
+
+    if not hasattr(model.codec, "block_gate_deadband"):
+        raise ValueError("block_gate_deadband needs a model on pose tokens (a pose codec)")
+    if not deadband >= 0:
+        raise ValueError(f"block_gate_deadband is a distance in pixels of 512, >= 0; got {deadband}")
+    valid = model.start_encodings is not None and model.start_encodings.mismatch(model) is None
+    model.codec.block_gate_deadband = deadband
+    model.config.codec = {**model.config.codec, "pose": {**model.config.codec["pose"], "block_gate_deadband": deadband}}
+    if valid:
+        model.start_encodings = replace(model.start_encodings, codec_digest=codec_digest(model))
 
 
 def export_world_model(cfg: DictConfig, target: str | Path) -> Path:

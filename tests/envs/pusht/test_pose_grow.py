@@ -1,0 +1,114 @@
+"""The pose step's contact features, its function-preserving growth (:mod:`world_gym.envs.pusht.step_growth`) and export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from world_gym.envs.pusht.contact import CONTACT_FEATURES, contact_features, swept_clearance, wall_penetration
+from world_gym.envs.pusht.pixels import world_to_block
+from world_gym.envs.pusht.pose_state import PoseStateConfig, PoseStateDynamics
+from world_gym.envs.pusht.step_growth import grow_weights, grown_config
+
+TOKENS = {"latent_channels": 6, "latent_size": (1, 1), "token_scale": 4.0, "dynamics_hidden": 32}
+
+
+def _local(agent_px: np.ndarray, block_px: np.ndarray) -> torch.Tensor:
+    """An agent position in pixels -> the block frame in pose units, as PoseStep computes it."""
+    return torch.from_numpy(world_to_block(agent_px[None], block_px)[0] / 256.0).float()
+
+
+def test_contact_features_agree_with_the_gates_geometry():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        block = np.array([*rng.uniform(60, 450, 2), rng.uniform(-np.pi, np.pi)])
+        a, b = rng.uniform(0, 512, (2, 2))
+        state = torch.tensor([*(block[:2] - 256) / 256, block[2]], dtype=torch.float32)
+        f = contact_features(_local(a, block), _local(b, block), state)
+        assert f.shape == (CONTACT_FEATURES,)
+        clearance = float(swept_clearance(torch.tensor(a), torch.tensor(b), torch.tensor(block)))
+        assert float(f[8]) == pytest.approx(np.clip(clearance / 16, -2, 4), abs=1e-3)
+        assert float(f[9]) == pytest.approx(np.clip(float(wall_penetration(torch.tensor(block))) / 16, -4, 1), abs=1e-3)
+    # inside the bar: no offset from it; 100 px beyond the stem's end: 100 px from the stem
+    block = np.array([256.0, 256.0, 0.0])
+    f = contact_features(_local(np.array([256.0, 270.0]), block), _local(np.array([256.0, 476.0]), block),
+                         torch.zeros(3))
+    assert torch.equal(f[0:2], torch.zeros(2))
+    assert f[6:8].tolist() == pytest.approx([0.0, 100.0 / 64])  # the stem ends at y = 376 of 512
+    assert float(f[8]) == pytest.approx(-15.0 / 16)  # the swept disc crosses the T
+
+
+def test_a_grown_step_computes_what_the_old_one_did_and_then_learns():
+    old = PoseStateDynamics(PoseStateConfig(**TOKENS))
+    for p in old.step_net.parameters():  # the zero-initialised last layers would make the test vacuous
+        torch.nn.init.normal_(p, std=0.2)
+    config = grown_config(old.config, {"contact_features": True, "dynamics_hidden": 48})
+    assert config.contact_features and config.dynamics_hidden == 48
+    new = PoseStateDynamics(config)
+    new.step_net.load_state_dict(grow_weights(old.step_net.state_dict(), new.step_net.state_dict()))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 16, 5, generator=g) * 0.4
+    args = (x[0], x[1], x[2, :, :2], x[3, :, :2])
+    torch.testing.assert_close(new.step(*args), old.step(*args))
+    # the new units are live: one gradient step changes the output
+    opt = torch.optim.SGD(new.step_net.parameters(), lr=0.1)
+    new.step(*args).pow(2).sum().backward()
+    grads = [p.grad.abs().sum() for p in new.step_net.parameters()]
+    assert all(g is not None for g in grads) and new.step_net.block_net[0].weight.grad[:, -CONTACT_FEATURES:].abs().sum() > 0
+    opt.step()
+    assert not torch.allclose(new.step(*args), old.step(*args))
+
+
+def test_growth_is_checked():
+    config = PoseStateConfig(**TOKENS)
+    with pytest.raises(ValueError, match="takes"):
+        grown_config(config, {"dynamics_depth": 5})
+    with pytest.raises(ValueError, match="narrower"):
+        grown_config(config, {"dynamics_hidden": 16})
+    with pytest.raises(ValueError, match="already reads"):
+        grown_config(grown_config(config, {"contact_features": True}), {"contact_features": False})
+    assert grown_config(config, None) == config
+    small, big = PoseStateDynamics(config), PoseStateDynamics(grown_config(config, {"dynamics_hidden": 64}))
+    with pytest.raises(ValueError, match="cannot grow"):
+        grow_weights(big.step_net.state_dict(), small.step_net.state_dict())
+    with pytest.raises(ValueError, match="layers differ"):
+        grow_weights({"x": torch.zeros(1)}, small.step_net.state_dict())
+
+
+def test_a_shipped_step_grown_trained_and_exported(tmp_path: Path):
+    pytest.importorskip("gym_pusht")
+    from world_gym.data import collect as col
+    from world_gym.envs.pusht.train_pose import export_world_model, train_dynamics
+    from world_gym.training.common import compose
+    from world_gym.world_model import WorldModel
+
+    root = tmp_path / "states"
+    col.collect(root, 2, "train", "broad", progress=False, max_steps=20, images=False)
+    out = tmp_path / "run"
+    cfg = compose("train_pose", [f"out_dir={out}", f"dynamics.roots=[{root}]", "dynamics.init_from=pusht-pose-state",
+                                 "dynamics.grow={contact_features:true,dynamics_hidden:320}", "dynamics.steps=1",
+                                 "dynamics.batch_size=4", "dynamics.unroll=3", "trainer.log_every=1"])
+    train_dynamics(cfg)
+    path = export_world_model(compose("train_pose", [f"out_dir={out}", "base_model=pusht-pose-state",
+                                                     "block_gate_deadband=1.0"]), tmp_path / "wm")
+    model = WorldModel.from_pretrained(path)
+    base = WorldModel.from_pretrained("pusht-pose-state")
+    assert model.codec.block_gate_deadband == 1.0 and base.codec.block_gate_deadband == 0.0
+    assert model.config.codec["pose"]["block_gate_deadband"] == 1.0
+    # the gate acts on rollouts only: the base's start encodings carry over, keyed to the new config
+    assert model.start_encodings is not None and model.start_encodings.mismatch(model) is None
+    torch.testing.assert_close(model.start_encodings.latents, base.start_encodings.latents)
+    step = model.backbone.config
+    assert step.contact_features and step.dynamics_hidden == 320 and step.token_scale == 4.0
+    assert model.config.backbone_config["contact_features"] is True
+    assert model.config.metadata["dynamics_config"]["grow"] == {"contact_features": True, "dynamics_hidden": 320}
+    trained = torch.load(out / "dynamics.pt", weights_only=True)["model"]
+    for k, v in model.backbone.step_net.state_dict().items():
+        torch.testing.assert_close(v.float(), trained[k], msg=k)
+    from world_gym.envs.pusht.ground_truth import initial_frame
+
+    out = model.rollout(initial_frame(0)[None], np.full((1, 4, 2), 256.0, np.float32))
+    assert out.frames.shape == (1, 4, 96, 96, 3)
