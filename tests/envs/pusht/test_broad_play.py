@@ -89,10 +89,12 @@ def test_state_only_collection_and_a_step_trained_on_it(tmp_path: Path) -> None:
     from world_gym.envs.pusht.pose_state import PoseStateDynamics
 
     fresh = PoseStateDynamics(step_config(cfg))
-    # without init_from: the model config on pose tokens, the form of the shipped model's step
-    own = step_config(compose("train_pose", [f"dynamics.roots=[{root}]"]))
+    # without init_from: the config's model fields on pose tokens (the shipped step has grown since)
+    plain = compose("train_pose", [f"dynamics.roots=[{root}]", "model.dynamics_hidden=64"])
+    own = step_config(plain)
     assert own.latent_channels == 6 and own.latent_size == (1, 1) and own.token_scale == 4.0
-    PoseStateDynamics(own).step_net.load_state_dict(fresh.step_net.state_dict())
+    assert own.dynamics_hidden == 64 and not own.contact_features
+    assert fresh.config.contact_features and fresh.config == base.backbone.config
     init_step(fresh, "pusht-pose-state")
     for k, v in base.backbone.step_net.state_dict().items():
         torch.testing.assert_close(fresh.step_net.state_dict()[k], v.float(), msg=k)

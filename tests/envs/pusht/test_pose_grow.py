@@ -89,22 +89,22 @@ def test_a_shipped_step_grown_trained_and_exported(tmp_path: Path):
     col.collect(root, 2, "train", "broad", progress=False, max_steps=20, images=False)
     out = tmp_path / "run"
     cfg = compose("train_pose", [f"out_dir={out}", f"dynamics.roots=[{root}]", "dynamics.init_from=pusht-pose-state",
-                                 "dynamics.grow={contact_features:true,dynamics_hidden:320}", "dynamics.steps=1",
+                                 "dynamics.grow={contact_features:true,dynamics_hidden:576}", "dynamics.steps=1",
                                  "dynamics.batch_size=4", "dynamics.unroll=3", "trainer.log_every=1"])
     train_dynamics(cfg)
     path = export_world_model(compose("train_pose", [f"out_dir={out}", "base_model=pusht-pose-state",
-                                                     "block_gate_deadband=1.0"]), tmp_path / "wm")
+                                                     "block_gate_deadband=2.0"]), tmp_path / "wm")
     model = WorldModel.from_pretrained(path)
     base = WorldModel.from_pretrained("pusht-pose-state")
-    assert model.codec.block_gate_deadband == 1.0 and base.codec.block_gate_deadband == 0.0
-    assert model.config.codec["pose"]["block_gate_deadband"] == 1.0
+    assert model.codec.block_gate_deadband == 2.0 and base.codec.block_gate_deadband == 1.0
+    assert model.config.codec["pose"]["block_gate_deadband"] == 2.0
     # the gate acts on rollouts only: the base's start encodings carry over, keyed to the new config
     assert model.start_encodings is not None and model.start_encodings.mismatch(model) is None
     torch.testing.assert_close(model.start_encodings.latents, base.start_encodings.latents)
     step = model.backbone.config
-    assert step.contact_features and step.dynamics_hidden == 320 and step.token_scale == 4.0
+    assert step.contact_features and step.dynamics_hidden == 576 and step.token_scale == 4.0
     assert model.config.backbone_config["contact_features"] is True
-    assert model.config.metadata["dynamics_config"]["grow"] == {"contact_features": True, "dynamics_hidden": 320}
+    assert model.config.metadata["dynamics_config"]["grow"] == {"contact_features": True, "dynamics_hidden": 576}
     trained = torch.load(out / "dynamics.pt", weights_only=True)["model"]
     for k, v in model.backbone.step_net.state_dict().items():
         torch.testing.assert_close(v.float(), trained[k], msg=k)
