@@ -415,9 +415,15 @@ def export_step(cfg: DictConfig, target: str | Path) -> Path:
     if model.config.backbone != "PoseState":
         raise ValueError(f"base_model={cfg.base_model} holds a {model.config.backbone!r} backbone, not 'PoseState'")
     saved = Path(cfg.out_dir) / "config_dynamics.yaml"  # the options the step trained with, not the export's
-    trained = OmegaConf.load(saved).dynamics if saved.is_file() else cfg.dynamics
-    step = grown_config(model.backbone.config, trained.get("grow"))
-    if step != model.backbone.config:  # a grown step replaces the base model's (encoder and decoder kept)
+    trained_cfg = OmegaConf.load(saved) if saved.is_file() else cfg
+    trained = trained_cfg.dynamics
+    # the step's own form: its init_from's (grown) when it had one, else the base model's (grown)
+    step = (step_config(trained_cfg) if trained.get("init_from")
+            else grown_config(model.backbone.config, trained.get("grow")))
+    if step.token_scale != model.backbone.config.token_scale:
+        raise ValueError(f"the step in {cfg.out_dir} steps pose tokens of scale {step.token_scale}, "
+                         f"base_model={cfg.base_model}'s codec {model.backbone.config.token_scale}")
+    if step != model.backbone.config:  # another form of step replaces the base model's (encoder and decoder kept)
         model.backbone.step_net = PoseStep(step).to(model.dtype)
         model.backbone.config = step
         model.config.backbone_config = step.to_dict()
