@@ -10,7 +10,14 @@ of in board coordinates. :class:`~world_gym.backbones.irasim.IRASim` does so whe
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+
+def wrap_angle(x: torch.Tensor) -> torch.Tensor:
+    """Angles mapped to ``[-pi, pi)``."""
+    return torch.remainder(x + math.pi, 2 * math.pi) - math.pi
 
 
 def rotate(v: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -24,11 +24,10 @@ normalisation's units (``[0, 512]`` -> ``[-1, 1]``) times ``token_scale``
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
+from world_gym.backbones.pose_frame import wrap_angle
 from world_gym.envs.pusht.pixels import TEE_RECTANGLES, WORKSPACE_SIZE
 
 #: gym-pusht's agent disc radius (pixels of 512; ``ground_truth.AGENT_RADIUS``, kept here so that the
@@ -53,9 +52,15 @@ _HI = torch.tensor(np.array([r.max(0) for r in TEE_RECTANGLES]))
 _CORNERS = torch.tensor(np.array(TEE_RECTANGLES))
 
 
+def _point_box_offset(p: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Offsets ``(..., 2)`` of points ``(..., 2)`` from their nearest points of the axis-aligned boxes
+    ``[lo, hi]`` (broadcast; 0 inside)."""
+    return p - torch.minimum(torch.maximum(p, lo), hi)
+
+
 def _point_box_distance(p: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """Distance of points ``(..., 2)`` to the axis-aligned boxes ``[lo, hi]`` (broadcast; 0 inside)."""
-    return torch.clamp(torch.maximum(lo - p, p - hi), min=0).norm(dim=-1)
+    return _point_box_offset(p, lo, hi).norm(dim=-1)
 
 
 def _point_segment_distance(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -108,7 +113,12 @@ def swept_clearance(agent_from: torch.Tensor, agent_to: torch.Tensor, block_pose
         q = p - block_pose[..., :2]
         return torch.cat([c * q[..., :1] + s * q[..., 1:], -s * q[..., :1] + c * q[..., 1:]], -1)
 
-    return segment_box_distance(local(agent_from), local(agent_to), _LO, _HI).amin(-1) - AGENT_RADIUS
+    return _local_clearance(local(agent_from), local(agent_to))
+
+
+def _local_clearance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """How far the agent's disc, swept from ``a`` to ``b`` (``(..., 2)``, block-local pixels), stays from the T."""
+    return segment_box_distance(a, b, _LO, _HI).amin(-1) - AGENT_RADIUS
 
 
 def wall_penetration(block_pose: torch.Tensor) -> torch.Tensor:
@@ -177,7 +187,7 @@ def freeze_untouched_block(previous: torch.Tensor, new: torch.Tensor, token_scal
         clearance = swept_clearance(agent_from, agent_to, block)
         reach = clearance > margin
         if deadband > 0:
-            turn = torch.remainder(block_to[..., 2] - block[..., 2] + math.pi, 2 * math.pi) - math.pi
+            turn = wrap_angle(block_to[..., 2] - block[..., 2])
             moved = (block_to[..., :2] - block[..., :2]).norm(dim=-1) + FAR_END * turn.abs()
             reach = reach | ((clearance > 0) & (moved < deadband))
         free = reach & (wall_penetration(block) <= WALL_SLOP)
@@ -208,10 +218,8 @@ def contact_features(agent: torch.Tensor, agent_next: torch.Tensor, block_state:
     """
     half = WORKSPACE_SIZE / 2
     lo, hi = _LO.to(agent), _HI.to(agent)
-    offsets = []
-    for p in (agent * half, agent_next * half):
-        offsets.append((p[..., None, :] - torch.minimum(torch.maximum(p[..., None, :], lo), hi)).flatten(-2) / 64.0)
-    swept = segment_box_distance(agent * half, agent_next * half, lo, hi).amin(-1) - AGENT_RADIUS
+    offsets = [_point_box_offset(p[..., None, :] * half, lo, hi).flatten(-2) / 64.0 for p in (agent, agent_next)]
+    swept = _local_clearance(agent * half, agent_next * half)
     pose_px = torch.cat([(block_state[..., :2] + 1) * half, block_state[..., 2:3]], -1)
     wall = wall_penetration(pose_px)
     return torch.cat([*offsets, (swept / 16.0).clamp(-2, 4)[..., None], (wall / 16.0).clamp(-4, 1)[..., None]], -1)

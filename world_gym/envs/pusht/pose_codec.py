@@ -82,6 +82,14 @@ def agent_from_pixels(x: torch.Tensor, workspace: float = metrics.PUSHT_WORKSPAC
     return torch.from_numpy((centre - workspace / 2) / (workspace / 2)).float().to(x.device)
 
 
+def gate_distance(name: str, value: Any) -> float:
+    """``value`` of the gate option ``name`` as a float, checked to be a distance (pixels of 512, ``>= 0``)."""
+    value = float(value)
+    if not value >= 0:
+        raise ValueError(f"{name} is a distance in pixels of 512, >= 0; got {value}")
+    return value
+
+
 class PoseCodec(LatentCodec):
     """Frames <-> pose tokens ``(N, 6, 1, 1)`` through a VAE and the pose-state reader and drawer.
 
@@ -117,11 +125,8 @@ class PoseCodec(LatentCodec):
         self.token_scale = float(fields.pop("token_scale", 4.0))
         self.agent_from_pixels = bool(fields.pop("agent_from_pixels", False))
         self.block_gate = bool(fields.pop("block_gate", BLOCK_GATE_DEFAULT))
-        self.block_gate_margin = float(fields.pop("block_gate_margin", BLOCK_GATE_MARGIN))
-        self.block_gate_deadband = float(fields.pop("block_gate_deadband", 0.0))
-        for name in ("block_gate_margin", "block_gate_deadband"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} is a distance in pixels of 512, >= 0; got {getattr(self, name)}")
+        self.block_gate_margin = gate_distance("block_gate_margin", fields.pop("block_gate_margin", BLOCK_GATE_MARGIN))
+        self.block_gate_deadband = gate_distance("block_gate_deadband", fields.pop("block_gate_deadband", 0.0))
         fields.setdefault("latent_channels", self.vae_channels)
         self.pose_config = PoseStateConfig(**fields)
         if self.pose_config.latent_channels != self.vae_channels:

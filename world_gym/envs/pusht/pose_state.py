@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from world_gym.backbones.pose_frame import rotate
+from world_gym.backbones.pose_frame import rotate, wrap_angle
 from world_gym.backbones.state_space import StateSpaceBackbone
 from world_gym.envs.pusht.contact import CONTACT_FEATURES, contact_features
 
@@ -127,11 +127,6 @@ class PoseStateConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PoseStateConfig":
         return cls(**d)
-
-
-def wrap_angle(x: torch.Tensor) -> torch.Tensor:
-    """Angles mapped to ``[-pi, pi)``."""
-    return torch.remainder(x + math.pi, 2 * math.pi) - math.pi
 
 
 def _cells(h: int, w: int) -> torch.Tensor:
@@ -323,17 +318,17 @@ class PoseStep(nn.Module):
         def in_block(v: torch.Tensor) -> torch.Tensor:
             return rotate(v, cos, -sin)
 
+        rel, rel_next = in_block(agent - block), in_block(agent_next - block)
         feats = torch.cat([
-            self.fourier(in_block(agent - block) * c.object_scale),
-            self.fourier(in_block(agent_next - block) * c.object_scale),
+            self.fourier(rel * c.object_scale),
+            self.fourier(rel_next * c.object_scale),
             in_block(agent_next - agent) * c.velocity_scale,
             in_block(block - prev[..., 2:4]) * c.velocity_scale,
             (wrap_angle(angle - prev[..., 4]) * c.velocity_scale)[..., None],
             block, torch.stack([cos, sin], -1),
         ], -1)
         if c.contact_features:
-            feats = torch.cat([feats, contact_features(in_block(agent - block), in_block(agent_next - block),
-                                                       state[..., 2:5])], -1)
+            feats = torch.cat([feats, contact_features(rel, rel_next, state[..., 2:5])], -1)
         out = self.block_net(feats)
         block_next = block + rotate(out[..., 0:2] * c.block_step, cos, sin)
         angle_next = angle + out[..., 2] * c.angle_step

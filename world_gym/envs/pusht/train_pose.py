@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from world_gym.envs.pusht import metrics
-from world_gym.envs.pusht.pose_codec import POSE_CODEC_FILE
+from world_gym.envs.pusht.pose_codec import POSE_CODEC_FILE, gate_distance
 from world_gym.envs.pusht.pose_state import (
     TOKEN_CHANNELS,
     PoseEncoder,
@@ -429,7 +429,7 @@ def export_step(cfg: DictConfig, target: str | Path) -> Path:
         model.config.backbone_config = step.to_dict()
     model.backbone.step_net.load_state_dict(state["model"])
     if cfg.get("block_gate_deadband") is not None:
-        set_gate_deadband(model, float(cfg.block_gate_deadband))
+        set_gate_deadband(model, cfg.block_gate_deadband)
     model.config.metadata = {**model.config.metadata, "dynamics_steps": int(state["step"]),
                              "dynamics_roots": list(trained.get("roots") or []),
                              "dynamics_config": OmegaConf.to_container(trained, resolve=True)}
@@ -444,8 +444,7 @@ def set_gate_deadband(model: WorldModel, deadband: float) -> None:
 
     if not hasattr(model.codec, "block_gate_deadband"):
         raise ValueError("block_gate_deadband needs a model on pose tokens (a pose codec)")
-    if not deadband >= 0:
-        raise ValueError(f"block_gate_deadband is a distance in pixels of 512, >= 0; got {deadband}")
+    deadband = gate_distance("block_gate_deadband", deadband)
     valid = model.start_encodings is not None and model.start_encodings.mismatch(model) is None
     model.codec.block_gate_deadband = deadband
     model.config.codec = {**model.config.codec, "pose": {**model.config.codec["pose"], "block_gate_deadband": deadband}}
