@@ -1,4 +1,4 @@
-"""The pose step's contact features, its function-preserving growth (:mod:`world_gym.envs.pusht.step_growth`) and export."""
+"""The pose step's contact features, its substeps, its growth (:mod:`world_gym.envs.pusht.step_growth`) and export."""
 
 from __future__ import annotations
 
@@ -62,6 +62,36 @@ def test_a_grown_step_computes_what_the_old_one_did_and_then_learns():
     assert not torch.allclose(new.step(*args), old.step(*args))
 
 
+def test_a_step_in_substeps_integrates_the_block_network_along_the_agents_path():
+    old = PoseStateDynamics(PoseStateConfig(**TOKENS, contact_features=True))
+    for p in old.step_net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    config = grown_config(old.config, {"substeps": 3})
+    new = PoseStateDynamics(config)
+    new.step_net.load_state_dict(grow_weights(old.step_net.state_dict(), new.step_net.state_dict()))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 16, 5, generator=g) * 0.4
+    args = (x[0], x[1], x[2, :, :2], x[3, :, :2])
+    a, b = old.step(*args), new.step(*args)
+    torch.testing.assert_close(b[:, :2], a[:, :2])  # the agent's step is the same
+    assert not torch.allclose(b[:, 2:], a[:, 2:])  # the block's is composed of three
+    # a constant motion without a turn, split into three thirds, adds up to the same
+    for net in (old, new):
+        torch.nn.init.zeros_(net.step_net.block_net[-1].weight)
+        with torch.no_grad():
+            net.step_net.block_net[-1].bias.copy_(torch.tensor([0.3, -0.2, 0.0]))
+    torch.testing.assert_close(new.step(*args), old.step(*args))
+    # the path's bend learns through the block's steps in between
+    for p in new.step_net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    new.step(*args)[:, 2:].pow(2).sum().backward()
+    assert new.step_net.agent_path.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="fewer"):
+        grown_config(config, {"substeps": 2})
+    with pytest.raises(ValueError, match="positive integer"):
+        PoseStateConfig(**TOKENS, substeps=0)
+
+
 def test_growth_is_checked():
     config = PoseStateConfig(**TOKENS)
     with pytest.raises(ValueError, match="takes"):
@@ -74,7 +104,7 @@ def test_growth_is_checked():
     small, big = PoseStateDynamics(config), PoseStateDynamics(grown_config(config, {"dynamics_hidden": 64}))
     with pytest.raises(ValueError, match="cannot grow"):
         grow_weights(big.step_net.state_dict(), small.step_net.state_dict())
-    with pytest.raises(ValueError, match="layers differ"):
+    with pytest.raises(ValueError, match="lacks layers"):
         grow_weights({"x": torch.zeros(1)}, small.step_net.state_dict())
 
 

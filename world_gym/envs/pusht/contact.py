@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from world_gym.backbones.pose_frame import wrap_angle
+from world_gym.backbones.pose_frame import rotate, wrap_angle
 from world_gym.envs.pusht.pixels import TEE_RECTANGLES, WORKSPACE_SIZE
 
 #: gym-pusht's agent disc radius (pixels of 512; ``ground_truth.AGENT_RADIUS``, kept here so that the
@@ -107,11 +107,10 @@ def swept_clearance(agent_from: torch.Tensor, agent_to: torch.Tensor, block_pose
     >>> swept_clearance(torch.tensor([100.0, 300.0]), torch.tensor([400.0, 300.0]), pose)  # across the stem
     tensor(-15.)
     """
-    c, s = torch.cos(block_pose[..., 2:3]), torch.sin(block_pose[..., 2:3])
+    c, s = torch.cos(block_pose[..., 2]), torch.sin(block_pose[..., 2])
 
     def local(p: torch.Tensor) -> torch.Tensor:  # R(-angle) (p - position)
-        q = p - block_pose[..., :2]
-        return torch.cat([c * q[..., :1] + s * q[..., 1:], -s * q[..., :1] + c * q[..., 1:]], -1)
+        return rotate(p - block_pose[..., :2], c, -s)
 
     return _local_clearance(local(agent_from), local(agent_to))
 

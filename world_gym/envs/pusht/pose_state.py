@@ -13,7 +13,8 @@ angle. This backbone makes those five numbers the state of a next-frame model ov
   coordinates (a spatial-transformer decoder, as in layered sprite models);
 * :class:`PoseStep`: the agent's step from its last two positions and the two action targets
   (world frame, translation-invariant), then the block's step in the block's own frame from where
-  the agent is and goes relative to it (contact), with its last motion.
+  the agent is and goes relative to it (contact), with its last motion; with ``substeps``, in parts of
+  the frame along the agent's path.
 
 Each part is trained from the collector's privileged pose columns (``observation.state``,
 ``observation.block_pose``): the model sees only frames at run time. Training and measurements:
@@ -73,6 +74,12 @@ class PoseStateConfig:
             (:func:`~world_gym.envs.pusht.contact.contact_features`: where the agent is and goes
             relative to each of the T's rectangles, how near its swept disc comes to the T, how deep
             the T lies in a wall), so that it need not learn the T's outline from coordinates alone.
+        substeps: the block's step is integrated in this many parts of a frame, each from the agent's
+            position along its path through the frame to the next, as gym-pusht's solver resolves the
+            contact ten times a frame: a push that starts or ends within a frame, or slides along the
+            T, is composed of small pushes instead of being learned as one. The path runs from the
+            agent's position to its next, bent by a learned linear term of the agent's step inputs
+            (zero at the ends). 1: one block step per frame.
         token_scale: 0 (latents are a spatial codec's, read and drawn by this model's encoder and
             decoder) or the scale of a pose codec's tokens, ``(6, 1, 1)``, which are the states
             themselves (:func:`states_to_tokens`); the encoder and decoder fields are then unused.
@@ -100,6 +107,7 @@ class PoseStateConfig:
     block_step: float = 0.05
     angle_step: float = 0.2
     contact_features: bool = False
+    substeps: int = 1
     token_scale: float = 0.0
 
     def __post_init__(self) -> None:
@@ -117,6 +125,8 @@ class PoseStateConfig:
             raise ValueError(f"num_frames ({self.num_frames}) must exceed history ({self.history})")
         if self.action_dim != 2:
             raise ValueError(f"the pose state's actions are 2-D agent targets, got action_dim={self.action_dim}")
+        if not isinstance(self.substeps, int) or isinstance(self.substeps, bool) or self.substeps < 1:
+            raise ValueError(f"substeps must be a positive integer, got {self.substeps!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -288,7 +298,8 @@ class PoseStep(nn.Module):
     (gym-pusht's agent is a PD-controlled kinematic body, so its next position is a function of
     these alone). The block: a network of, in the block's frame, where the agent is and moves to,
     the agent's and the block's last motions, and the block's position on the board (walls), whose
-    output is the block's motion in its own frame and its turn.
+    output is the block's motion in its own frame and its turn; with ``substeps`` > 1 the network
+    moves the block in that many parts of the frame, along the agent's path.
     """
 
     def __init__(self, config: PoseStateConfig) -> None:
@@ -304,6 +315,11 @@ class PoseStep(nn.Module):
         nn.init.zeros_(self.agent_net[-1].bias)
         nn.init.zeros_(self.block_net[-1].weight)
         nn.init.zeros_(self.block_net[-1].bias)
+        if c.substeps > 1:
+            # the agent path's bend within a frame (pose units x velocity_scale), starting straight
+            self.agent_path = nn.Linear(6, 2)
+            nn.init.zeros_(self.agent_path.weight)
+            nn.init.zeros_(self.agent_path.bias)
 
     def forward(self, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,
                 action: torch.Tensor) -> torch.Tensor:
@@ -314,25 +330,35 @@ class PoseStep(nn.Module):
         agent_next = agent + (self.agent_linear(feats) + self.agent_net(feats)) / c.velocity_scale
         block, angle = state[..., 2:4], state[..., 4]
         cos, sin = torch.cos(angle), torch.sin(angle)
+        # the block's last motion, in its frame at the frame's start, and its last turn
+        last = [rotate(block - prev[..., 2:4], cos, -sin) * c.velocity_scale,
+                (wrap_angle(angle - prev[..., 4]) * c.velocity_scale)[..., None]]
+        n = c.substeps
+        if n > 1:
+            move, bend = agent_next - agent, self.agent_path(feats) / c.velocity_scale
 
-        def in_block(v: torch.Tensor) -> torch.Tensor:
-            return rotate(v, cos, -sin)
-
-        rel, rel_next = in_block(agent - block), in_block(agent_next - block)
-        feats = torch.cat([
-            self.fourier(rel * c.object_scale),
-            self.fourier(rel_next * c.object_scale),
-            in_block(agent_next - agent) * c.velocity_scale,
-            in_block(block - prev[..., 2:4]) * c.velocity_scale,
-            (wrap_angle(angle - prev[..., 4]) * c.velocity_scale)[..., None],
-            block, torch.stack([cos, sin], -1),
-        ], -1)
-        if c.contact_features:
-            feats = torch.cat([feats, contact_features(rel, rel_next, state[..., 2:5])], -1)
-        out = self.block_net(feats)
-        block_next = block + rotate(out[..., 0:2] * c.block_step, cos, sin)
-        angle_next = angle + out[..., 2] * c.angle_step
-        return torch.cat([agent_next, block_next, angle_next[..., None]], -1)
+            def along(s: float) -> torch.Tensor:  # the agent's position at the fraction s of the frame
+                return agent + s * move + (4 * s * (1 - s)) * bend
+        here = agent
+        for k in range(1, n + 1):
+            there = agent_next if k == n else along(k / n)
+            rel, rel_next = rotate(here - block, cos, -sin), rotate(there - block, cos, -sin)
+            parts = [
+                self.fourier(rel * c.object_scale),
+                self.fourier(rel_next * c.object_scale),
+                rotate(there - here, cos, -sin) * (c.velocity_scale * n),  # the agent's speed, per frame
+                *last, block, torch.stack([cos, sin], -1),
+            ]
+            if c.contact_features:
+                parts.append(contact_features(rel, rel_next, torch.cat([block, angle[..., None]], -1)))
+            out = self.block_net(torch.cat(parts, -1))
+            if n > 1:
+                out = out / n
+            block = block + rotate(out[..., 0:2] * c.block_step, cos, sin)
+            angle = angle + out[..., 2] * c.angle_step
+            if k < n:
+                cos, sin, here = torch.cos(angle), torch.sin(angle), there
+        return torch.cat([agent_next, block, angle[..., None]], -1)
 
 
 class PoseStateDynamics(StateSpaceBackbone):
