@@ -351,9 +351,7 @@ class PoseStep(nn.Module):
             ]
             if c.contact_features:
                 parts.append(contact_features(rel, rel_next, torch.cat([block, angle[..., None]], -1)))
-            out = self.block_net(torch.cat(parts, -1))
-            if n > 1:
-                out = out / n
+            out = self.block_net(torch.cat(parts, -1)) / n  # a 1/n part of the frame's motion
             block = block + rotate(out[..., 0:2] * c.block_step, cos, sin)
             angle = angle + out[..., 2] * c.angle_step
             if k < n:
