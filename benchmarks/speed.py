@@ -104,7 +104,10 @@ def planning_case(args: argparse.Namespace, candidates: int = 64, horizon: int =
     from world_gym.planning.factory import resolve_objective
 
     settings = {key: value for key, value in env_overrides(args).items() if key in ("ensemble", "frames_per_pass")}
-    imagination, family = resolve_model(args.model or args.env, **settings)
+    imagination, family = resolve_model(args.env, **settings)
+    if args.model:  # another model of the env's family: the family's planning settings and objective
+        kwargs = {**family.extra.get("planning_imagination", {}), **settings}
+        imagination = resolve_model(args.model, **kwargs)[0]
     objective = resolve_objective(None, imagination, family)
     frame = gym.make("gym_pusht/PushT-v0", obs_type="pixels").reset(seed=0)[0]
     start = imagination.start(frame)

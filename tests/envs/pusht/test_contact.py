@@ -12,9 +12,11 @@ from world_gym.codecs.vae import tiny_vae_config
 from world_gym.envs.pusht.contact import (
     AGENT_RADIUS,
     BLOCK_GATE_MARGIN,
+    WALL_FEATURES,
     freeze_untouched_block,
     swept_clearance,
     tokens_to_pixels,
+    wall_features,
     wall_penetration,
 )
 from world_gym.envs.pusht.pixels import TEE_RECTANGLES, inside_tee, world_to_block
@@ -66,6 +68,24 @@ def test_wall_penetration_is_how_deep_the_t_lies_in_a_wall():
     assert wall_penetration(torch.tensor([256.0, 256.0, 0.0])).item() == pytest.approx(-128.0)
     # turned half a turn, the stem points up: its end at y = 136, 129 px from the wall at 7
     assert wall_penetration(torch.tensor([256.0, 256.0, np.pi])).item() == pytest.approx(-129.0, abs=1e-3)
+
+
+def test_wall_features_say_how_deep_and_where_the_t_meets_each_wall():
+    state = lambda x, y, angle: torch.tensor([x / 256 - 1, y / 256 - 1, angle])  # noqa: E731
+    # the bar's left end (-60, 0) at x = 66 is 1 px beyond the left wall (x = 7): depth 1/16, corner seen
+    f = wall_features(state(66.0, 256.0, 0.0))
+    assert f.shape == (WALL_FEATURES,)
+    assert f[0].item() == pytest.approx(1.0 / 16)
+    assert f[4:6].tolist() == pytest.approx([-60.0 / 64, 0.0])
+    # the stem's end (y = 376 of 512) is 128 px from the bottom wall: depth clipped at -4, its corner faded out
+    assert f[3].item() == pytest.approx(-4.0) and f[10:12].abs().max().item() == 0.0
+    # at the centre no wall is within 16 px: the corners all fade to zero, depths as far as they are
+    f = wall_features(state(256.0, 256.0, 0.0))
+    assert f[4:].abs().max().item() == 0.0 and (f[:4] == -4.0).all()
+    # agrees with wall_penetration on the deepest wall
+    for pose in ([66.0, 256.0, 0.3], [450.0, 120.0, -2.0], [256.0, 470.0, 1.2]):
+        deepest = wall_features(state(*pose))[:4].max().item() * 16
+        assert deepest == pytest.approx(min(max(wall_penetration(torch.tensor(pose)).item(), -64.0), 16.0), abs=1e-3)
 
 
 def test_gate_keeps_a_far_block_exactly_still_over_a_long_rollout():

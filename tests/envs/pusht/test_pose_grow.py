@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from world_gym.envs.pusht.contact import CONTACT_FEATURES, contact_features, swept_clearance, wall_penetration
+from world_gym.envs.pusht.contact import CONTACT_FEATURES, WALL_FEATURES, contact_features, swept_clearance, wall_penetration
 from world_gym.envs.pusht.pixels import world_to_block
 from world_gym.envs.pusht.pose_state import PoseStateConfig, PoseStateDynamics
 from world_gym.envs.pusht.step_growth import grow_weights, grown_config
@@ -60,6 +60,22 @@ def test_a_grown_step_computes_what_the_old_one_did_and_then_learns():
     assert all(g is not None for g in grads) and new.step_net.block_net[0].weight.grad[:, -CONTACT_FEATURES:].abs().sum() > 0
     opt.step()
     assert not torch.allclose(new.step(*args), old.step(*args))
+
+
+def test_a_step_grown_to_read_the_walls_computes_what_it_did_and_learns_from_them():
+    old = PoseStateDynamics(PoseStateConfig(**TOKENS, contact_features=True, substeps=2))
+    for p in old.step_net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    new = PoseStateDynamics(grown_config(old.config, {"wall_features": True}))
+    new.step_net.load_state_dict(grow_weights(old.step_net.state_dict(), new.step_net.state_dict()))
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(4, 16, 5, generator=g) * 0.6  # some blocks near or in a wall
+    args = (x[0], x[1], x[2, :, :2], x[3, :, :2])
+    torch.testing.assert_close(new.step(*args), old.step(*args))
+    new.step(*args)[:, 2:].pow(2).sum().backward()
+    assert new.step_net.block_net[0].weight.grad[:, -WALL_FEATURES:].abs().sum() > 0
+    with pytest.raises(ValueError, match="already reads wall features"):
+        grown_config(new.config, {"wall_features": False})
 
 
 def test_a_step_in_substeps_integrates_the_block_network_along_the_agents_path():
@@ -142,3 +158,11 @@ def test_a_shipped_step_grown_trained_and_exported(tmp_path: Path):
 
     out = model.rollout(initial_frame(0)[None], np.full((1, 4, 2), 256.0, np.float32))
     assert out.frames.shape == (1, 4, 96, 96, 3)
+    # render-refined reading changes what the codec reads: the start encodings go with it
+    path = export_world_model(compose("train_pose", [f"out_dir={tmp_path / 'run'}", "base_model=pusht-pose-state",
+                                                     "render_refine_steps=3"]), tmp_path / "wm_refined")
+    refined = WorldModel.from_pretrained(path)
+    assert refined.codec.render_refine_steps == 3 and refined.config.codec["pose"]["render_refine_steps"] == 3
+    assert refined.start_encodings is None and not (path / "start_encodings.safetensors").exists()
+    frame = initial_frame(0)[None]
+    assert not torch.equal(refined.encode(frame), base.encode(frame))

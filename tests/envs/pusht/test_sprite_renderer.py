@@ -14,7 +14,7 @@ from world_gym.action_spec import ActionSpec
 from world_gym.samplers.diffusion import NoiseSchedule, SamplerConfig
 from world_gym.codecs.vae import LatentCodec, tiny_vae_config
 from world_gym.backbones.irasim import IRASimConfig
-from world_gym.envs.pusht.pose_codec import PoseCodec, states_to_tokens
+from world_gym.envs.pusht.pose_codec import PoseCodec, states_to_tokens, tokens_to_states
 from world_gym.envs.pusht.sprite_renderer import SpriteRenderer, SpriteRendererConfig
 from world_gym.training.common import compose
 from world_gym.envs.pusht.train_pose import load_renderer, score_renderer, train_renderer
@@ -61,6 +61,54 @@ def test_sprites_move_and_turn_with_the_pose():
     # nothing is drawn outside a sprite: a block far off the board leaves the background
     off = r(torch.tensor([[-5.0, -5.0, 5.0, 5.0, 0.0]]))[0]
     torch.testing.assert_close(off, torch.ones_like(off))
+
+
+def test_a_canvas_renderer_blends_the_canvas_pixels_a_bilinear_shrink_reads():
+    """``canvas``: each frame pixel blends the sprites at the centres of the canvas pixels around the
+    point a bilinear shrink samples; a canvas of the frame's own size is the plain renderer."""
+    plain = _painted(32)
+    states = torch.tensor([[-0.5, 0.5, 0.1, -0.05, 0.3], [0.3, -0.2, -0.2, 0.15, -1.2], [0.0, 0.0, 0.03, 0.01, 2.0]])
+    same = SpriteRenderer(SpriteRendererConfig(frame_size=(32, 32), block_centre=(0.0, 0.0), block_extent=40.0, canvas=32))
+    same.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(same(states), plain(states), atol=1e-6, rtol=0)
+    # a 64-pixel canvas shrunk to 32: every frame pixel samples halfway between two canvas pixels on
+    # each axis, so the frame is the mean of each 2 x 2 block of the sprites drawn at 64 x 64
+    fine = SpriteRenderer(SpriteRendererConfig(frame_size=(64, 64), block_centre=(0.0, 0.0), block_extent=40.0))
+    shrunk = SpriteRenderer(SpriteRendererConfig(frame_size=(32, 32), block_centre=(0.0, 0.0), block_extent=40.0, canvas=64))
+    with torch.no_grad():
+        for r in (fine, shrunk):
+            r.block.copy_(plain.block)
+            r.agent.copy_(plain.agent)
+            r.background.fill_(1.0)
+    torch.testing.assert_close(shrunk(states), torch.nn.functional.avg_pool2d(fine(states), 2), atol=1e-5, rtol=0)
+    assert not torch.allclose(shrunk(states), plain(states), atol=1e-2)  # edges fall elsewhere than point sampling's
+    with pytest.raises(ValueError, match="canvas must be 0 or at least"):
+        SpriteRendererConfig(frame_size=(32, 32), canvas=16)
+
+
+def test_a_pose_codec_fits_its_reading_to_the_frame_through_the_renderer():
+    """``render_refine_steps``: the pose read from a frame is refined until the renderer draws the frame."""
+    torch.manual_seed(0)
+    truth = torch.tensor([[-0.5, 0.5, 0.1, -0.05, 0.3], [0.3, -0.2, -0.2, 0.15, -1.2]])
+    start = truth + torch.tensor([[0.0, 0.0, 0.03, -0.02, 0.06], [0.0, 0.0, -0.02, 0.03, -0.05]])
+    for steps in (0, 150):
+        codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "refine_steps": 0, "render_refine_steps": steps,
+                                                               "render_refine_lr": 0.005})
+        renderer = _painted()
+        with torch.no_grad():  # edges a pixel wide (16 texels), as learned sprites have: a pose gradient to follow
+            renderer.block.copy_(torch.nn.functional.avg_pool2d(renderer.block, 17, 1, 8, count_include_pad=False))
+        codec.attach_renderer(renderer)
+        codec.read_states = lambda latents, refine_steps=None, agent=None: start.clone()
+        frames = codec.tensor_to_frames(codec.renderer(truth))
+        read = tokens_to_states(codec.encode(frames)[..., 0, 0, None, None], codec.token_scale)
+        error = (read[:, 2:4] - truth[:, 2:4]).norm(dim=1) * 256, (read[:, 4] - truth[:, 4]).abs()
+        if steps == 0:
+            torch.testing.assert_close(read, start, atol=1e-5, rtol=0)
+        else:  # within a tenth of the start's error (positions in units of 512, angles in radians)
+            assert error[0].max() < 1.0 and error[1].max() < 0.006, error
+        assert codec_from_config(codec.config_dict()).render_refine_steps == steps
+    with pytest.raises(ValueError, match="render_refine_steps must be"):
+        PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "render_refine_steps": -1})
 
 
 def test_renderer_learns_gym_pusht_drawing():
@@ -153,3 +201,8 @@ def test_renderer_stage_trains_scores_and_attaches(pipeline, tmp_path):
     assert json.loads((out / "renderer.json").read_text())["steps"] == 6
     rows = (out / "log_renderer.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4", "5", "6"]
+    # datasets named directly (no codec_dir), drawn on a canvas as gym-pusht draws on its own
+    direct = train_renderer(compose("train_pose", [*over[:3], f"codec_dir={tmp_path / 'none'}", f"out_dir={tmp_path / 'direct'}",
+                                                   *over[5:-1], "renderer.canvas=64", f"renderer.roots=[{pipeline / 'train'}]"]))
+    meta = json.loads((direct / "renderer.json").read_text())
+    assert meta["frames"] == 36 and meta["roots"] == [str(pipeline / "train")] and meta["config"]["canvas"] == 64

@@ -199,6 +199,29 @@ def freeze_untouched_block(previous: torch.Tensor, new: torch.Tensor, token_scal
 
 #: Width of :func:`contact_features`.
 CONTACT_FEATURES = 10
+#: Width of :func:`wall_features`.
+WALL_FEATURES = 12
+
+
+def wall_features(block_state: torch.Tensor) -> torch.Tensor:
+    """How the block's T meets each of the four walls, ``(..., WALL_FEATURES)``: for the left, right,
+    top and bottom wall, how deep the T's deepest corner lies beyond it (units of 16 px, clipped to
+    ``[-4, 1]``; negative: its distance), then that corner's coordinates in the block's frame (units of
+    64 px), faded to zero from 0 to 16 px away from the wall (where the wall can push, and about what).
+
+    ``block_state`` ``(..., 3)``: block x, y in pose units and angle.
+    """
+    half = WORKSPACE_SIZE / 2
+    pose = torch.cat([(block_state[..., :2] + 1) * half, block_state[..., 2:3]], -1)
+    c, s = torch.cos(pose[..., 2:3]), torch.sin(pose[..., 2:3])
+    corners = _CORNERS.to(pose).reshape(-1, 2)  # (8, 2) block-local pixels
+    x = pose[..., None, 0] + c * corners[:, 0] - s * corners[:, 1]
+    y = pose[..., None, 1] + s * corners[:, 0] + c * corners[:, 1]
+    beyond = torch.stack([WALL_LOW - x, x - WALL_HIGH, WALL_LOW - y, y - WALL_HIGH], -2)  # (..., 4, 8)
+    depth, which = beyond.max(-1)  # (..., 4)
+    corner = corners[which] / 64.0  # (..., 4, 2)
+    near = (1 + depth / 16.0).clamp(0, 1)[..., None]
+    return torch.cat([(depth / 16.0).clamp(-4, 1), (corner * near).flatten(-2)], -1)
 
 
 def contact_features(agent: torch.Tensor, agent_next: torch.Tensor, block_state: torch.Tensor) -> torch.Tensor:

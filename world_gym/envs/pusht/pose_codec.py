@@ -44,6 +44,7 @@ from world_gym.envs.pusht.pose_state import (  # noqa: F401  (states_to_tokens, 
     PoseStateConfig,
     SpriteDecoder,
     read_states,
+    refine_states,
     states_to_tokens,
     tokens_to_states,
 )
@@ -102,6 +103,10 @@ class PoseCodec(LatentCodec):
             ``BLOCK_GATE_DEFAULT``), ``block_gate_margin`` (pixels of 512; default
             :data:`~world_gym.envs.pusht.contact.BLOCK_GATE_MARGIN`) and ``block_gate_deadband``
             (pixels of 512; default 0: off). ``block_gate`` can be switched on a loaded codec too.
+            ``render_refine_steps``/``render_refine_lr`` (default 0 / 0.005): with a renderer, the read
+            pose is then fitted to the frame itself through the renderer by that many Adam steps, the
+            rate decaying along a half cosine (what the model draws from its start then matches the
+            frame; :func:`~world_gym.envs.pusht.pose_state.refine_states`).
         renderer: an optional :class:`SpriteRenderer`; when there is one, ``decode`` draws with it
             unless ``decoder`` names another.
 
@@ -127,6 +132,11 @@ class PoseCodec(LatentCodec):
         self.block_gate = bool(fields.pop("block_gate", BLOCK_GATE_DEFAULT))
         self.block_gate_margin = gate_distance("block_gate_margin", fields.pop("block_gate_margin", BLOCK_GATE_MARGIN))
         self.block_gate_deadband = gate_distance("block_gate_deadband", fields.pop("block_gate_deadband", 0.0))
+        self.render_refine_steps = int(fields.pop("render_refine_steps", 0))
+        self.render_refine_lr = float(fields.pop("render_refine_lr", 0.005))
+        if self.render_refine_steps < 0 or not self.render_refine_lr > 0:
+            raise ValueError(f"render_refine_steps must be >= 0 and render_refine_lr > 0, got "
+                             f"{self.render_refine_steps} and {self.render_refine_lr}")
         fields.setdefault("latent_channels", self.vae_channels)
         self.pose_config = PoseStateConfig(**fields)
         if self.pose_config.latent_channels != self.vae_channels:
@@ -181,7 +191,9 @@ class PoseCodec(LatentCodec):
                                                  "agent_from_pixels": self.agent_from_pixels,
                                                  "block_gate": self.block_gate,
                                                  "block_gate_margin": self.block_gate_margin,
-                                                 "block_gate_deadband": self.block_gate_deadband}}
+                                                 "block_gate_deadband": self.block_gate_deadband,
+                                                 "render_refine_steps": self.render_refine_steps,
+                                                 "render_refine_lr": self.render_refine_lr}}
         if self.renderer is not None:
             out["renderer"] = self.renderer.config_dict()
         return out
@@ -215,7 +227,15 @@ class PoseCodec(LatentCodec):
     def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` in ``[-1, 1]`` -> pose tokens ``(N, 6, 1, 1)`` (not differentiable: refined)."""
         agent = agent_from_pixels(x) if self.agent_from_pixels else None
-        return states_to_tokens(self.read_states(self.encode_vae(x), agent=agent), self.token_scale)
+        states = self.read_states(self.encode_vae(x), agent=agent)
+        if self.render_refine_steps and self.renderer is not None:
+            fixed = None
+            if agent is not None:  # the agent read off its colour stays where it was read
+                fixed = torch.zeros_like(states, dtype=torch.bool)
+                fixed[~torch.isnan(agent).any(dim=-1), 0:2] = True
+            states = refine_states(self.renderer, states, x.to(states.dtype), self.render_refine_steps,
+                                   self.render_refine_lr, fixed, cosine=True)
+        return states_to_tokens(states, self.token_scale)
 
     def decode_tensor(self, latents: torch.Tensor) -> torch.Tensor:
         """Pose tokens ``(N, 6, 1, 1)`` -> ``(N, 3, H, W)`` in about ``[-1, 1]``."""

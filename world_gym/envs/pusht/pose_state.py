@@ -41,7 +41,7 @@ from torch import nn
 
 from world_gym.backbones.pose_frame import rotate, wrap_angle
 from world_gym.backbones.state_space import StateSpaceBackbone
-from world_gym.envs.pusht.contact import CONTACT_FEATURES, contact_features
+from world_gym.envs.pusht.contact import CONTACT_FEATURES, WALL_FEATURES, contact_features, wall_features
 
 STATE_DIM = 5
 TOKEN_CHANNELS = 6  # a pose token: token_scale x (agent x, y, block x, y, cos angle, sin angle)
@@ -80,6 +80,10 @@ class PoseStateConfig:
             T, is composed of small pushes instead of being learned as one. The path runs from the
             agent's position to its next, bent by a learned linear term of the agent's step inputs
             (zero at the ends). 1: one block step per frame.
+        wall_features: the block step network also reads, for each of the four walls, how deep the T's
+            deepest corner lies beyond it and which corner that is
+            (:func:`~world_gym.envs.pusht.contact.wall_features`): a T pushed into a wall or a corner
+            turns about the corner that meets it.
         token_scale: 0 (latents are a spatial codec's, read and drawn by this model's encoder and
             decoder) or the scale of a pose codec's tokens, ``(6, 1, 1)``, which are the states
             themselves (:func:`states_to_tokens`); the encoder and decoder fields are then unused.
@@ -108,6 +112,7 @@ class PoseStateConfig:
     angle_step: float = 0.2
     contact_features: bool = False
     substeps: int = 1
+    wall_features: bool = False
     token_scale: float = 0.0
 
     def __post_init__(self) -> None:
@@ -251,18 +256,22 @@ class SpriteDecoder(nn.Module):
         return out.transpose(1, 2).reshape(n, self.channels, *self.grid)
 
 
-def refine_states(decoder: SpriteDecoder, states: torch.Tensor, latents: torch.Tensor, steps: int,
-                  lr: float, fixed: torch.Tensor | None = None) -> torch.Tensor:
+def refine_states(decoder: nn.Module, states: torch.Tensor, latents: torch.Tensor, steps: int,
+                  lr: float, fixed: torch.Tensor | None = None, cosine: bool = False) -> torch.Tensor:
     """``states`` ``(N, 5)`` after ``steps`` Adam steps of rate ``lr`` on ``|decoder(states) - latents|^2``
-    (analysis by synthesis; frames do not interact, the loss is a sum over them). ``fixed``: optional
-    bool ``(N, 5)``, the entries that keep their value in ``states``."""
+    (analysis by synthesis; frames do not interact, the loss is a sum over them). ``decoder``: any
+    network of states (the :class:`SpriteDecoder` to VAE latents, or a sprite renderer to frames).
+    ``fixed``: optional bool ``(N, 5)``, the entries that keep their value in ``states``. ``cosine``:
+    the rate decays to 0 along a half cosine (the last steps settle instead of jittering by ``lr``)."""
     params = [p.requires_grad_(False) for p in decoder.parameters()]
     given = states.detach()
     try:
         with torch.enable_grad():
             x = given.clone().requires_grad_(True)
             opt = torch.optim.Adam([x], lr=lr)
-            for _ in range(steps):
+            for k in range(steps):
+                if cosine:
+                    opt.param_groups[0]["lr"] = lr * 0.5 * (1 + math.cos(math.pi * k / steps))
                 full = x if fixed is None else torch.where(fixed, given, x)
                 loss = (decoder(full) - latents).pow(2).sum()
                 opt.zero_grad()
@@ -309,7 +318,7 @@ class PoseStep(nn.Module):
         self.agent_linear = nn.Linear(6, 2)
         self.agent_net = _mlp(6, c.dynamics_hidden // 2, 2, 2)
         self.fourier = Fourier(c.frequencies)
-        extra = CONTACT_FEATURES if c.contact_features else 0
+        extra = (CONTACT_FEATURES if c.contact_features else 0) + (WALL_FEATURES if c.wall_features else 0)
         self.block_net = _mlp(2 * self.fourier.width + 9 + extra, c.dynamics_hidden, c.dynamics_depth, 3)
         nn.init.zeros_(self.agent_net[-1].weight)
         nn.init.zeros_(self.agent_net[-1].bias)
@@ -351,6 +360,8 @@ class PoseStep(nn.Module):
             ]
             if c.contact_features:
                 parts.append(contact_features(rel, rel_next, torch.cat([block, angle[..., None]], -1)))
+            if c.wall_features:
+                parts.append(wall_features(torch.cat([block, angle[..., None]], -1)))
             out = self.block_net(torch.cat(parts, -1)) / n  # a 1/n part of the frame's motion
             block = block + rotate(out[..., 0:2] * c.block_step, cos, sin)
             angle = angle + out[..., 2] * c.angle_step

@@ -3,10 +3,12 @@
 The :class:`SpriteRenderer` draws a Push-T frame straight from a state ``(agent x, y, block x, y,
 angle)``: a learned background (the board, the goal T, the walls), then the block's learned RGBA
 sprite turned and moved to the block's pose, then the agent's sprite moved to the agent. Each output
-pixel samples the sprites (bilinearly) at its centre in the objects' own frames, as gym-pusht
-samples its 512 x 512 canvas when it shrinks it to 96 x 96, so the objects' edges fall where the
-pose puts them to a fraction of a pixel. Everything it draws is learned from (frame, privileged
-pose) pairs (``world-gym train pose-renderer``); only the placement is geometry.
+pixel samples the sprites (bilinearly) at its centre in the objects' own frames, so the objects'
+edges fall where the pose puts them to a fraction of a pixel; with ``canvas`` set it blends them
+at the centres of the four canvas pixels that a bilinear shrink of the simulator's canvas reads
+(gym-pusht draws on 512 x 512 pixels and shrinks them to 96 x 96), so that edges also fall on the
+canvas's pixel grid. Everything it draws is learned from (frame, privileged pose) pairs
+(``world-gym train pose-renderer``); only the placement is geometry.
 
 It is the third decoder of a :class:`~world_gym.envs.pusht.pose_codec.PoseCodec` (``decoder="render"``)
 beside the sprite decoder's VAE latents through the VAE or the fast decoder: on held-out gym-pusht
@@ -43,6 +45,11 @@ class SpriteRendererConfig:
             origin: its bar spans y 0-30, its stem 30-120, so the sprite is centred at y = 60).
         agent_extent: half the side of the agent's square sprite (gym-pusht's disc has radius 15).
         texels_per_unit: sprite resolution (1: one texel per unit, the 512 canvas's pixel).
+        canvas: the side in pixels of the square canvas the simulator draws on before it shrinks the
+            canvas to ``frame_size`` by bilinear sampling (gym-pusht: 512, ``cv2.resize``); each frame
+            pixel then blends the sprites sampled at the centres of the four canvas pixels around the
+            point it samples, so that edges fall on the canvas's pixel grid as the simulator's do.
+            0: each frame pixel samples the sprites at its own centre.
     """
 
     frame_size: tuple[int, int] = (96, 96)
@@ -51,12 +58,17 @@ class SpriteRendererConfig:
     block_centre: tuple[float, float] = (0.0, 60.0)
     agent_extent: float = 20.0
     texels_per_unit: float = 1.0
+    canvas: int = 0
 
     def __post_init__(self) -> None:
         self.frame_size = tuple(int(s) for s in self.frame_size)  # type: ignore[assignment]
         self.block_centre = tuple(float(c) for c in self.block_centre)  # type: ignore[assignment]
         if min(self.block_extent, self.agent_extent, self.texels_per_unit, self.workspace) <= 0:
             raise ValueError("extents, texels_per_unit and workspace must be positive")
+        self.canvas = int(self.canvas)
+        if self.canvas < 0 or (self.canvas and self.canvas < max(self.frame_size)):
+            raise ValueError(f"canvas must be 0 or at least the frame's side {max(self.frame_size)}, "
+                             f"got {self.canvas}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -72,6 +84,28 @@ def _pixel_centres(h: int, w: int) -> torch.Tensor:
     ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h * 2 - 1, (torch.arange(w) + 0.5) / w * 2 - 1,
                             indexing="ij")
     return torch.stack([xs.flatten(), ys.flatten()], -1)
+
+
+def _canvas_samples(h: int, w: int, canvas: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a ``canvas`` x ``canvas`` image shrunk to ``h`` x ``w`` by bilinear sampling (OpenCV's
+    ``INTER_LINEAR``: frame pixel ``j`` samples canvas coordinate ``(j + 0.5) * canvas / w - 0.5``) reads
+    it: the centres ``(4, h * w, 2)`` of the four canvas pixels around each frame pixel's sample point,
+    as ``(x, y)`` in pose units, and their bilinear weights ``(4, h * w)`` (edge pixels clamped)."""
+    def axis(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        u = ((torch.arange(n, dtype=torch.float64) + 0.5) * canvas / n - 0.5).clamp(0, canvas - 1)
+        lo = u.floor().clamp(max=canvas - 2)
+        frac = u - lo
+        centre = lambda i: (i + 0.5) / canvas * 2 - 1  # noqa: E731
+        return centre(lo), centre(lo + 1), frac
+    y0, y1, fy = axis(h)
+    x0, x1, fx = axis(w)
+    points, weights = [], []
+    for ys, wy in ((y0, 1 - fy), (y1, fy)):
+        for xs, wx in ((x0, 1 - fx), (x1, fx)):
+            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+            points.append(torch.stack([gx.flatten(), gy.flatten()], -1))
+            weights.append((wy[:, None] * wx[None, :]).flatten())
+    return torch.stack(points).float(), torch.stack(weights).float()
 
 
 def _sprite(extent: float, texels_per_unit: float) -> nn.Parameter:
@@ -93,7 +127,12 @@ class SpriteRenderer(nn.Module):
         super().__init__()
         self.config = c = config or SpriteRendererConfig()
         h, w = c.frame_size
-        self.register_buffer("pixels", _pixel_centres(h, w), persistent=False)
+        if c.canvas:
+            points, weights = _canvas_samples(h, w, c.canvas)
+        else:
+            points, weights = _pixel_centres(h, w)[None], torch.ones(1, h * w)
+        self.register_buffer("pixels", points, persistent=False)  # (K, H W, 2): K sample points a pixel
+        self.register_buffer("pixel_weights", weights, persistent=False)  # (K, H W)
         self.register_buffer("block_centre", torch.tensor(c.block_centre), persistent=False)
         self.background = nn.Parameter(background.clone().float() if background is not None else torch.ones(3, h, w))
         if self.background.shape != (3, h, w):
@@ -117,11 +156,20 @@ class SpriteRenderer(nn.Module):
         c = self.config
         half = c.workspace / 2
         states = states.to(self.background.dtype)
-        pixels = self.pixels.to(states.dtype)[None] + self.offset / half  # (1, H W, 2), pose units
+        n, k = len(states), len(self.pixels)
+        h, w = c.frame_size
+        # (N K, H W, 2): every state's sample points, pose units
+        pixels = self.pixels.to(states.dtype)[None] + self.offset / half
+        pixels = pixels.expand(n, -1, -1, -1).reshape(n * k, h * w, 2)
+        states = states.repeat_interleave(k, 0)
         cos, sin = torch.cos(states[:, 4])[:, None], torch.sin(states[:, 4])[:, None]
         in_block = rotate((pixels - states[:, None, 2:4]) * half, cos, -sin) - self.block_centre.to(states.dtype)
         from_agent = (pixels - states[:, None, 0:2]) * half
         block_rgb, block_alpha = self._sample(self.block, in_block, c.block_extent)
         agent_rgb, agent_alpha = self._sample(self.agent, from_agent, c.agent_extent)
         out = self.background[None] * (1 - block_alpha) + block_rgb * block_alpha
-        return out * (1 - agent_alpha) + agent_rgb * agent_alpha
+        out = out * (1 - agent_alpha) + agent_rgb * agent_alpha
+        if k == 1:
+            return out
+        weights = self.pixel_weights.to(out.dtype).reshape(1, k, 1, h, w)
+        return (out.reshape(n, k, 3, h, w) * weights).sum(1)

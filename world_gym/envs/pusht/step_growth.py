@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from world_gym.envs.pusht.pose_state import PoseStateConfig
 
 #: the step options ``dynamics.grow`` may change: each makes the step wider or finer, never narrower or coarser
-GROWABLE = ("contact_features", "dynamics_hidden", "substeps")
+GROWABLE = ("contact_features", "dynamics_hidden", "substeps", "wall_features")
 
 
 def grown_config(config: PoseStateConfig, grow: DictConfig | dict | None) -> PoseStateConfig:
@@ -34,6 +34,8 @@ def grown_config(config: PoseStateConfig, grow: DictConfig | dict | None) -> Pos
                          f"{config.dynamics_hidden}")
     if int(grow.get("substeps", config.substeps)) < config.substeps:
         raise ValueError(f"dynamics.grow.substeps={grow['substeps']} is fewer than the step's {config.substeps}")
+    if config.wall_features and not grow.get("wall_features", True):
+        raise ValueError("dynamics.grow.wall_features=false: the step already reads wall features")
     if config.contact_features and not grow.get("contact_features", True):
         raise ValueError("dynamics.grow.contact_features=false: the step already reads contact features")
     return replace(config, **grow)

@@ -235,6 +235,8 @@ def attach_renderer(renderer_dir: str | Path, model_dir: str | Path) -> Path:
         stored = {f.get_slice(k).get_dtype() for k in f.keys() if k.startswith("backbone.")}
     model = WorldModel.from_pretrained(model_dir)
     model.attach_renderer(load_renderer(renderer_dir))
+    if getattr(model.codec, "render_refine_steps", 0):  # it reads through the renderer: its readings change
+        model.start_encodings = None
     meta = json.loads((Path(renderer_dir) / RENDERER_META).read_text())
     model.config.metadata = {**model.config.metadata, "renderer": {k: v for k, v in meta.items() if k != "config"}}
     model.save_pretrained(model_dir, backbone_dtype=torch.bfloat16 if stored == {"BF16"} else None)
@@ -246,13 +248,20 @@ def train_renderer(cfg: DictConfig) -> Path:
     and ``renderer.json`` (its config and held-out scores) to ``out_dir``."""
     _prepare(cfg, "renderer")
     out, tc = Path(cfg.out_dir), cfg.renderer
-    roots = json.loads((Path(cfg.codec_dir) / "latents.json").read_text())["roots"]
-    train = load_training_episodes(roots, progress=False)
-    states = torch.from_numpy(true_states(cfg, len(train))[1])
+    if tc.get("roots"):  # datasets with frames named directly
+        roots = [str(r) for r in tc.roots]
+        train = load_training_episodes(roots, progress=False)
+        states = pose_to_state(torch.from_numpy(dataset_poses(cfg, roots)[0]))
+        if len(states) != len(train):
+            raise ValueError(f"renderer.roots hold {len(train)} frames but {len(states)} poses")
+    else:  # the datasets codec_dir's latents were encoded from
+        roots = json.loads((Path(cfg.codec_dir) / "latents.json").read_text())["roots"]
+        train = load_training_episodes(roots, progress=False)
+        states = torch.from_numpy(true_states(cfg, len(train))[1])
     frames = train.frames
     config = SpriteRendererConfig(frame_size=frames.shape[1:3], block_extent=float(tc.block_extent),
                                   block_centre=tuple(tc.block_centre), agent_extent=float(tc.agent_extent),
-                                  texels_per_unit=float(tc.texels_per_unit))
+                                  texels_per_unit=float(tc.texels_per_unit), canvas=int(tc.get("canvas", 0)))
     # the board as most frames show it: the median of frames spread over the data
     spread = np.linspace(0, len(frames) - 1, min(len(frames), int(tc.background_frames))).astype(int)
     net = SpriteRenderer(config, to_tensor(np.median(frames[spread], 0)[None].astype(np.uint8))[0])
@@ -430,6 +439,8 @@ def export_step(cfg: DictConfig, target: str | Path) -> Path:
     model.backbone.step_net.load_state_dict(state["model"])
     if cfg.get("block_gate_deadband") is not None:
         set_gate_deadband(model, cfg.block_gate_deadband)
+    if cfg.get("render_refine_steps") is not None:
+        set_render_refine(model, int(cfg.render_refine_steps))
     model.config.metadata = {**model.config.metadata, "dynamics_steps": int(state["step"]),
                              "dynamics_roots": list(trained.get("roots") or []),
                              "dynamics_config": OmegaConf.to_container(trained, resolve=True)}
@@ -450,6 +461,20 @@ def set_gate_deadband(model: WorldModel, deadband: float) -> None:
     model.config.codec = {**model.config.codec, "pose": {**model.config.codec["pose"], "block_gate_deadband": deadband}}
     if valid:
         model.start_encodings = replace(model.start_encodings, codec_digest=codec_digest(model))
+
+
+def set_render_refine(model: WorldModel, steps: int) -> None:
+    """Give ``model``'s pose codec ``steps`` of render-and-compare refinement of what it reads
+    (``render_refine_steps``, in its config too). What the codec reads changes, so the model's start
+    encodings are dropped: write them again with ``world-gym start-encodings``."""
+    if not hasattr(model.codec, "render_refine_steps") or model.codec.renderer is None:
+        raise ValueError("render_refine_steps needs a model on pose tokens whose codec has a renderer")
+    if steps < 0:
+        raise ValueError(f"render_refine_steps must be >= 0, got {steps}")
+    model.codec.render_refine_steps = steps
+    model.config.codec = {**model.config.codec, "pose": {**model.config.codec["pose"], "render_refine_steps": steps,
+                                                         "render_refine_lr": model.codec.render_refine_lr}}
+    model.start_encodings = None
 
 
 def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
