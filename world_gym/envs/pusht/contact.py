@@ -127,12 +127,22 @@ def wall_penetration(block_pose: torch.Tensor) -> torch.Tensor:
     >>> wall_penetration(torch.tensor([256.0, 256.0, 0.0]))  # the stem's end at y = 376
     tensor(-128.)
     """
+    world = _tee_corners(block_pose)
+    return torch.maximum(WALL_LOW - world, world - WALL_HIGH).amax(dim=(-2, -1))
+
+
+def _tee_corners(block_pose: torch.Tensor) -> torch.Tensor:
+    """The T's eight rectangle corners ``(..., 8, 2)`` on the board (pixels of 512) at ``block_pose`` ``(..., 3)``."""
     c, s = torch.cos(block_pose[..., 2:3]), torch.sin(block_pose[..., 2:3])
     corners = _CORNERS.to(block_pose).reshape(-1, 2)
     x = block_pose[..., None, 0] + c * corners[:, 0] - s * corners[:, 1]
     y = block_pose[..., None, 1] + s * corners[:, 0] + c * corners[:, 1]
-    world = torch.stack([x, y], -1)
-    return torch.maximum(WALL_LOW - world, world - WALL_HIGH).amax(dim=(-2, -1))
+    return torch.stack([x, y], -1)
+
+
+def _pose_pixels(block_state: torch.Tensor) -> torch.Tensor:
+    """A block state ``(..., 3)`` (x, y in pose units, angle) as a pose in pixels of 512 and radians."""
+    return torch.cat([(block_state[..., :2] + 1) * (WORKSPACE_SIZE / 2), block_state[..., 2:3]], -1)
 
 
 def tokens_to_pixels(tokens: torch.Tensor, token_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,15 +221,12 @@ def wall_features(block_state: torch.Tensor) -> torch.Tensor:
 
     ``block_state`` ``(..., 3)``: block x, y in pose units and angle.
     """
-    half = WORKSPACE_SIZE / 2
-    pose = torch.cat([(block_state[..., :2] + 1) * half, block_state[..., 2:3]], -1)
-    c, s = torch.cos(pose[..., 2:3]), torch.sin(pose[..., 2:3])
-    corners = _CORNERS.to(pose).reshape(-1, 2)  # (8, 2) block-local pixels
-    x = pose[..., None, 0] + c * corners[:, 0] - s * corners[:, 1]
-    y = pose[..., None, 1] + s * corners[:, 0] + c * corners[:, 1]
+    pose = _pose_pixels(block_state)
+    world = _tee_corners(pose)
+    x, y = world[..., 0], world[..., 1]
     beyond = torch.stack([WALL_LOW - x, x - WALL_HIGH, WALL_LOW - y, y - WALL_HIGH], -2)  # (..., 4, 8)
     depth, which = beyond.max(-1)  # (..., 4)
-    corner = corners[which] / 64.0  # (..., 4, 2)
+    corner = _CORNERS.to(pose).reshape(-1, 2)[which] / 64.0  # (..., 4, 2), block-local
     near = (1 + depth / 16.0).clamp(0, 1)[..., None]
     return torch.cat([(depth / 16.0).clamp(-4, 1), (corner * near).flatten(-2)], -1)
 
@@ -242,6 +249,5 @@ def contact_features(agent: torch.Tensor, agent_next: torch.Tensor, block_state:
     lo, hi = _LO.to(agent), _HI.to(agent)
     offsets = [_point_box_offset(p[..., None, :] * half, lo, hi).flatten(-2) / 64.0 for p in (agent, agent_next)]
     swept = _local_clearance(agent * half, agent_next * half)
-    pose_px = torch.cat([(block_state[..., :2] + 1) * half, block_state[..., 2:3]], -1)
-    wall = wall_penetration(pose_px)
+    wall = wall_penetration(_pose_pixels(block_state))
     return torch.cat([*offsets, (swept / 16.0).clamp(-2, 4)[..., None], (wall / 16.0).clamp(-4, 1)[..., None]], -1)

@@ -358,10 +358,11 @@ class PoseStep(nn.Module):
                 rotate(there - here, cos, -sin) * (c.velocity_scale * n),  # the agent's speed, per frame
                 *last, block, torch.stack([cos, sin], -1),
             ]
+            pose = torch.cat([block, angle[..., None]], -1)
             if c.contact_features:
-                parts.append(contact_features(rel, rel_next, torch.cat([block, angle[..., None]], -1)))
+                parts.append(contact_features(rel, rel_next, pose))
             if c.wall_features:
-                parts.append(wall_features(torch.cat([block, angle[..., None]], -1)))
+                parts.append(wall_features(pose))
             out = self.block_net(torch.cat(parts, -1)) / n  # a 1/n part of the frame's motion
             block = block + rotate(out[..., 0:2] * c.block_step, cos, sin)
             angle = angle + out[..., 2] * c.angle_step

@@ -158,15 +158,13 @@ class SpriteRenderer(nn.Module):
         states = states.to(self.background.dtype)
         n, k = len(states), len(self.pixels)
         h, w = c.frame_size
-        # (N K, H W, 2): every state's sample points, pose units
-        pixels = self.pixels.to(states.dtype)[None] + self.offset / half
-        pixels = pixels.expand(n, -1, -1, -1).reshape(n * k, h * w, 2)
-        states = states.repeat_interleave(k, 0)
-        cos, sin = torch.cos(states[:, 4])[:, None], torch.sin(states[:, 4])[:, None]
-        in_block = rotate((pixels - states[:, None, 2:4]) * half, cos, -sin) - self.block_centre.to(states.dtype)
-        from_agent = (pixels - states[:, None, 0:2]) * half
-        block_rgb, block_alpha = self._sample(self.block, in_block, c.block_extent)
-        agent_rgb, agent_alpha = self._sample(self.agent, from_agent, c.agent_extent)
+        pixels = self.pixels.to(states.dtype) + self.offset / half  # (K, H W, 2), pose units
+        cos, sin = torch.cos(states[:, 4])[:, None, None], torch.sin(states[:, 4])[:, None, None]
+        # (N, K, H W, 2): every state's sample points in the objects' frames, then (N K, H W, 2)
+        in_block = rotate((pixels - states[:, None, None, 2:4]) * half, cos, -sin) - self.block_centre.to(states.dtype)
+        from_agent = (pixels - states[:, None, None, 0:2]) * half
+        block_rgb, block_alpha = self._sample(self.block, in_block.flatten(0, 1), c.block_extent)
+        agent_rgb, agent_alpha = self._sample(self.agent, from_agent.flatten(0, 1), c.agent_extent)
         out = self.background[None] * (1 - block_alpha) + block_rgb * block_alpha
         out = out * (1 - agent_alpha) + agent_rgb * agent_alpha
         if k == 1:
