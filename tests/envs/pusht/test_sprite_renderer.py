@@ -86,6 +86,54 @@ def test_a_canvas_renderer_blends_the_canvas_pixels_a_bilinear_shrink_reads():
         SpriteRendererConfig(frame_size=(32, 32), canvas=16)
 
 
+def _dense(r: SpriteRenderer, states: torch.Tensor) -> torch.Tensor:
+    """The renderer's drawing sampled at every pixel of the frame (no windows): the reference."""
+    c, half = r.config, r.config.workspace / 2
+    (h, w), k = c.frame_size, len(r.pixels)
+    pixels = r.pixels + r.offset / half
+    cos, sin = torch.cos(states[:, 4])[:, None, None], torch.sin(states[:, 4])[:, None, None]
+    d = (pixels - states[:, None, None, 2:4]) * half
+    in_block = torch.stack([cos * d[..., 0] + sin * d[..., 1], -sin * d[..., 0] + cos * d[..., 1]], -1) - r.block_centre
+    from_agent = (pixels - states[:, None, None, 0:2]) * half
+
+    def sample(sprite, coords, extent):
+        out = torch.nn.functional.grid_sample(sprite.expand(len(coords), -1, -1, -1), (coords / extent)[:, None],
+                                              align_corners=True)[:, :, 0]
+        return out[:, :3], out[:, 3:].clamp(0, 1)
+    block_rgb, block_alpha = sample(r.block, in_block.flatten(0, 1), c.block_extent)
+    agent_rgb, agent_alpha = sample(r.agent, from_agent.flatten(0, 1), c.agent_extent)
+    out = r.background.flatten(1)[None] * (1 - block_alpha) + block_rgb * block_alpha
+    out = out * (1 - agent_alpha) + agent_rgb * agent_alpha
+    return (out.reshape(len(states), k, 3, h * w) * r.pixel_weights[None, :, None]).sum(1).reshape(-1, 3, h, w)
+
+
+@pytest.mark.parametrize("canvas", [0, 160])
+def test_the_renderer_samples_the_sprites_only_where_they_reach_and_draws_what_dense_sampling_draws(canvas):
+    """Each sprite is sampled only in a window of pixels around it; with sprites opaque to their
+    last texel, a shifted pixel grid, objects at the frame's edges, half off it or far off it, the
+    frame and its gradients are those of sampling both sprites at every pixel."""
+    torch.manual_seed(0)
+    r = SpriteRenderer(SpriteRendererConfig(frame_size=(64, 80), block_extent=60.0, block_centre=(0.0, 20.0),
+                                            agent_extent=20.0, canvas=canvas))
+    with torch.no_grad():
+        for p in (r.background, r.block, r.agent):
+            p.uniform_(-1, 1)
+        r.block[:, 3].uniform_(0.5, 1.0)
+        r.agent[:, 3].uniform_(0.5, 1.0)
+        r.offset.copy_(torch.tensor([3.7, -2.2]))
+    states = torch.cat([torch.rand(48, 5) * 2.6 - 1.3,
+                        torch.tensor([[1.0, -1.0, -1.0, 1.0, 0.8], [0.0, 0.0, 9.0, -9.0, 0.0], [-0.99, 0.99, 0.99, -0.99, 2.5]])])
+    states[:48, 4] = torch.rand(48) * 12 - 6
+    states.requires_grad_()
+    drawn, reference = r(states), _dense(r, states)
+    assert (drawn - r.background).abs().amax((1, 2, 3)).gt(0.1).float().mean() > 0.5  # most draw something
+    torch.testing.assert_close(drawn, reference, atol=1e-6, rtol=0)
+    grads = torch.autograd.grad(drawn.square().sum(), [states, r.background, r.block, r.agent, r.offset])
+    expected = torch.autograd.grad(reference.square().sum(), [states, r.background, r.block, r.agent, r.offset])
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 def test_a_pose_codec_fits_its_reading_to_the_frame_through_the_renderer():
     """``render_refine_steps``: the pose read from a frame is refined until the renderer draws the frame."""
     torch.manual_seed(0)

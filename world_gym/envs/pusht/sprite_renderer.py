@@ -7,7 +7,9 @@ pixel samples the sprites (bilinearly) at its centre in the objects' own frames,
 edges fall where the pose puts them to a fraction of a pixel; with ``canvas`` set it blends them
 at the centres of the four canvas pixels that a bilinear shrink of the simulator's canvas reads
 (gym-pusht draws on 512 x 512 pixels and shrinks them to 96 x 96), so that edges also fall on the
-canvas's pixel grid. Everything it draws is learned from (frame, privileged pose) pairs
+canvas's pixel grid. A sprite is sampled only in the window of pixels whose sample points can reach
+it (a 129-unit block sprite turned any way covers at most 35 x 35 pixels of a 96 x 96 frame); the rest
+of the frame is the background, as sampling everywhere would draw it, bit for bit. Everything it draws is learned from (frame, privileged pose) pairs
 (``world-gym train pose-renderer``); only the placement is geometry.
 
 It is the third decoder of a :class:`~world_gym.envs.pusht.pose_codec.PoseCodec` (``decoder="render"``)
@@ -23,6 +25,7 @@ torch.Size([2, 3, 32, 32])
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -145,12 +148,29 @@ class SpriteRenderer(nn.Module):
         return self.config.to_dict()
 
     def _sample(self, sprite: torch.Tensor, coords: torch.Tensor, extent: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """The sprite's colour and alpha at ``coords`` ``(N, H W, 2)`` (its own frame, workspace units)."""
-        n, (h, w) = coords.shape[0], self.config.frame_size
-        grid = (coords / extent).reshape(n, h, w, 2).to(sprite.dtype)
-        out = F.grid_sample(sprite.expand(n, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
-                            align_corners=True)
+        """The sprite's colour ``(M, 3, P)`` and alpha ``(M, 1, P)`` at ``coords`` ``(M, P, 2)`` (its own
+        frame, workspace units)."""
+        grid = (coords / extent).to(sprite.dtype)[:, None]
+        out = F.grid_sample(sprite.expand(len(coords), -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=True)[:, :, 0]
         return out[:, :3], out[:, 3:].clamp(0, 1)
+
+    def _window(self, centres: torch.Tensor, radius: float, margin: float) -> tuple[torch.Tensor, int, int]:
+        """The flat indices ``(N, S_h S_w)`` of the frame pixels whose sample points may lie within
+        ``radius`` (pose units) of ``centres`` ``(N, 2)`` on either axis: a window of fixed size per call
+        (``S_h`` x ``S_w``), moved with each centre and kept inside the frame."""
+        h, w = self.config.frame_size
+        reach = radius + margin
+        starts, sizes = [], []
+        for axis, n in ((1, h), (0, w)):  # rows follow y, columns x
+            # pixel i's centre sits at (i + 0.5) / n * 2 - 1: those within reach are ceil(first) onwards
+            size = min(n, math.floor(reach * n) + 1)
+            first = torch.ceil((centres[:, axis].detach() - reach + 1) / 2 * n - 0.5)
+            starts.append(torch.nan_to_num(first, 0.0).clamp(0, n - size).long())
+            sizes.append(size)
+        rows = starts[0][:, None] + torch.arange(sizes[0], device=centres.device)
+        cols = starts[1][:, None] + torch.arange(sizes[1], device=centres.device)
+        return (rows[:, :, None] * w + cols[:, None, :]).flatten(1), sizes[0], sizes[1]
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -158,16 +178,34 @@ class SpriteRenderer(nn.Module):
         states = states.to(self.background.dtype)
         n, k = len(states), len(self.pixels)
         h, w = c.frame_size
-        pixels = self.pixels.to(states.dtype) + self.offset / half  # (K, H W, 2), pose units
-        cos, sin = torch.cos(states[:, 4])[:, None, None], torch.sin(states[:, 4])[:, None, None]
-        # (N, K, H W, 2): every state's sample points in the objects' frames, then (N K, H W, 2)
-        in_block = rotate((pixels - states[:, None, None, 2:4]) * half, cos, -sin) - self.block_centre.to(states.dtype)
-        from_agent = (pixels - states[:, None, None, 0:2]) * half
-        block_rgb, block_alpha = self._sample(self.block, in_block.flatten(0, 1), c.block_extent)
-        agent_rgb, agent_alpha = self._sample(self.agent, from_agent.flatten(0, 1), c.agent_extent)
-        out = self.background[None] * (1 - block_alpha) + block_rgb * block_alpha
-        out = out * (1 - agent_alpha) + agent_rgb * agent_alpha
-        if k == 1:
-            return out
-        weights = self.pixel_weights.to(out.dtype).reshape(1, k, 1, h, w)
-        return (out.reshape(n, k, 3, h, w) * weights).sum(1)
+        cos, sin = torch.cos(states[:, 4]), torch.sin(states[:, 4])
+        block_centre = self.block_centre.to(states.dtype)
+        # Each sprite changes only the pixels whose sample points reach it; the rest of the frame is the
+        # background. The sample points of a pixel lie within a canvas pixel of its centre, moved by ``offset``.
+        margin = (2 / c.canvas if c.canvas else 0.0) + float(self.offset.detach().abs().max()) / half + 1e-4
+        weights = self.pixel_weights.to(states.dtype)  # (K, H W)
+        background = self.background.flatten(1)  # (3, H W)
+        out = (background[None] * weights[:, None]).sum(0) if k > 1 else background
+        out = out[None].expand(n, -1, -1)
+        texel = 2 * c.block_extent / (self.block.shape[-1] - 1), 2 * c.agent_extent / (self.agent.shape[-1] - 1)
+        # the block's window (drawn over the background), then the agent's (drawn over both)
+        windows = (self._window(states[:, 2:4] + rotate(block_centre, cos, sin) / half,
+                                math.sqrt(2) * (c.block_extent + texel[0]) / half, margin),
+                   self._window(states[:, 0:2], (c.agent_extent + texel[1]) / half, margin))
+        for index, with_agent in zip((windows[0][0], windows[1][0]), (False, True)):
+            m = index.shape[1]
+            pixels = self.pixels.to(states.dtype)[:, index] + self.offset / half  # (K, N, M, 2), pose units
+            pixels = pixels.transpose(0, 1)  # (N, K, M, 2)
+            in_block = rotate((pixels - states[:, None, None, 2:4]) * half, cos[:, None, None],
+                              -sin[:, None, None]) - block_centre
+            block_rgb, block_alpha = self._sample(self.block, in_block.flatten(0, 1), c.block_extent)
+            drawn = background[:, index].transpose(0, 1).repeat_interleave(k, 0)  # (N K, 3, M)
+            drawn = drawn * (1 - block_alpha) + block_rgb * block_alpha
+            if with_agent:
+                from_agent = (pixels - states[:, None, None, 0:2]) * half
+                agent_rgb, agent_alpha = self._sample(self.agent, from_agent.flatten(0, 1), c.agent_extent)
+                drawn = drawn * (1 - agent_alpha) + agent_rgb * agent_alpha
+            if k > 1:
+                drawn = (drawn.reshape(n, k, 3, m) * weights[:, index].transpose(0, 1)[:, :, None]).sum(1)
+            out = out.scatter(2, index[:, None].expand(-1, 3, -1), drawn)
+        return out.reshape(n, 3, h, w)
