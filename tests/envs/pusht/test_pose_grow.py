@@ -8,7 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from world_gym.envs.pusht.contact import CONTACT_FEATURES, WALL_FEATURES, contact_features, swept_clearance, wall_penetration
+from world_gym.envs.pusht.contact import (
+    _HI,
+    _LO,
+    AGENT_RADIUS,
+    CONTACT_FEATURES,
+    WALL_FEATURES,
+    _pose_pixels,
+    block_features,
+    contact_features,
+    segment_box_distance,
+    swept_clearance,
+    wall_features,
+    wall_penetration,
+)
 from world_gym.envs.pusht.pixels import world_to_block
 from world_gym.envs.pusht.pose_state import PoseStateConfig, PoseStateDynamics
 from world_gym.envs.pusht.step_growth import grow_weights, grown_config
@@ -39,6 +52,23 @@ def test_contact_features_agree_with_the_gates_geometry():
     assert torch.equal(f[0:2], torch.zeros(2))
     assert f[6:8].tolist() == pytest.approx([0.0, 100.0 / 64])  # the stem ends at y = 376 of 512
     assert float(f[8]) == pytest.approx(-15.0 / 16)  # the swept disc crosses the T
+
+
+def test_the_steps_features_from_one_placement_of_the_t_equal_each_function_alone():
+    """``block_features`` (what a step reads) shares the T's corners and the endpoints' distances
+    between its parts; each part equals the public function that computes it alone, bit for bit."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(512, 2, generator=g) * 0.4, torch.randn(512, 2, generator=g) * 0.4
+    state = torch.rand(512, 3, generator=g) * 2.2 - 1.1
+    state[:, 2] = torch.rand(512, generator=g) * 12 - 6
+    both = block_features(a, b, state)
+    assert torch.equal(both, torch.cat([contact_features(a, b, state), wall_features(state)], -1))
+    assert torch.equal(block_features(a, b, state, walls=False), both[:, :CONTACT_FEATURES])
+    assert torch.equal(block_features(a, b, state, contact=False), both[:, CONTACT_FEATURES:])
+    swept = segment_box_distance(a * 256, b * 256, _LO, _HI).amin(-1) - AGENT_RADIUS
+    assert torch.equal(both[:, 8], (swept / 16).clamp(-2, 4))
+    assert torch.equal(both[:, 9], (wall_penetration(_pose_pixels(state)) / 16).clamp(-4, 1))
+    assert (both[:, 9] > -4).any() and (swept < 0).any() and (swept > 0).any()  # walls and contacts both met
 
 
 def test_a_grown_step_computes_what_the_old_one_did_and_then_learns():

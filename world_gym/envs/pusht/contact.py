@@ -83,7 +83,23 @@ def segment_box_distance(a: torch.Tensor, b: torch.Tensor, lo: torch.Tensor, hi:
     tensor([0.])
     """
     lo, hi = lo.to(a), hi.to(a)
-    corners = torch.stack([lo, torch.stack([hi[:, 0], lo[:, 1]], -1), hi, torch.stack([lo[:, 0], hi[:, 1]], -1)], -2)
+    ends = torch.minimum(_point_box_distance(a[..., None, :], lo, hi), _point_box_distance(b[..., None, :], lo, hi))
+    return _segment_box_distance(a, b, lo, hi, _box_corners(lo, hi), ends)
+
+
+def _box_corners(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """The corners ``(K, 4, 2)`` of ``K`` axis-aligned boxes ``[lo, hi]`` (``(K, 2)`` each), in order around them."""
+    return torch.stack([lo, torch.stack([hi[:, 0], lo[:, 1]], -1), hi, torch.stack([lo[:, 0], hi[:, 1]], -1)], -2)
+
+
+#: The corners ``(2, 4, 2)`` of the T's two rectangles as :func:`_box_corners` orders them.
+_BOX_CORNERS = _box_corners(_LO, _HI)
+
+
+def _segment_box_distance(a: torch.Tensor, b: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, corners: torch.Tensor,
+                          ends: torch.Tensor) -> torch.Tensor:
+    """:func:`segment_box_distance` given the boxes' corners (:func:`_box_corners`) and the smaller of
+    the endpoints' distances to each box ``ends`` ``(..., K)``."""
     a, b = a[..., None, :], b[..., None, :]
     # separating axes: x, y and the segment's normal
     overlap = ((torch.minimum(a, b) <= hi) & (torch.maximum(a, b) >= lo)).all(-1)
@@ -91,7 +107,6 @@ def segment_box_distance(a: torch.Tensor, b: torch.Tensor, lo: torch.Tensor, hi:
     normal = torch.stack([-d[..., 1], d[..., 0]], -1)
     side = ((corners - a[..., None, :]) * normal[..., None, :]).sum(-1)  # (..., K, 4)
     meet = overlap & ~((side > 0).all(-1) | (side < 0).all(-1))
-    ends = torch.minimum(_point_box_distance(a, lo, hi), _point_box_distance(b, lo, hi))
     corner = _point_segment_distance(corners, a[..., None, :], b[..., None, :]).amin(-1)
     return torch.where(meet, torch.zeros_like(ends), torch.minimum(ends, corner))
 
@@ -221,12 +236,21 @@ def wall_features(block_state: torch.Tensor) -> torch.Tensor:
 
     ``block_state`` ``(..., 3)``: block x, y in pose units and angle.
     """
-    pose = _pose_pixels(block_state)
-    world = _tee_corners(pose)
+    return _wall_features(*_wall_depths(block_state))
+
+
+def _wall_depths(block_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each wall (left, right, top, bottom), how deep the T's deepest corner lies beyond it (pixels
+    of 512) ``(..., 4)`` and which of its eight corners that is ``(..., 4)``; their maximum is
+    :func:`wall_penetration`, bit for bit."""
+    world = _tee_corners(_pose_pixels(block_state))
     x, y = world[..., 0], world[..., 1]
     beyond = torch.stack([WALL_LOW - x, x - WALL_HIGH, WALL_LOW - y, y - WALL_HIGH], -2)  # (..., 4, 8)
-    depth, which = beyond.max(-1)  # (..., 4)
-    corner = _CORNERS.to(pose).reshape(-1, 2)[which] / 64.0  # (..., 4, 2), block-local
+    return beyond.max(-1)
+
+
+def _wall_features(depth: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    corner = _CORNERS.to(depth).reshape(-1, 2)[which] / 64.0  # (..., 4, 2), block-local
     near = (1 + depth / 16.0).clamp(0, 1)[..., None]
     return torch.cat([(depth / 16.0).clamp(-4, 1), (corner * near).flatten(-2)], -1)
 
@@ -245,9 +269,28 @@ def contact_features(agent: torch.Tensor, agent_next: torch.Tensor, block_state:
     >>> f.shape, round(float(f[1]), 3), round(float(f[8]), 3)  # 128 px above the bar; the swept disc 87.4 px off
     (torch.Size([10]), -2.0, 4.0)
     """
-    half = WORKSPACE_SIZE / 2
+    return block_features(agent, agent_next, block_state, contact=True, walls=False)
+
+
+def block_features(agent: torch.Tensor, agent_next: torch.Tensor, block_state: torch.Tensor, contact: bool = True,
+                   walls: bool = True) -> torch.Tensor:
+    """:func:`contact_features` (with ``contact``) then :func:`wall_features` (with ``walls``), as a pose
+    step reads them, ``(..., CONTACT_FEATURES + WALL_FEATURES)`` for both, from one placement of the
+    T's corners and one distance of each endpoint to the T's rectangles; equal to computing them
+    one by one, bit for bit.
+    """
     lo, hi = _LO.to(agent), _HI.to(agent)
-    offsets = [_point_box_offset(p[..., None, :] * half, lo, hi).flatten(-2) / 64.0 for p in (agent, agent_next)]
-    swept = _local_clearance(agent * half, agent_next * half)
-    wall = wall_penetration(_pose_pixels(block_state))
-    return torch.cat([*offsets, (swept / 16.0).clamp(-2, 4)[..., None], (wall / 16.0).clamp(-4, 1)[..., None]], -1)
+    depth, which = _wall_depths(block_state)
+    parts = []
+    if contact:
+        half = WORKSPACE_SIZE / 2
+        a, b = agent * half, agent_next * half
+        offsets = [_point_box_offset(p[..., None, :], lo, hi) for p in (a, b)]  # (..., 2, 2)
+        ends = torch.minimum(offsets[0].norm(dim=-1), offsets[1].norm(dim=-1))
+        swept = _segment_box_distance(a, b, lo, hi, _BOX_CORNERS.to(agent), ends).amin(-1) - AGENT_RADIUS
+        wall = depth.amax(-1)
+        parts += [o.flatten(-2) / 64.0 for o in offsets]
+        parts += [(swept / 16.0).clamp(-2, 4)[..., None], (wall / 16.0).clamp(-4, 1)[..., None]]
+    if walls:
+        parts.append(_wall_features(depth, which))
+    return torch.cat(parts, -1)

@@ -41,7 +41,7 @@ from torch import nn
 
 from world_gym.backbones.pose_frame import rotate, wrap_angle
 from world_gym.backbones.state_space import StateSpaceBackbone
-from world_gym.envs.pusht.contact import CONTACT_FEATURES, WALL_FEATURES, contact_features, wall_features
+from world_gym.envs.pusht.contact import CONTACT_FEATURES, WALL_FEATURES, block_features
 
 STATE_DIM = 5
 TOKEN_CHANNELS = 6  # a pose token: token_scale x (agent x, y, block x, y, cos angle, sin angle)
@@ -359,10 +359,8 @@ class PoseStep(nn.Module):
                 *last, block, torch.stack([cos, sin], -1),
             ]
             pose = torch.cat([block, angle[..., None]], -1)
-            if c.contact_features:
-                parts.append(contact_features(rel, rel_next, pose))
-            if c.wall_features:
-                parts.append(wall_features(pose))
+            if c.contact_features or c.wall_features:
+                parts.append(block_features(rel, rel_next, pose, c.contact_features, c.wall_features))
             out = self.block_net(torch.cat(parts, -1)) / n  # a 1/n part of the frame's motion
             block = block + rotate(out[..., 0:2] * c.block_step, cos, sin)
             angle = angle + out[..., 2] * c.angle_step
