@@ -178,8 +178,15 @@ def test_pusht_world_model_envs_score_their_frames_with_the_network_not_the_re_r
 
     tiny = str(bundled_model_path("tiny-pusht"))
     for env_id in ("IRASim-PushT-v0", "PoseState-PushT-v0"):
-        head = gym.make(env_id, model=tiny, device="cpu").unwrapped.reward_head
-        assert isinstance(head, ResNetIoUReward) and head.render_fit is False
+        for head in (gym.make(env_id, model=tiny, device="cpu").unwrapped.reward_head,
+                     gym.make(env_id, model=tiny, reward_model="resnet_iou", device="cpu").unwrapped.reward_head):
+            assert isinstance(head, ResNetIoUReward) and head.render_fit is False
+    # on pose tokens, PoseState-PushT-v0 reads the reward off the imagined poses; named, resnet_iou keeps
+    # the family's settings
+    assert gym.make("PoseState-PushT-v0", device="cpu").unwrapped.reward_head.name == "pusht_pose_coverage"
+    head = gym.make("PoseState-PushT-v0", reward_model="resnet_iou", device="cpu").unwrapped.reward_head
+    assert isinstance(head, ResNetIoUReward) and head.render_fit is False
+    assert gym.make("IRASim-PushT-v0", device="cpu").unwrapped.reward_head.name == "resnet_iou"
     head = gym.make("IRASim-PushT-v0", model=tiny, reward_model="resnet_iou",
                     reward_model_kwargs={"render_fit": True}, device="cpu").unwrapped.reward_head
     assert head.render_fit is True
@@ -212,3 +219,26 @@ def test_pose_state_env_steps_in_bfloat16():
         frames[dtype] = info["frames"]
     # the same motion, drawn within a few pixels' rounding
     assert np.abs(frames[torch.float32].astype(int) - frames[torch.bfloat16].astype(int)).mean() < 5.0
+
+
+def test_compile_compiles_the_backbones_per_frame_modules(monkeypatch):
+    """``gym.make(..., compile=...)`` hands the modules the backbone names to ``torch.compile`` (the
+    compiled speed is measured by ``benchmarks/speed.py --set compile=true``, not here)."""
+    import torch
+
+    from world_gym.assets import bundled_model_path
+
+    calls = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: calls.append((type(self).__name__, kw)))
+    env = gym.make("PoseState-PushT-v0", compile={"mode": "max-autotune"}, chunk_size=2, device="cpu")
+    assert calls == [("PoseStep", {"dynamic": False, "mode": "max-autotune"})]
+    env.reset(seed=0)
+    env.step(np.full((2, 2), 200.0, np.float32))
+    calls.clear()
+    gym.make("IRASim-PushT-v0", model=str(bundled_model_path("tiny-pusht")), compile=True, device="cpu")
+    assert calls == [("IRASim", {"dynamic": False})]
+    calls.clear()
+    gym.make("PoseState-PushT-v0", device="cpu")
+    assert calls == []
+    with pytest.raises(TypeError, match="compile must be a bool"):
+        gym.make("PoseState-PushT-v0", compile="yes", device="cpu")

@@ -52,6 +52,10 @@ class EnvFamily:
             None: ``gym.make(ground_truth_id, ...)``.
         render_ground_truth: ``(env) -> frame``, the observation frame of a ground-truth env whose
             observations are not frames (rendered on demand), or None.
+        choose_reward_model: ``(model) -> name or None``: the default head for the model the env was
+            built with, for families whose best head depends on the model (one that reads the reward
+            off the model's latents, where a model has such latents); None (returned or set): the
+            ``reward_model``. A head it names gets no ``reward_model_kwargs``.
     """
 
     name: str
@@ -68,6 +72,14 @@ class EnvFamily:
     extra: dict[str, Any] = field(default_factory=dict)
     make_ground_truth: Callable[..., gym.Env] | None = None
     render_ground_truth: Callable[[gym.Env], np.ndarray] | None = None
+    choose_reward_model: Callable[[WorldModel], str | None] | None = None
+
+    def default_reward_head(self, model: WorldModel) -> tuple[str, dict[str, Any]]:
+        """The default reward head's name and keyword arguments for an env of ``model``."""
+        chosen = self.choose_reward_model(model) if self.choose_reward_model is not None else None
+        if chosen is not None and chosen != self.reward_model:
+            return chosen, {}
+        return self.reward_model, dict(self.reward_model_kwargs)
 
 
 #: Env families by name: registered ones and the entry points of the ``world_gym.env_families`` group.
@@ -131,6 +143,7 @@ def build_env_parts(
     clip_padding: str | None = None,
     ensemble: int | None = None,
     report_timing: bool = False,
+    compile: bool | dict[str, Any] = False,
     **family_kwargs: Any,
 ) -> EnvParts:
     """Resolve env arguments against the family's defaults (shared by the single and vector env).
@@ -182,6 +195,10 @@ def build_env_parts(
         wm.codec.decoder = decoder
     wm.set_passes(frames_per_pass, clip_padding, ensemble)
     wm.eval()
+    if not isinstance(compile, (bool, dict)):
+        raise TypeError(f"compile must be a bool or a dict of torch.compile arguments, got {type(compile).__name__}")
+    if compile is not False:
+        wm.compile(**(compile if isinstance(compile, dict) else {}))
     chunk = chunk_size or (fam.chunk_size if fam and fam.chunk_size else None) or wm.config.chunk_size
     if max_episode_frames is None and fam is not None:
         max_episode_frames = fam.max_episode_frames
@@ -190,9 +207,13 @@ def build_env_parts(
                          f"never return all the frames it imagines; use chunk_size <= {max_episode_frames}")
     wm.check_sampling(num_inference_steps, sampler)
     head_kwargs = dict(reward_model_kwargs or {})
-    if fam is not None and (reward_model is None or reward_model == fam.reward_model):
-        head_kwargs = {**fam.reward_model_kwargs, **head_kwargs}
-    head = make_reward_head(reward_model, default=fam.reward_model if fam else "zero", **head_kwargs)
+    if fam is not None:
+        default, default_kwargs = fam.default_reward_head(wm)
+        if reward_model is None or reward_model == default:
+            head_kwargs = {**default_kwargs, **head_kwargs}
+        elif reward_model == fam.reward_model:
+            head_kwargs = {**fam.reward_model_kwargs, **head_kwargs}
+    head = make_reward_head(reward_model, default=default if fam else "zero", **head_kwargs)
     head.to(device)
     if initial_states is None and fam is not None and fam.initial_states is not None:
         initial_states = fam.initial_states()

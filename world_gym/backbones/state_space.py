@@ -92,5 +92,10 @@ class StateSpaceBackbone(nn.Module):
                        torch.cat([states, new], 1)[:, -2:].clone())
         return latents
 
+    def compile_modules(self) -> list[nn.Module]:
+        """The modules :meth:`WorldModel.compile <world_gym.world_model.WorldModel.compile>` compiles:
+        the ones :meth:`step` calls once a frame (none unless a subclass names them)."""
+        return []
+
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         raise TypeError(f"{type(self).__name__} is not a denoiser: WorldModel calls its rollout()")

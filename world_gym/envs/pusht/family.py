@@ -12,10 +12,12 @@ denoises one pose token per frame (its card and fidelity figures: ``docs/models/
 latents (24x24x4 per frame) is not shipped but kept in the repository
 (``model="experiments/models/pusht-irasim-mini"`` from a checkout). ``PoseState-PushT-v0`` is the same
 env on ``pusht-pose-state``: the same pose codec with a deterministic next-frame step instead of the
-DiT (:mod:`world_gym.envs.pusht.pose_state`). The default reward head, ``resnet_iou``, reads gym-pusht's
-coverage off each frame and applies gym-pusht's reward ``clip(coverage / 0.95, 0, 1)`` and success
-``coverage > 0.95`` (its measured error is in ``docs/reward_heads.md``); its re-render fit, which is
-for gym-pusht's own frames, is off in these envs unless ``reward_model_kwargs`` turns it on.
+DiT (:mod:`world_gym.envs.pusht.pose_state`). ``IRASim-PushT-v0``'s default reward head, ``resnet_iou``,
+reads gym-pusht's coverage off each frame and applies gym-pusht's reward ``clip(coverage / 0.95, 0, 1)``
+and success ``coverage > 0.95`` (its measured error is in ``docs/reward_heads.md``); its re-render fit,
+which is for gym-pusht's own frames, is off in these envs unless ``reward_model_kwargs`` turns it on.
+``PoseState-PushT-v0``'s default, ``pusht_pose_coverage``, computes the same reward and success exactly
+from the imagined pose tokens the frames are drawn from (``resnet_iou`` for a model on other latents).
 
 The initial-state source holds the first frames of ``gym_pusht/PushT-v0`` reset with seeds
 ``0..N-1`` (shipped in the package, so ``reset`` needs neither gym-pusht nor a dataset); with
@@ -37,7 +39,7 @@ from world_gym.backbones import register_backbone
 from world_gym.backbones.irasim import IRASimConfig
 from world_gym.codecs import register_codec
 from world_gym.codecs.vae import tiny_vae_config
-from world_gym.envs.pusht.pose_codec import make_pose_codec
+from world_gym.envs.pusht.pose_codec import PoseCodec, make_pose_codec
 from world_gym.envs.pusht.pose_state import make_pose_state
 from world_gym.initial_states import FrameBank, InitialState
 from world_gym.registration import EnvFamily, register_family
@@ -208,8 +210,15 @@ def make_pose_model(device: str | torch.device = "cpu", dtype: torch.dtype | Non
     return make_model(device=device, dtype=dtype, model_name=model_name, block_gate=block_gate, **kwargs)
 
 
+def _pose_reward_model(model: WorldModel) -> str | None:
+    """``pusht_pose_coverage`` for a model on pose tokens (its frames are drawn from them, so the
+    coverage of the token's block pose is the frame's, exactly, in 0.1 ms instead of the ResNet's 6)."""
+    return "pusht_pose_coverage" if isinstance(model.codec, PoseCodec) else None
+
+
 POSE_FAMILY = dataclasses.replace(
     FAMILY, name="pusht_pose", env_id=POSE_ENV_ID, make_model=make_pose_model,
     description="Push-T pose-state world model; drop-in for gym_pusht/PushT-v0 (pixels).",
+    choose_reward_model=_pose_reward_model,
 )
 register_family(POSE_FAMILY)

@@ -390,6 +390,11 @@ class PoseStateDynamics(StateSpaceBackbone):
         self.decoder = None if self.tokens else SpriteDecoder(config)
         self.step_net = PoseStep(config)
 
+    def compile_modules(self) -> list[nn.Module]:
+        """The step network (``torch.compile`` fuses its substeps' small ops: 4.7x at batch 1 on one
+        CPU thread for ``pusht-pose-state``)."""
+        return [self.step_net]
+
     def encode_states(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``(..., C, h, w)`` -> states ``(..., 5)``: the encoder's pose, refined by
         ``config.refine_steps`` Adam steps on the decoder's squared latent error (on pose tokens:
