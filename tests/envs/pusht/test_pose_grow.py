@@ -196,3 +196,13 @@ def test_a_shipped_step_grown_trained_and_exported(tmp_path: Path):
     assert refined.start_encodings is None and not (path / "start_encodings.safetensors").exists()
     frame = initial_frame(0)[None]
     assert not torch.equal(refined.encode(frame), base.encode(frame))
+    # so does where the reading starts
+    path = export_world_model(compose("train_pose", [f"out_dir={tmp_path / 'run'}", "base_model=pusht-pose-state",
+                                                     "render_refine_steps=3", "block_reader=rigid_fit"]),
+                              tmp_path / "wm_rigid")
+    rigid = WorldModel.from_pretrained(path)
+    assert rigid.codec.block_reader == "rigid_fit" and rigid.config.codec["pose"]["block_reader"] == "rigid_fit"
+    assert rigid.start_encodings is None
+    with pytest.raises(ValueError, match="block_reader must be one of"):
+        export_world_model(compose("train_pose", [f"out_dir={tmp_path / 'run'}", "base_model=pusht-pose-state",
+                                                  "block_reader=template"]), tmp_path / "wm_bad")

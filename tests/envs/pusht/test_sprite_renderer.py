@@ -159,6 +159,43 @@ def test_a_pose_codec_fits_its_reading_to_the_frame_through_the_renderer():
         PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "render_refine_steps": -1})
 
 
+def test_a_pose_codec_can_start_its_fit_from_a_rigid_t_fitted_to_the_block_pixels(monkeypatch):
+    """``block_reader="rigid_fit"``: the block's start pose is a rigid T fitted to its pixels (then
+    fitted through the renderer); frames it cannot read go to the encoder."""
+    from world_gym.envs.pusht.ground_truth import make_pusht_env
+    from world_gym.envs.pusht.pose_codec import agent_from_pixels
+
+    real = make_pusht_env()
+    truths, frames = [], []
+    for agent, block in (([100.0, 100.0], [262.0, 250.0, 0.7]), ([400.0, 120.0], [200.0, 330.0, -2.0]),
+                         ([60.0, 450.0], [330.0, 180.0, 3.0])):
+        real.reset(seed=0, options={"reset_to_state": [*agent, *block]})
+        frames.append(real.step(np.array(agent))[0])
+        truths.append((*real.unwrapped.block.position, real.unwrapped.block.angle))
+    frames.append(np.full((96, 96, 3), 255, np.uint8))  # no block, no agent: the encoder reads it
+    frames = np.stack(frames)
+    codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "refine_steps": 0, "render_refine_steps": 1,
+                                                           "block_reader": "rigid_fit", "agent_from_pixels": True})
+    with pytest.raises(ValueError, match="attach one"):
+        codec.encode(frames)
+    codec.attach_renderer(SpriteRenderer(SpriteRendererConfig(frame_size=(96, 96))))
+    x = codec.frames_to_tensor(frames)
+    states, read = codec._fit_rigid(x, agent_from_pixels(x))
+    assert read.tolist() == [True, True, True, False]
+    for state, truth in zip(states[:3], truths):
+        assert float(np.hypot(*((state[2:4].numpy() + 1) * 256 - truth[:2]))) < 4.0
+        assert abs((float(state[4]) - truth[2] + np.pi) % (2 * np.pi) - np.pi) < np.radians(4)
+    encoded = []
+    monkeypatch.setattr(codec, "read_states", lambda latents, refine_steps=None, agent=None:
+                        encoded.append(len(latents)) or torch.zeros(len(latents), 5))
+    assert codec.encode(frames).shape == (4, 6, 1, 1) and encoded == [1]
+    assert codec_from_config(codec.config_dict()).block_reader == "rigid_fit"
+    with pytest.raises(ValueError, match="block_reader must be one of"):
+        PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "block_reader": "template"})
+    with pytest.raises(ValueError, match="needs render_refine_steps"):
+        PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "block_reader": "rigid_fit"})
+
+
 def test_renderer_learns_gym_pusht_drawing():
     """Fit on frames gym-pusht draws of random poses; the agent and block land where it draws them."""
     from world_gym.envs.pusht.ground_truth import StateRenderer

@@ -441,6 +441,8 @@ def export_step(cfg: DictConfig, target: str | Path) -> Path:
         set_gate_deadband(model, cfg.block_gate_deadband)
     if cfg.get("render_refine_steps") is not None:
         set_render_refine(model, int(cfg.render_refine_steps))
+    if cfg.get("block_reader") is not None:
+        set_block_reader(model, str(cfg.block_reader))
     model.config.metadata = {**model.config.metadata, "dynamics_steps": int(state["step"]),
                              "dynamics_roots": list(trained.get("roots") or []),
                              "dynamics_config": OmegaConf.to_container(trained, resolve=True)}
@@ -474,6 +476,23 @@ def set_render_refine(model: WorldModel, steps: int) -> None:
     model.codec.render_refine_steps = steps
     model.config.codec = {**model.config.codec, "pose": {**model.config.codec["pose"], "render_refine_steps": steps,
                                                          "render_refine_lr": model.codec.render_refine_lr}}
+    model.start_encodings = None
+
+
+def set_block_reader(model: WorldModel, reader: str) -> None:
+    """Give ``model``'s pose codec the ``block_reader`` where its reading of a start frame starts (in its
+    config too). What the codec reads changes, so the model's start encodings are dropped: write them
+    again with ``world-gym start-encodings``."""
+    from world_gym.envs.pusht.pose_codec import BLOCK_READERS
+
+    if not hasattr(model.codec, "block_reader"):
+        raise ValueError("block_reader needs a model on pose tokens (a pose codec)")
+    if reader not in BLOCK_READERS:
+        raise ValueError(f"block_reader must be one of {BLOCK_READERS}, got {reader!r}")
+    if reader == "rigid_fit" and (model.codec.renderer is None or not model.codec.render_refine_steps):
+        raise ValueError("block_reader=rigid_fit needs a codec with a renderer and render_refine_steps > 0")
+    model.codec.block_reader = reader
+    model.config.codec = {**model.config.codec, "pose": {**model.config.codec["pose"], "block_reader": reader}}
     model.start_encodings = None
 
 
