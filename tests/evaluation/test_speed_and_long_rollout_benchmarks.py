@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import load_benchmark
 
-from world_gym.envs.pusht.pixels import FrameState
+from world_gym.envs.pusht.pixels import FrameState, coverage_to_reward
 
 
 def test_long_rollout_reports_every_window_and_logs_it(tmp_path, capsys):
@@ -41,9 +41,14 @@ def test_keep_going_raises_the_success_threshold_out_of_reach():
     bench = load_benchmark("long_rollout")
     args = bench.argparse.Namespace(env="IRASim-PushT-v0", model="tiny-pusht", chunk_size=4, device="cpu",
                                     frames=16, keep_going=True)
-    assert bench.make_env(args).unwrapped.reward_head.success_threshold > 1
+    assert bench.make_env(args).unwrapped.reward_head.success_threshold == 1.0
+    assert not coverage_to_reward(np.array([1.0]), 1.0)[1].any()  # success is coverage > threshold: never
     args.keep_going = False
     assert bench.make_env(args).unwrapped.reward_head.success_threshold == pytest.approx(0.95)
+    # the pose model's head (its default) accepts it too
+    args.env, args.model, args.keep_going = "PoseState-PushT-v0", None, True
+    head = bench.make_env(args).unwrapped.reward_head
+    assert head.name == "pusht_pose_coverage" and head.success_threshold == 1.0
 
 
 def test_speed_reset_case_times_first_new_and_seen_starts():
