@@ -1,8 +1,10 @@
 """PPO (stable-baselines3) inside the Push-T world model: a complete, runnable RL script.
 
-    python examples/ppo_pusht.py --total-timesteps 2048 --num-inference-steps 4
+    python examples/ppo_pusht.py --total-timesteps 2048
+    python examples/ppo_pusht.py --env IRASim-PushT-v0 --num-inference-steps 4
 
-Every env step imagines a chunk of frames with the world model; the reward is the env's reward
+Every env step imagines a chunk of frames with the world model (default ``PoseState-PushT-v0``, the
+fast one; ``--compile`` compiles its step first, about a minute); the reward is the env's reward
 head. The same script trains in the real simulator with --ground-truth (gym-pusht, pixels), which
 is how you check that what the policy learned in imagination transfers.
 """
@@ -15,15 +17,17 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-import world_gym  # noqa: F401  (registers IRASim-PushT-v0)
+import world_gym  # noqa: F401  (registers the world-model envs)
 from world_gym.wrappers import ChunkedAction
 
 
 @dataclass
 class Args:
     total_timesteps: int = 2048
+    env: str = "PoseState-PushT-v0"
     chunk_size: int = 4
-    num_inference_steps: int = 4
+    num_inference_steps: int | None = None
+    compile: bool = False
     reward_model: str | None = None
     ground_truth: bool = False
     seed: int = 0
@@ -37,7 +41,8 @@ def parse() -> Args:
         if isinstance(default, bool):
             parser.add_argument(flag, action="store_true")
         else:
-            parser.add_argument(flag, type=type(default) if default is not None else str, default=default)
+            parser.add_argument(flag, type=int if name == "num_inference_steps" else type(default) if default is not None
+                                else str, default=default)
     return Args(**vars(parser.parse_args()))
 
 
@@ -46,10 +51,10 @@ def make_env(args: Args) -> gym.Env:
         import gym_pusht  # noqa: F401
 
         return ChunkedAction(gym.make("gym_pusht/PushT-v0", obs_type="pixels"), args.chunk_size)
-    kwargs = {"chunk_size": args.chunk_size, "num_inference_steps": args.num_inference_steps}
+    kwargs = {"chunk_size": args.chunk_size, "num_inference_steps": args.num_inference_steps, "compile": args.compile}
     if args.reward_model:
         kwargs["reward_model"] = args.reward_model
-    return gym.make("IRASim-PushT-v0", **kwargs)
+    return gym.make(args.env, **kwargs)
 
 
 def main() -> None:
