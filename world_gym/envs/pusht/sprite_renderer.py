@@ -9,8 +9,9 @@ at the centres of the four canvas pixels that a bilinear shrink of the simulator
 (gym-pusht draws on 512 x 512 pixels and shrinks them to 96 x 96), so that edges also fall on the
 canvas's pixel grid. A sprite is sampled only in the window of pixels whose sample points can reach
 it (a 129-unit block sprite turned any way covers at most 35 x 35 pixels of a 96 x 96 frame); the rest
-of the frame is the background, as sampling everywhere would draw it, bit for bit. Everything it draws is learned from (frame, privileged pose) pairs
-(``world-gym train pose-renderer``); only the placement is geometry.
+of the frame is the background, as sampling everywhere would draw it, bit for bit. Everything it
+draws is learned from (frame, privileged pose) pairs (``world-gym train pose-renderer``); only the
+placement is geometry.
 
 It is the third decoder of a :class:`~world_gym.envs.pusht.pose_codec.PoseCodec` (``decoder="render"``)
 beside the sprite decoder's VAE latents through the VAE or the fast decoder: on held-out gym-pusht
