@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 import world_gym  # noqa: F401
+from world_gym.backbones.state_space import StateSpaceBackbone
 from world_gym.registration import default_device
 
 
@@ -214,6 +215,27 @@ class ForwardTimer:
             handle.remove()
 
 
+class MethodTimer:
+    """Wall time and calls of one object's method (wrapped on the instance until :meth:`remove`)."""
+
+    def __init__(self, obj: object, name: str) -> None:
+        self.seconds, self.calls, self._obj, self._name = 0.0, 0, obj, name
+        method = getattr(obj, name)
+
+        def timed(*a: object, **kw: object) -> object:
+            start = time.perf_counter()
+            try:
+                return method(*a, **kw)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.calls += 1
+
+        setattr(obj, name, timed)
+
+    def remove(self) -> None:
+        delattr(self._obj, self._name)
+
+
 def profile_main(args: argparse.Namespace) -> None:
     """Print where one env's step spends its time, and the JSON line."""
     import cProfile
@@ -236,9 +258,12 @@ def profile_main(args: argparse.Namespace) -> None:
             env.reset()
 
     step()  # warm-up
-    # a backbone that rolls itself out (the pose-state step) calls its parts, not its own forward
+    # a backbone that rolls itself out (the pose-state step) calls its step (a trace of its step
+    # network, which forward hooks do not see), not its own forward
+    rolls_out = isinstance(inner.model.backbone, StateSpaceBackbone)
     backbone = ForwardTimer(inner.model.backbone)
-    backbone_parts = [ForwardTimer(m) for m in inner.model.backbone.children()]
+    backbone_parts = [MethodTimer(inner.model.backbone, "step")] if rolls_out else [
+        ForwardTimer(m) for m in inner.model.backbone.children()]
     head_nets = {name: ForwardTimer(m) for name, m in vars(inner.reward_head).items() if isinstance(m, torch.nn.Module)}
     parts = {"model_s": 0.0, "decode_s": 0.0, "reward_s": 0.0}
     start = time.perf_counter()

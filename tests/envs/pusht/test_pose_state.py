@@ -306,3 +306,44 @@ def test_pose_targets_and_moving_clips(pipeline):
     assert moving_starts(poses, starts, 4).tolist() == [12, 17]
     with pytest.raises(ValueError, match="never moves"):
         moving_starts(poses, np.array([0, 24]), 3)
+
+
+def test_the_pose_step_infers_through_a_trace_of_itself_bit_for_bit():
+    """Outside training and autograd the step network runs as a TorchScript trace: the same outputs
+    bit for bit at any batch, traced again when its weights change, and never where it trains."""
+    torch.manual_seed(0)
+    net = PoseStateDynamics(PoseStateConfig(latent_channels=6, latent_size=(1, 1), token_scale=4.0, dynamics_hidden=32,
+                                            contact_features=True, wall_features=True, substeps=2)).eval()
+    with torch.no_grad():
+        for p in net.step_net.parameters():
+            p.normal_(0, 0.3)
+
+    def args(b: int) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(b)
+        return [torch.rand(b, 5, generator=g) * 2 - 1, torch.rand(b, 5, generator=g) * 2 - 1,
+                torch.rand(b, 2, generator=g) * 2 - 1, torch.rand(b, 2, generator=g) * 2 - 1]
+
+    def both(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            traced = net.step(*args(batch))
+            net.trace_step = False
+            eager = net.step(*args(batch))
+            net.trace_step = True
+        return traced, eager
+
+    for batch in (1, 5, 64):
+        traced, eager = both(batch)
+        assert torch.equal(traced, eager)
+    assert net._traced is not None
+    first = net._traced[1]
+    with torch.no_grad():
+        net.step_net.block_net[0].weight.mul_(1.5)  # new weights: traced again
+    traced, eager = both(5)
+    assert torch.equal(traced, eager) and net._traced[1] is not first
+    # autograd and training run the network itself
+    x = args(3)
+    x[1].requires_grad_(True)
+    assert net.step(*x).requires_grad
+    net.train()
+    with torch.no_grad():
+        assert net._inference_step(tuple(args(3))) is net.step_net
