@@ -340,6 +340,14 @@ def test_the_pose_step_infers_through_a_trace_of_itself_bit_for_bit():
         net.step_net.block_net[0].weight.mul_(1.5)  # new weights: traced again
     traced, eager = both(5)
     assert torch.equal(traced, eager) and net._traced[1] is not first
+    # a traced backbone still pickles and copies (without its trace, made again on use)
+    import copy
+    import pickle
+
+    for clone in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        assert clone._traced is None
+        with torch.no_grad():
+            assert torch.equal(clone.step(*args(5)), eager)
     # autograd and training run the network itself
     x = args(3)
     x[1].requires_grad_(True)

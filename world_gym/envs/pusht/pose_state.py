@@ -395,6 +395,11 @@ class PoseStateDynamics(StateSpaceBackbone):
     #: run the step network as a TorchScript trace where it only infers (:meth:`_inference_step`)
     trace_step = True
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled and copied without the trace (a TorchScript module does not pickle); it is made again
+        on the first step."""
+        return {**super().__getstate__(), "_traced": None}
+
     def compile_modules(self) -> list[nn.Module]:
         """The step network (``torch.compile`` fuses its substeps' small ops: ``pusht-pose-state``'s step
         at batch 1 on one CPU thread takes 1.5 ms compiled, 2.5 ms traced, 5.0 ms run op by op)."""
