@@ -156,7 +156,7 @@ class SpriteRenderer(nn.Module):
                             align_corners=True)[:, :, 0]
         return out[:, :3], out[:, 3:].clamp(0, 1)
 
-    def _window(self, centres: torch.Tensor, radius: float, margin: float) -> tuple[torch.Tensor, int, int]:
+    def _window(self, centres: torch.Tensor, radius: float, margin: float) -> torch.Tensor:
         """The flat indices ``(N, S_h S_w)`` of the frame pixels whose sample points may lie within
         ``radius`` (pose units) of ``centres`` ``(N, 2)`` on either axis: a window of fixed size per call
         (``S_h`` x ``S_w``), moved with each centre and kept inside the frame."""
@@ -171,7 +171,7 @@ class SpriteRenderer(nn.Module):
             sizes.append(size)
         rows = starts[0][:, None] + torch.arange(sizes[0], device=centres.device)
         cols = starts[1][:, None] + torch.arange(sizes[1], device=centres.device)
-        return (rows[:, :, None] * w + cols[:, None, :]).flatten(1), sizes[0], sizes[1]
+        return (rows[:, :, None] * w + cols[:, None, :]).flatten(1)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -190,10 +190,10 @@ class SpriteRenderer(nn.Module):
         out = out[None].expand(n, -1, -1)
         texel = 2 * c.block_extent / (self.block.shape[-1] - 1), 2 * c.agent_extent / (self.agent.shape[-1] - 1)
         # the block's window (drawn over the background), then the agent's (drawn over both)
-        windows = (self._window(states[:, 2:4] + rotate(block_centre, cos, sin) / half,
-                                math.sqrt(2) * (c.block_extent + texel[0]) / half, margin),
-                   self._window(states[:, 0:2], (c.agent_extent + texel[1]) / half, margin))
-        for index, with_agent in zip((windows[0][0], windows[1][0]), (False, True)):
+        block_window = self._window(states[:, 2:4] + rotate(block_centre, cos, sin) / half,
+                                    math.sqrt(2) * (c.block_extent + texel[0]) / half, margin)
+        agent_window = self._window(states[:, 0:2], (c.agent_extent + texel[1]) / half, margin)
+        for index, with_agent in ((block_window, False), (agent_window, True)):
             m = index.shape[1]
             pixels = self.pixels.to(states.dtype)[:, index] + self.offset / half  # (K, N, M, 2), pose units
             pixels = pixels.transpose(0, 1)  # (N, K, M, 2)
