@@ -86,6 +86,16 @@ def agent_from_pixels(x: torch.Tensor, workspace: float = metrics.PUSHT_WORKSPAC
     return torch.from_numpy((centre - workspace / 2) / (workspace / 2)).float().to(x.device)
 
 
+def check_block_reader(reader: str, render_refine_steps: int) -> str:
+    """``reader``, checked to be one of :data:`BLOCK_READERS` that works with ``render_refine_steps``."""
+    if reader not in BLOCK_READERS:
+        raise ValueError(f"block_reader must be one of {BLOCK_READERS}, got {reader!r}")
+    if reader == "rigid_fit" and not render_refine_steps:
+        raise ValueError("block_reader='rigid_fit' needs render_refine_steps > 0: the coarse fit alone is "
+                         "8 px of 512 off at the 90th percentile")
+    return reader
+
+
 def gate_distance(name: str, value: Any) -> float:
     """``value`` of the gate option ``name`` as a float, checked to be a distance (pixels of 512, ``>= 0``)."""
     value = float(value)
@@ -146,12 +156,7 @@ class PoseCodec(LatentCodec):
         if self.render_refine_steps < 0 or not self.render_refine_lr > 0:
             raise ValueError(f"render_refine_steps must be >= 0 and render_refine_lr > 0, got "
                              f"{self.render_refine_steps} and {self.render_refine_lr}")
-        self.block_reader = str(fields.pop("block_reader", "encoder"))
-        if self.block_reader not in BLOCK_READERS:
-            raise ValueError(f"block_reader must be one of {BLOCK_READERS}, got {self.block_reader!r}")
-        if self.block_reader == "rigid_fit" and not self.render_refine_steps:
-            raise ValueError("block_reader='rigid_fit' needs render_refine_steps > 0: the coarse fit alone is "
-                             "8 px of 512 off at the 90th percentile")
+        self.block_reader = check_block_reader(str(fields.pop("block_reader", "encoder")), self.render_refine_steps)
         self._rigid_reader: PushTFrameState | None = None
         fields.setdefault("latent_channels", self.vae_channels)
         self.pose_config = PoseStateConfig(**fields)

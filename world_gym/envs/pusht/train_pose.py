@@ -25,7 +25,7 @@ import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from world_gym.envs.pusht import metrics
-from world_gym.envs.pusht.pose_codec import POSE_CODEC_FILE, gate_distance
+from world_gym.envs.pusht.pose_codec import POSE_CODEC_FILE, check_block_reader, gate_distance
 from world_gym.envs.pusht.pose_state import (
     TOKEN_CHANNELS,
     PoseEncoder,
@@ -460,7 +460,7 @@ def set_gate_deadband(model: WorldModel, deadband: float) -> None:
     deadband = gate_distance("block_gate_deadband", deadband)
     valid = model.start_encodings is not None and model.start_encodings.mismatch(model) is None
     model.codec.block_gate_deadband = deadband
-    model.config.codec = {**model.config.codec, "pose": {**model.config.codec["pose"], "block_gate_deadband": deadband}}
+    _set_pose_options(model, block_gate_deadband=deadband)
     if valid:
         model.start_encodings = replace(model.start_encodings, codec_digest=codec_digest(model))
 
@@ -474,8 +474,7 @@ def set_render_refine(model: WorldModel, steps: int) -> None:
     if steps < 0:
         raise ValueError(f"render_refine_steps must be >= 0, got {steps}")
     model.codec.render_refine_steps = steps
-    model.config.codec = {**model.config.codec, "pose": {**model.config.codec["pose"], "render_refine_steps": steps,
-                                                         "render_refine_lr": model.codec.render_refine_lr}}
+    _set_pose_options(model, render_refine_steps=steps, render_refine_lr=model.codec.render_refine_lr)
     model.start_encodings = None
 
 
@@ -483,17 +482,19 @@ def set_block_reader(model: WorldModel, reader: str) -> None:
     """Give ``model``'s pose codec the ``block_reader`` where its reading of a start frame starts (in its
     config too). What the codec reads changes, so the model's start encodings are dropped: write them
     again with ``world-gym start-encodings``."""
-    from world_gym.envs.pusht.pose_codec import BLOCK_READERS
-
     if not hasattr(model.codec, "block_reader"):
         raise ValueError("block_reader needs a model on pose tokens (a pose codec)")
-    if reader not in BLOCK_READERS:
-        raise ValueError(f"block_reader must be one of {BLOCK_READERS}, got {reader!r}")
-    if reader == "rigid_fit" and (model.codec.renderer is None or not model.codec.render_refine_steps):
-        raise ValueError("block_reader=rigid_fit needs a codec with a renderer and render_refine_steps > 0")
+    check_block_reader(reader, model.codec.render_refine_steps)
+    if reader == "rigid_fit" and model.codec.renderer is None:
+        raise ValueError("block_reader=rigid_fit needs a codec with a renderer")
     model.codec.block_reader = reader
-    model.config.codec = {**model.config.codec, "pose": {**model.config.codec["pose"], "block_reader": reader}}
+    _set_pose_options(model, block_reader=reader)
     model.start_encodings = None
+
+
+def _set_pose_options(model: WorldModel, **options: Any) -> None:
+    """Write pose-codec ``options`` into ``model``'s config (what a saved model's codec is built with)."""
+    model.config.codec = {**model.config.codec, "pose": {**model.config.codec["pose"], **options}}
 
 
 def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
