@@ -49,7 +49,7 @@ class WorldModelEnv(gym.Env[np.ndarray, np.ndarray]):
     without options a start state is drawn from the initial-state source with ``self.np_random``.
     The same seed and options give the same frames on CPU. The env keeps the encodings of the last
     256 start frames it reset from (:class:`~world_gym.simulator.EncodingCache`), so a reset from a
-    start frame seen before skips the codec (a Push-T pose codec's reading takes about 0.2 s on one
+    start frame seen before skips the codec (a Push-T pose codec's reading takes 30-300 ms on one
     CPU thread) and starts from the very latents it started from then. A model directory may ship the
     encodings of its env's start frames (``start_encodings.safetensors``,
     :mod:`world_gym.start_encodings`; the shipped Push-T pose models do for the 64 shipped starts), so

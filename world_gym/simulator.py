@@ -111,7 +111,7 @@ class EncodingCache:
     """A bounded least-recently-used map from a frame's bytes to its encoding.
 
     Encoding a start frame can be the costliest part of ``reset`` (a pose codec refines the pose it
-    reads with 100 gradient steps through its decoder, about 0.2 s on one CPU thread), and episodes
+    reads by fitting steps through its decoder or renderer, 30-300 ms on one CPU thread), and episodes
     start again and again from the same few frames. Encodings are deterministic, so a frame seen
     before gets the very tensor it got then; only frames not in the cache are encoded, in one batch.
     Pinned encodings (:meth:`pin`: precomputed ones, :mod:`world_gym.start_encodings`) are never evicted.

@@ -159,6 +159,30 @@ def test_deadband_holds_small_nudges_where_the_agent_passes_close_without_touchi
         PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "block_gate_deadband": -1.0})
 
 
+def test_the_codecs_gate_runs_traced_and_gives_the_gates_tokens_bit_for_bit():
+    """``PoseCodec.constrain_rollout`` outside autograd runs a trace of the gate: on a mix of frozen,
+    pushed, deadband-held and walled blocks its tokens are :func:`freeze_untouched_block`'s bit for
+    bit, at each shape, and a changed deadband or margin is traced again."""
+    rng = np.random.default_rng(0)
+    codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "block_gate_deadband": 1.0})
+    for batch, length in ((1, 1), (32, 1), (8, 5), (32, 1)):
+        block = np.concatenate([rng.uniform(60, 452, (batch, 2)), rng.uniform(-3, 3, (batch, 1))], -1)
+        agent = block[:, :2] + rng.normal(0, 60, (batch, 2))  # near the block, some inside it
+        previous = _tokens(np.stack([agent, agent], 1), np.stack([block, block], 1))
+        steps = np.cumsum(rng.normal(0, 6, (batch, length, 2)), 1)
+        moves = np.cumsum(rng.normal(0, [1.0, 1.0, 0.01], (batch, length, 3)) * (rng.random((batch, length, 1)) < 0.7), 1)
+        new = _tokens(agent[:, None] + steps, block[:, None] + moves)
+        for margin, deadband in ((codec.block_gate_margin, 1.0), (codec.block_gate_margin, 0.0), (6.0, 0.0)):
+            codec.block_gate_margin, codec.block_gate_deadband = margin, deadband
+            with torch.no_grad():
+                gated = codec.constrain_rollout(previous, new)
+            expected = freeze_untouched_block(previous, new, SCALE, margin, deadband)
+            assert torch.equal(gated, expected), (batch, length, margin, deadband)
+    held = (expected[:, :, 2:] == previous[:, -1:, 2:]).flatten(2).all(-1)
+    assert held.any() and not held.all()  # both kinds of step were there
+    assert codec._gate_trace.traced is not None and codec._gate_trace.traced is not codec._gate
+
+
 def _pose_model(block_gate: bool) -> WorldModel:
     """A tiny IRASim on pose tokens that adds small random motions to its reference frame."""
     return tiny_pose_irasim({**POSE, "block_gate": block_gate})

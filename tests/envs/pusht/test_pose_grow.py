@@ -203,6 +203,18 @@ def test_a_shipped_step_grown_trained_and_exported(tmp_path: Path):
     rigid = WorldModel.from_pretrained(path)
     assert rigid.codec.block_reader == "rigid_fit" and rigid.config.codec["pose"]["block_reader"] == "rigid_fit"
     assert rigid.start_encodings is None
+    # and how it fits: a pattern-searched rigid T, then Levenberg-Marquardt through the renderer
+    path = export_world_model(compose("train_pose", [f"out_dir={tmp_path / 'run'}", "base_model=pusht-pose-state",
+                                                     "render_refine_steps=0", "block_reader=rigid_search"]),
+                              tmp_path / "wm_search0")
+    assert WorldModel.from_pretrained(path).codec.render_refine_steps == 0
+    path = export_world_model(compose("train_pose", [f"out_dir={tmp_path / 'run'}", "base_model=pusht-pose-state",
+                                                     "render_refine_steps=4", "render_refine_method=gauss_newton",
+                                                     "block_reader=rigid_search"]), tmp_path / "wm_search")
+    search = WorldModel.from_pretrained(path)
+    assert (search.codec.block_reader, search.codec.render_refine_method, search.codec.render_refine_steps) == (
+        "rigid_search", "gauss_newton", 4)
+    assert search.config.codec["pose"]["render_refine_method"] == "gauss_newton" and search.start_encodings is None
     with pytest.raises(ValueError, match="block_reader must be one of"):
         export_world_model(compose("train_pose", [f"out_dir={tmp_path / 'run'}", "base_model=pusht-pose-state",
                                                   "block_reader=template"]), tmp_path / "wm_bad")

@@ -334,18 +334,18 @@ def test_the_pose_step_infers_through_a_trace_of_itself_bit_for_bit():
     for batch in (1, 5, 64):
         traced, eager = both(batch)
         assert torch.equal(traced, eager)
-    assert net._traced is not None
-    first = net._traced[1]
+    first = net._trace.traced
+    assert first is not None and first is not net.step_net
     with torch.no_grad():
         net.step_net.block_net[0].weight.mul_(1.5)  # new weights: traced again
     traced, eager = both(5)
-    assert torch.equal(traced, eager) and net._traced[1] is not first
+    assert torch.equal(traced, eager) and net._trace.traced is not first
     # a traced backbone still pickles and copies (without its trace, made again on use)
     import copy
     import pickle
 
     for clone in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
-        assert clone._traced is None
+        assert clone._trace.traced is None
         with torch.no_grad():
             assert torch.equal(clone.step(*args(5)), eager)
     # autograd and training run the network itself

@@ -139,9 +139,9 @@ def test_a_pose_codec_fits_its_reading_to_the_frame_through_the_renderer():
     torch.manual_seed(0)
     truth = torch.tensor([[-0.5, 0.5, 0.1, -0.05, 0.3], [0.3, -0.2, -0.2, 0.15, -1.2]])
     start = truth + torch.tensor([[0.0, 0.0, 0.03, -0.02, 0.06], [0.0, 0.0, -0.02, 0.03, -0.05]])
-    for steps in (0, 150):
+    for steps, method in ((0, "adam"), (150, "adam"), (8, "gauss_newton")):
         codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "refine_steps": 0, "render_refine_steps": steps,
-                                                               "render_refine_lr": 0.005})
+                                                               "render_refine_lr": 0.005, "render_refine_method": method})
         renderer = _painted()
         with torch.no_grad():  # edges a pixel wide (16 texels), as learned sprites have: a pose gradient to follow
             renderer.block.copy_(torch.nn.functional.avg_pool2d(renderer.block, 17, 1, 8, count_include_pad=False))
@@ -153,15 +153,83 @@ def test_a_pose_codec_fits_its_reading_to_the_frame_through_the_renderer():
         if steps == 0:
             torch.testing.assert_close(read, start, atol=1e-5, rtol=0)
         else:  # within a tenth of the start's error (positions in units of 512, angles in radians)
-            assert error[0].max() < 1.0 and error[1].max() < 0.006, error
-        assert codec_from_config(codec.config_dict()).render_refine_steps == steps
+            assert error[0].max() < 1.0 and error[1].max() < 0.006, (method, error)
+        rebuilt = codec_from_config(codec.config_dict())
+        assert (rebuilt.render_refine_steps, rebuilt.render_refine_method) == (steps, method)
     with pytest.raises(ValueError, match="render_refine_steps must be"):
         PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "render_refine_steps": -1})
+    with pytest.raises(ValueError, match="render_refine_method must be one of"):
+        PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "render_refine_method": "newton"})
+
+
+def test_gauss_newton_fits_free_entries_and_never_raises_a_frames_error():
+    """``gauss_newton_states``: the fixed entries keep their value bit for bit, the free ones reach the
+    truth from a start a few pixels off, no frame's error grows (a step that would raise it is not
+    taken), and zero iterations return the start."""
+    from world_gym.envs.pusht.pose_state import gauss_newton_states
+    from world_gym.tracing import InferenceTrace
+
+    torch.manual_seed(0)
+    renderer = _painted(64)
+    with torch.no_grad():  # soft edges, as learned sprites have
+        renderer.block.copy_(torch.nn.functional.avg_pool2d(renderer.block, 17, 1, 8, count_include_pad=False))
+        renderer.agent.copy_(torch.nn.functional.avg_pool2d(renderer.agent, 9, 1, 4, count_include_pad=False))
+    truth = torch.tensor([[-0.5, 0.5, 0.1, -0.05, 0.3], [0.3, -0.2, -0.2, 0.15, -1.2], [0.6, 0.6, -0.3, -0.3, 2.0]])
+    start = truth + torch.tensor([[0.0, 0.0, 0.01, -0.008, 0.03], [0.0, 0.0, -0.006, 0.01, -0.02],
+                                  [0.01, -0.01, 0.008, 0.006, 0.02]])
+    target = renderer(truth).detach()
+    fixed = torch.zeros(3, 5, dtype=torch.bool)
+    fixed[:2, :2] = True  # the agent is known in the first two frames only
+    fitted = gauss_newton_states(renderer, start, target, 8, fixed)
+    assert torch.equal(fitted[fixed], start[fixed])
+    error = (fitted - truth).abs()
+    assert error[:, 2:4].max() * 256 < 0.5 and error[:, 4].max() < 0.003 and error[2, :2].max() * 256 < 0.5, error
+    assert torch.equal(gauss_newton_states(renderer, start, target, 0, fixed), start)
+    loss = lambda s: (renderer(s) - target).square().flatten(1).sum(1)  # noqa: E731
+    for iterations in (1, 2, 3):
+        assert (loss(gauss_newton_states(renderer, start, target, iterations, fixed)) <= loss(start)).all()
+    assert torch.equal(gauss_newton_states(renderer, start, target, 8, fixed, trace=InferenceTrace(static_shapes=True)),
+                       fitted)
+
+
+@pytest.mark.parametrize("canvas", [0, 160])
+def test_the_fit_through_a_traced_renderer_is_the_fit_through_the_renderer(canvas):
+    """``refine_states(..., trace=...)``: the renderer runs as its TorchScript trace, and the fitted
+    states are the untraced fit's bit for bit, at each batch size (traced again for a new one) and
+    after the renderer's weights change."""
+    from world_gym.envs.pusht.pose_state import refine_states
+    from world_gym.tracing import InferenceTrace
+
+    torch.manual_seed(0)
+    r = SpriteRenderer(SpriteRendererConfig(frame_size=(48, 48), block_extent=60.0, agent_extent=20.0, canvas=canvas))
+    with torch.no_grad():
+        for p in (r.background, r.block, r.agent):
+            p.uniform_(-1, 1)
+    trace = InferenceTrace(static_shapes=True, optimize=False)
+    fixed = torch.zeros(5, dtype=torch.bool)
+    fixed[:2] = True
+    for batch in (1, 3, 1):
+        truth = torch.rand(batch, 5) * 1.2 - 0.6
+        target = r(truth).detach()
+        start = truth + torch.randn(batch, 5) * 0.02
+        plain = refine_states(r, start, target, 6, 0.01, fixed.expand(batch, 5), cosine=True)
+        traced = refine_states(r, start, target, 6, 0.01, fixed.expand(batch, 5), cosine=True, trace=trace)
+        assert trace.traced is not None and trace.traced is not r
+        assert torch.equal(traced, plain) and (plain - start).abs().max() > 0.01
+    first = trace.traced
+    with torch.no_grad():
+        r.block.mul_(0.5)
+    target = r(truth).detach()
+    assert torch.equal(refine_states(r, start, target, 6, 0.01, fixed.expand(1, 5), trace=trace),
+                       refine_states(r, start, target, 6, 0.01, fixed.expand(1, 5)))
+    assert trace.traced is not first
+    assert all(p.requires_grad for p in r.parameters())
 
 
 def test_a_pose_codec_can_start_its_fit_from_a_rigid_t_fitted_to_the_block_pixels(monkeypatch):
     """``block_reader="rigid_fit"``: the block's start pose is a rigid T fitted to its pixels (then
-    fitted through the renderer); frames it cannot read go to the encoder."""
+    fitted through the renderer); frames it cannot read go to the encoder. ``"rigid_search"`` adds the
+    reader's pattern search, closer to the truth, and needs no renderer without renderer steps."""
     from world_gym.envs.pusht.ground_truth import make_pusht_env
     from world_gym.envs.pusht.pose_codec import agent_from_pixels
 
@@ -174,22 +242,29 @@ def test_a_pose_codec_can_start_its_fit_from_a_rigid_t_fitted_to_the_block_pixel
         truths.append((*real.unwrapped.block.position, real.unwrapped.block.angle))
     frames.append(np.full((96, 96, 3), 255, np.uint8))  # no block, no agent: the encoder reads it
     frames = np.stack(frames)
-    codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "refine_steps": 0, "render_refine_steps": 1,
-                                                           "block_reader": "rigid_fit", "agent_from_pixels": True})
-    with pytest.raises(ValueError, match="attach one"):
-        codec.encode(frames)
-    codec.attach_renderer(SpriteRenderer(SpriteRendererConfig(frame_size=(96, 96))))
-    x = codec.frames_to_tensor(frames)
-    states, read = codec._fit_rigid(x, agent_from_pixels(x))
-    assert read.tolist() == [True, True, True, False]
-    for state, truth in zip(states[:3], truths):
-        assert float(np.hypot(*((state[2:4].numpy() + 1) * 256 - truth[:2]))) < 4.0
-        assert abs((float(state[4]) - truth[2] + np.pi) % (2 * np.pi) - np.pi) < np.radians(4)
-    encoded = []
-    monkeypatch.setattr(codec, "read_states", lambda latents, refine_steps=None, agent=None:
-                        encoded.append(len(latents)) or torch.zeros(len(latents), 5))
-    assert codec.encode(frames).shape == (4, 6, 1, 1) and encoded == [1]
-    assert codec_from_config(codec.config_dict()).block_reader == "rigid_fit"
+    errors = {}
+    for reader, refine_steps in (("rigid_fit", 1), ("rigid_search", 1), ("rigid_search", 0)):
+        codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "refine_steps": 0,
+                                                               "render_refine_steps": refine_steps,
+                                                               "block_reader": reader, "agent_from_pixels": True})
+        if refine_steps:
+            with pytest.raises(ValueError, match="attach one"):
+                codec.encode(frames)
+            codec.attach_renderer(SpriteRenderer(SpriteRendererConfig(frame_size=(96, 96))))
+        x = codec.frames_to_tensor(frames)
+        states, read = codec._fit_rigid(x, agent_from_pixels(x))
+        assert read.tolist() == [True, True, True, False]
+        position = [float(np.hypot(*((s[2:4].numpy() + 1) * 256 - t[:2]))) for s, t in zip(states[:3], truths)]
+        angle = [abs((float(s[4]) - t[2] + np.pi) % (2 * np.pi) - np.pi) for s, t in zip(states[:3], truths)]
+        assert max(position) < 4.0 and max(angle) < np.radians(4), (reader, position, angle)
+        errors[reader] = (max(position), max(angle))
+        encoded = []
+        monkeypatch.setattr(codec, "read_states", lambda latents, refine_steps=None, agent=None:
+                            encoded.append(len(latents)) or torch.zeros(len(latents), 5))
+        assert codec.encode(frames).shape == (4, 6, 1, 1) and encoded == [1]
+        assert codec_from_config(codec.config_dict()).block_reader == reader
+    # the pattern search lands closer than the 72-angle grid's 5 degrees allow
+    assert errors["rigid_search"][0] < 2.5 and errors["rigid_search"][1] < np.radians(1.0), errors
     with pytest.raises(ValueError, match="block_reader must be one of"):
         PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "block_reader": "template"})
     with pytest.raises(ValueError, match="needs render_refine_steps"):

@@ -44,11 +44,13 @@ from world_gym.envs.pusht.pose_state import (  # noqa: F401  (states_to_tokens, 
     PoseEncoder,
     PoseStateConfig,
     SpriteDecoder,
+    gauss_newton_states,
     read_states,
     refine_states,
     states_to_tokens,
     tokens_to_states,
 )
+from world_gym.tracing import InferenceTrace
 
 # fewer agent-coloured pixels than this (of a disc of about 25 at 96 x 96): the learned encoder reads the agent
 MIN_AGENT_PIXELS = 4
@@ -60,7 +62,11 @@ DIRECT_SEGMENT_FRAMES = 16
 # untouched blocks, docs/models/pusht-pose-state.md)
 BLOCK_GATE_DEFAULT = True
 # where a pose codec's reading of a start frame starts (``pose.block_reader``)
-BLOCK_READERS = ("encoder", "rigid_fit")
+BLOCK_READERS = ("encoder", "rigid_fit", "rigid_search")
+# how a pose codec fits what it read to the frame through its renderer (``pose.render_refine_method``)
+RENDER_REFINE_METHODS = ("adam", "gauss_newton")
+# the readers that fit a rigid T to the block's pixels (:class:`~world_gym.envs.pusht.pixels.PushTFrameState`)
+RIGID_READERS = ("rigid_fit", "rigid_search")
 # in a codec directory of pose tokens (`world-gym train pose-tokens`): the VAE and pose parts it was made with
 POSE_CODEC_FILE = "pose_codec.json"
 
@@ -92,7 +98,7 @@ def check_block_reader(reader: str, render_refine_steps: int) -> str:
         raise ValueError(f"block_reader must be one of {BLOCK_READERS}, got {reader!r}")
     if reader == "rigid_fit" and not render_refine_steps:
         raise ValueError("block_reader='rigid_fit' needs render_refine_steps > 0: the coarse fit alone is "
-                         "8 px of 512 off at the 90th percentile")
+                         "8 px of 512 off at the 90th percentile (block_reader='rigid_search' adds a pattern search)")
     return reader
 
 
@@ -119,13 +125,18 @@ class PoseCodec(LatentCodec):
             ``render_refine_steps``/``render_refine_lr`` (default 0 / 0.005): with a renderer, the read
             pose is then fitted to the frame itself through the renderer by that many Adam steps, the
             rate decaying along a half cosine (what the model draws from its start then matches the
-            frame; :func:`~world_gym.envs.pusht.pose_state.refine_states`). ``block_reader`` (default
+            frame; :func:`~world_gym.envs.pusht.pose_state.refine_states`), or with
+            ``render_refine_method="gauss_newton"`` (default ``"adam"``) by that many
+            Levenberg-Marquardt iterations (:func:`~world_gym.envs.pusht.pose_state.gauss_newton_states`;
+            the rate unused), which need a start within a pixel or two. ``block_reader`` (default
             ``"encoder"``): where that fit starts, the encoder's pose refined through the latent
-            decoder, or ``"rigid_fit"``: a rigid T fitted to the block's pixels at 72 angles
+            decoder, ``"rigid_fit"``: a rigid T fitted to the block's pixels at 72 angles
             (:class:`~world_gym.envs.pusht.pixels.PushTFrameState` without its pattern search, about
-            6 ms), which needs the renderer's fit after it (alone it is 1.8 px of 512 off at the median,
-            8 px at the 90th percentile); frames it cannot read (no block or no agent in sight) are
-            read by the encoder.
+            5 ms), which needs the renderer's fit after it (alone it is 1.6 px of 512 off at the median,
+            7 px at the 90th percentile), or ``"rigid_search"``: that fit followed by the reader's
+            pattern search over position and angle (about 9 ms; 0.8 px at the median, 1.5 px at the
+            90th percentile), from which a few renderer steps suffice; frames a rigid reader cannot
+            read (no block or no agent in sight) are read by the encoder.
         renderer: an optional :class:`SpriteRenderer`; when there is one, ``decode`` draws with it
             unless ``decoder`` names another.
 
@@ -156,8 +167,16 @@ class PoseCodec(LatentCodec):
         if self.render_refine_steps < 0 or not self.render_refine_lr > 0:
             raise ValueError(f"render_refine_steps must be >= 0 and render_refine_lr > 0, got "
                              f"{self.render_refine_steps} and {self.render_refine_lr}")
+        self.render_refine_method = str(fields.pop("render_refine_method", "adam"))
+        if self.render_refine_method not in RENDER_REFINE_METHODS:
+            raise ValueError(f"render_refine_method must be one of {RENDER_REFINE_METHODS}, "
+                             f"got {self.render_refine_method!r}")
         self.block_reader = check_block_reader(str(fields.pop("block_reader", "encoder")), self.render_refine_steps)
         self._rigid_reader: PushTFrameState | None = None
+        # the renderer's trace for render_refine_steps (autograd runs through it: unoptimized, bit for bit)
+        self._render_trace = InferenceTrace(static_shapes=True, optimize=False)
+        self._gate: _BlockGate | None = None  # constrain_rollout's, and its trace
+        self._gate_trace = InferenceTrace(static_shapes=True)
         fields.setdefault("latent_channels", self.vae_channels)
         self.pose_config = PoseStateConfig(**fields)
         if self.pose_config.latent_channels != self.vae_channels:
@@ -215,6 +234,8 @@ class PoseCodec(LatentCodec):
                                                  "block_gate_deadband": self.block_gate_deadband,
                                                  "render_refine_steps": self.render_refine_steps,
                                                  "render_refine_lr": self.render_refine_lr,
+                                                 **({"render_refine_method": self.render_refine_method}
+                                                    if self.render_refine_method != "adam" else {}),
                                                  **({"block_reader": self.block_reader}
                                                     if self.block_reader != "encoder" else {})}}
         if self.renderer is not None:
@@ -231,8 +252,15 @@ class PoseCodec(LatentCodec):
         """Imagined pose tokens ``new`` ``(B, L, 6, 1, 1)`` after ``previous`` ``(B, h, 6, 1, 1)``, with the
         block held still at every step in which the agent's swept disc stays farther than
         ``block_gate_margin`` from it, or does not reach it and the step moves it by less than
-        ``block_gate_deadband`` (:func:`~world_gym.envs.pusht.contact.freeze_untouched_block`)."""
-        return freeze_untouched_block(previous, new, self.token_scale, self.block_gate_margin, self.block_gate_deadband)
+        ``block_gate_deadband`` (:func:`~world_gym.envs.pusht.contact.freeze_untouched_block`). Outside
+        autograd it runs as a TorchScript trace of itself (the same tokens bit for bit, a quarter of the
+        time at batch 1 on one CPU thread)."""
+        gate = _BlockGate(self.token_scale, self.block_gate_margin, self.block_gate_deadband)
+        if torch.is_grad_enabled():
+            return gate(previous, new)
+        if self._gate is None or self._gate.options != gate.options:
+            self._gate = gate  # a new gate's trace is made again (the trace is keyed to the module)
+        return self._gate_trace(self._gate, (previous, new))(previous, new)
 
     def encode_vae(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` in ``[-1, 1]`` -> the VAE's scaled latents."""
@@ -249,9 +277,10 @@ class PoseCodec(LatentCodec):
 
     def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` in ``[-1, 1]`` -> pose tokens ``(N, 6, 1, 1)`` (not differentiable: refined)."""
-        rigid = self.block_reader == "rigid_fit"
-        if rigid and self.renderer is None:
-            raise ValueError("block_reader='rigid_fit' fits the read pose through the renderer: attach one")
+        rigid = self.block_reader in RIGID_READERS
+        if rigid and self.render_refine_steps and self.renderer is None:
+            raise ValueError(f"block_reader={self.block_reader!r} with render_refine_steps fits the read pose "
+                             "through the renderer: attach one")
         agent = agent_from_pixels(x) if self.agent_from_pixels or rigid else None
         if rigid:
             states, read = self._fit_rigid(x, agent)
@@ -264,18 +293,24 @@ class PoseCodec(LatentCodec):
             if agent is not None:  # the agent read off its colour stays where it was read
                 fixed = torch.zeros_like(states, dtype=torch.bool)
                 fixed[~torch.isnan(agent).any(dim=-1), 0:2] = True
-            states = refine_states(self.renderer, states, x.to(states.dtype), self.render_refine_steps,
-                                   self.render_refine_lr, fixed, cosine=True)
+            if self.render_refine_method == "gauss_newton":
+                states = gauss_newton_states(self.renderer, states, x.to(states.dtype), self.render_refine_steps,
+                                             fixed, trace=self._render_trace)
+            else:
+                states = refine_states(self.renderer, states, x.to(states.dtype), self.render_refine_steps,
+                                       self.render_refine_lr, fixed, cosine=True, trace=self._render_trace)
         return states_to_tokens(states, self.token_scale)
 
     def _fit_rigid(self, x: torch.Tensor, agent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """States ``(N, 5)`` of frames ``x`` ``(N, 3, H, W)`` in ``[-1, 1]``: ``agent`` ``(N, 2)`` (pose units,
-        NaN where unknown) and the coarse rigid-T fit of the block; and which rows were read ``(N,)``."""
+        NaN where unknown) and the rigid-T fit of the block (coarse, or with the pattern search for
+        ``"rigid_search"``); and which rows were read ``(N,)``."""
         size = x.shape[-1]
         if x.shape[-2] != size:
-            raise ValueError(f"block_reader='rigid_fit' reads square Push-T frames, got {tuple(x.shape[-2:])}")
-        if self._rigid_reader is None or self._rigid_reader.size != size:
-            self._rigid_reader = PushTFrameState(size=size, supersample=1, refine=False)
+            raise ValueError(f"block_reader={self.block_reader!r} reads square Push-T frames, got {tuple(x.shape[-2:])}")
+        search = self.block_reader == "rigid_search"
+        if self._rigid_reader is None or (self._rigid_reader.size, self._rigid_reader.refine) != (size, search):
+            self._rigid_reader = PushTFrameState(size=size, supersample=1, refine=search)
         frames = LatentCodec.tensor_to_frames(x.detach())
         states = torch.zeros(len(x), 5, dtype=torch.float32)
         read = ~torch.isnan(agent).any(dim=-1).cpu()
@@ -297,6 +332,17 @@ class PoseCodec(LatentCodec):
             step = self.micro_batch
             return torch.cat([self.renderer(states[i : i + step]) for i in range(0, len(states), step)])
         return super().decode_tensor(self.sprite(states))
+
+
+class _BlockGate(torch.nn.Module):
+    """:func:`~world_gym.envs.pusht.contact.freeze_untouched_block` with its options, as a module to trace."""
+
+    def __init__(self, token_scale: float, margin: float, deadband: float) -> None:
+        super().__init__()
+        self.options = (float(token_scale), float(margin), float(deadband))
+
+    def forward(self, previous: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        return freeze_untouched_block(previous, new, *self.options)
 
 
 def make_pose_codec(config: dict[str, Any]) -> PoseCodec:

@@ -33,7 +33,6 @@ its sprite renderer where it has one), and a token is the state itself (``PoseSt
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,6 +42,7 @@ from torch import nn
 from world_gym.backbones.pose_frame import rotate, wrap_angle
 from world_gym.backbones.state_space import StateSpaceBackbone
 from world_gym.envs.pusht.contact import CONTACT_FEATURES, WALL_FEATURES, block_features
+from world_gym.tracing import InferenceTrace
 
 STATE_DIM = 5
 TOKEN_CHANNELS = 6  # a pose token: token_scale x (agent x, y, block x, y, cos angle, sin angle)
@@ -258,23 +258,28 @@ class SpriteDecoder(nn.Module):
 
 
 def refine_states(decoder: nn.Module, states: torch.Tensor, latents: torch.Tensor, steps: int,
-                  lr: float, fixed: torch.Tensor | None = None, cosine: bool = False) -> torch.Tensor:
+                  lr: float, fixed: torch.Tensor | None = None, cosine: bool = False,
+                  trace: InferenceTrace | None = None) -> torch.Tensor:
     """``states`` ``(N, 5)`` after ``steps`` Adam steps of rate ``lr`` on ``|decoder(states) - latents|^2``
     (analysis by synthesis; frames do not interact, the loss is a sum over them). ``decoder``: any
     network of states (the :class:`SpriteDecoder` to VAE latents, or a sprite renderer to frames).
     ``fixed``: optional bool ``(N, 5)``, the entries that keep their value in ``states``. ``cosine``:
-    the rate decays to 0 along a half cosine (the last steps settle instead of jittering by ``lr``)."""
+    the rate decays to 0 along a half cosine (the last steps settle instead of jittering by ``lr``).
+    ``trace``: run the decoder as the TorchScript trace kept there (:class:`~world_gym.tracing.InferenceTrace`;
+    the same result bit for bit with less Python a step: a sprite renderer's step at batch 1 on one
+    CPU thread 2.3 -> 2.1 ms)."""
     params = [p.requires_grad_(False) for p in decoder.parameters()]
     given = states.detach()
     try:
         with torch.enable_grad():
             x = given.clone().requires_grad_(True)
+            draw = decoder if trace is None or steps == 0 else trace(decoder, (given,))
             opt = torch.optim.Adam([x], lr=lr)
             for k in range(steps):
                 if cosine:
                     opt.param_groups[0]["lr"] = lr * 0.5 * (1 + math.cos(math.pi * k / steps))
                 full = x if fixed is None else torch.where(fixed, given, x)
-                loss = (decoder(full) - latents).pow(2).sum()
+                loss = (draw(full) - latents).pow(2).sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -282,6 +287,62 @@ def refine_states(decoder: nn.Module, states: torch.Tensor, latents: torch.Tenso
         for p in params:
             p.requires_grad_(True)
     return x.detach() if fixed is None else torch.where(fixed, given, x.detach())
+
+
+#: finite-difference steps of :func:`gauss_newton_states` per state entry (pose units: 0.05 px of 512;
+#: radians): small against a frame pixel, over which a bilinearly sampled sprite changes linearly
+GAUSS_NEWTON_STEPS = (0.05 / 256, 0.05 / 256, 0.05 / 256, 0.05 / 256, 0.0005)
+
+
+@torch.no_grad()
+def gauss_newton_states(decoder: nn.Module, states: torch.Tensor, target: torch.Tensor, iterations: int,
+                        fixed: torch.Tensor | None = None, damping: float = 1e-3,
+                        trace: InferenceTrace | None = None) -> torch.Tensor:
+    """``states`` ``(N, 5)`` fitted to ``target`` (``decoder``'s output for them) by ``iterations``
+    Levenberg-Marquardt steps on ``|decoder(states) - target|^2``: each iteration draws every frame's
+    state and its forward-differenced neighbours in one batch (:data:`GAUSS_NEWTON_STEPS`), solves
+    the damped normal equations for the free entries, and keeps a frame's step only where it lowers
+    that frame's error (else the frame's damping grows four-fold). From a start within a pixel or two
+    (a rigid fit of the T), six iterations fit a ``pusht-pose-state`` frame about as closely as 50 Adam
+    steps (:func:`refine_states`) in a tenth of the time. ``fixed``: optional bool ``(N, 5)``, the
+    entries that keep their value. ``trace``: run the decoder as the TorchScript trace kept there."""
+    n, dim = states.shape
+    free = torch.ones(n, dim, dtype=torch.bool, device=states.device) if fixed is None else ~fixed.to(states.device)
+    columns = free.any(0).nonzero()[:, 0]  # the entries free in some frame: only those are probed
+    x = states.detach().clone()
+    if iterations <= 0 or len(columns) == 0:
+        return x
+    free = free[:, columns].to(states.dtype)
+    h = torch.tensor(GAUSS_NEWTON_STEPS, dtype=states.dtype, device=states.device)[columns]
+    probes = torch.zeros(len(columns), dim, dtype=states.dtype, device=states.device)
+    probes[torch.arange(len(columns)), columns] = h
+    flat_target = target.reshape(n, -1).to(states.dtype)
+    lam = torch.full((n,), damping, dtype=states.dtype, device=states.device)
+    eye = torch.eye(len(columns), dtype=states.dtype, device=states.device)
+
+    def residuals(s: torch.Tensor) -> torch.Tensor:
+        """``(N, 1 + C, P)``: the residual of each state ``(N, 5)`` and of its probed neighbours."""
+        batch = torch.cat([s[:, None], s[:, None] + probes], 1).reshape(-1, dim)
+        draw = decoder if trace is None else trace(decoder, (batch,))
+        return draw(batch).reshape(n, 1 + len(columns), -1) - flat_target[:, None]
+
+    res = residuals(x)
+    loss = res[:, 0].square().sum(-1)
+    for _ in range(iterations):
+        jac = (res[:, 1:] - res[:, :1]) / h[:, None] * free[..., None]  # (N, C, P)
+        jtj = jac @ jac.transpose(1, 2)
+        grad = (jac @ res[:, 0, :, None])[..., 0]
+        system = jtj + lam[:, None, None] * torch.diag_embed(torch.diagonal(jtj, dim1=1, dim2=2)) + 1e-9 * eye
+        trial = x.clone()
+        trial[:, columns] -= torch.linalg.solve(system, grad) * free
+        new = residuals(trial)
+        new_loss = new[:, 0].square().sum(-1)
+        better = new_loss < loss
+        x = torch.where(better[:, None], trial, x)
+        res = torch.where(better[:, None, None], new, res)
+        loss = torch.where(better, new_loss, loss)
+        lam = torch.where(better, (lam / 3).clamp_min(1e-7), lam * 4)
+    return x
 
 
 def read_states(encoder: PoseEncoder, decoder: SpriteDecoder, latents: torch.Tensor, steps: int,
@@ -390,15 +451,10 @@ class PoseStateDynamics(StateSpaceBackbone):
         self.encoder = None if self.tokens else PoseEncoder(config)
         self.decoder = None if self.tokens else SpriteDecoder(config)
         self.step_net = PoseStep(config)
-        self._traced: tuple[tuple[Any, ...], Any] | None = None  # (key, trace) of _inference_step
+        self._trace = InferenceTrace()  # of the step network (:meth:`_inference_step`; not pickled)
 
     #: run the step network as a TorchScript trace where it only infers (:meth:`_inference_step`)
     trace_step = True
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled and copied without the trace (a TorchScript module does not pickle); it is made again
-        on the first step."""
-        return {**super().__getstate__(), "_traced": None}
 
     def compile_modules(self) -> list[nn.Module]:
         """The step network (``torch.compile`` fuses its substeps' small ops: ``pusht-pose-state``'s step
@@ -453,19 +509,7 @@ class PoseStateDynamics(StateSpaceBackbone):
         if (not self.trace_step or net.training or torch.is_grad_enabled()
                 or getattr(net, "_compiled_call_impl", None) is not None):
             return net
-        key = (id(net), args[0].dtype, args[0].device,
-               *((p.data_ptr(), p.dtype, p._version) for p in net.parameters()))
-        if self._traced is None or self._traced[0] != key:
-            with warnings.catch_warnings():
-                # torch 2.10 calls tracing deprecated; where a later torch cannot trace, the network runs as it is
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                try:
-                    traced = torch.jit.trace(net, args, check_trace=False)
-                except Exception:  # noqa: BLE001
-                    traced = net
-            self._traced = (key, traced)
-        return self._traced[1]
+        return self._trace(net, args)
 
     def unknown_prev_action(self, state: torch.Tensor, last_action: torch.Tensor) -> torch.Tensor:
         """After a reset the agent is at rest: its target was where it stands."""

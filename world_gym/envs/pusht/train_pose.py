@@ -35,7 +35,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from world_gym.envs.pusht import metrics
-from world_gym.envs.pusht.pose_codec import POSE_CODEC_FILE, check_block_reader, gate_distance
+from world_gym.envs.pusht.pose_codec import (
+    POSE_CODEC_FILE,
+    RENDER_REFINE_METHODS,
+    RIGID_READERS,
+    check_block_reader,
+    gate_distance,
+)
 from world_gym.envs.pusht.pose_state import (
     TOKEN_CHANNELS,
     PoseEncoder,
@@ -439,10 +445,14 @@ def export_step(cfg: DictConfig, target: str | Path) -> Path:
     model.backbone.step_net.load_state_dict(state["model"])
     if cfg.get("block_gate_deadband") is not None:
         set_gate_deadband(model, cfg.block_gate_deadband)
-    if cfg.get("render_refine_steps") is not None:
-        set_render_refine(model, int(cfg.render_refine_steps))
-    if cfg.get("block_reader") is not None:
-        set_block_reader(model, str(cfg.block_reader))
+    refine = any(cfg.get(f"render_refine_{key}") is not None for key in ("steps", "lr", "method"))
+    steps = model.codec.render_refine_steps if cfg.get("render_refine_steps") is None else int(cfg.render_refine_steps)
+    # in the order whose in-between codec is valid too ('rigid_fit' needs steps > 0; any reader works with them)
+    for option in (("refine", "reader") if steps > 0 else ("reader", "refine")):
+        if option == "refine" and refine:
+            set_render_refine(model, steps, cfg.get("render_refine_lr"), cfg.get("render_refine_method"))
+        if option == "reader" and cfg.get("block_reader") is not None:
+            set_block_reader(model, str(cfg.block_reader))
     model.config.metadata = {**model.config.metadata, "dynamics_steps": int(state["step"]),
                              "dynamics_roots": list(trained.get("roots") or []),
                              "dynamics_config": OmegaConf.to_container(trained, resolve=True)}
@@ -465,16 +475,24 @@ def set_gate_deadband(model: WorldModel, deadband: float) -> None:
         model.start_encodings = replace(model.start_encodings, codec_digest=codec_digest(model))
 
 
-def set_render_refine(model: WorldModel, steps: int) -> None:
+def set_render_refine(model: WorldModel, steps: int, lr: float | None = None, method: str | None = None) -> None:
     """Give ``model``'s pose codec ``steps`` of render-and-compare refinement of what it reads
-    (``render_refine_steps``, in its config too). What the codec reads changes, so the model's start
-    encodings are dropped: write them again with ``world-gym start-encodings``."""
+    (``render_refine_steps``, in its config too) at rate ``lr`` (``render_refine_lr``) by ``method``
+    (``render_refine_method``: ``"adam"`` or ``"gauss_newton"``); None keeps the codec's. What the
+    codec reads changes, so the model's start encodings are dropped: write them again with
+    ``world-gym start-encodings``."""
     if not hasattr(model.codec, "render_refine_steps") or model.codec.renderer is None:
         raise ValueError("render_refine_steps needs a model on pose tokens whose codec has a renderer")
-    if steps < 0:
-        raise ValueError(f"render_refine_steps must be >= 0, got {steps}")
-    model.codec.render_refine_steps = steps
-    _set_pose_options(model, render_refine_steps=steps, render_refine_lr=model.codec.render_refine_lr)
+    lr = model.codec.render_refine_lr if lr is None else float(lr)
+    method = model.codec.render_refine_method if method is None else str(method)
+    if steps < 0 or not lr > 0:
+        raise ValueError(f"render_refine_steps must be >= 0 and render_refine_lr > 0, got {steps} and {lr}")
+    if method not in RENDER_REFINE_METHODS:
+        raise ValueError(f"render_refine_method must be one of {RENDER_REFINE_METHODS}, got {method!r}")
+    check_block_reader(model.codec.block_reader, steps)
+    model.codec.render_refine_steps, model.codec.render_refine_lr = steps, lr
+    model.codec.render_refine_method = method
+    _set_pose_options(model, render_refine_steps=steps, render_refine_lr=lr, render_refine_method=method)
     model.start_encodings = None
 
 
@@ -485,8 +503,8 @@ def set_block_reader(model: WorldModel, reader: str) -> None:
     if not hasattr(model.codec, "block_reader"):
         raise ValueError("block_reader needs a model on pose tokens (a pose codec)")
     check_block_reader(reader, model.codec.render_refine_steps)
-    if reader == "rigid_fit" and model.codec.renderer is None:
-        raise ValueError("block_reader=rigid_fit needs a codec with a renderer")
+    if reader in RIGID_READERS and model.codec.render_refine_steps and model.codec.renderer is None:
+        raise ValueError(f"block_reader={reader} with render_refine_steps needs a codec with a renderer")
     model.codec.block_reader = reader
     _set_pose_options(model, block_reader=reader)
     model.start_encodings = None
