@@ -137,6 +137,19 @@ def test_train_resume_export_load_and_step(tmp_path):
     obs, reward, terminated, truncated, info = env.step(np.full((4, 2), 256.0, np.float32))
     assert obs.shape == (96, 96, 3) and obs.dtype == np.uint8 and np.isfinite(reward)
     assert len(info["frames"]) == 4
+    # the backbone stored in bfloat16 (half the file), loaded back into the model's dtype
+    half = export_world_model(compose("train_consistency", [*overrides, "export.backbone_dtype=bfloat16"]),
+                              tmp_path / "student_bf16")
+    from safetensors import safe_open
+
+    with safe_open(half / "model.safetensors", "pt") as f:
+        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys() if k.startswith("backbone.")}
+    assert dtypes == {"BF16"} and (half / "model.safetensors").stat().st_size < (path / "model.safetensors").stat().st_size
+    halved = WorldModel.from_pretrained(half)
+    for (name, a), b in zip(model.backbone.state_dict().items(), halved.backbone.state_dict().values()):
+        torch.testing.assert_close(b.float(), a.bfloat16().float(), msg=name)
+    with pytest.raises(ValueError, match="backbone_dtype must name a torch dtype"):
+        export_world_model(compose("train_consistency", [*overrides, "export.backbone_dtype=bf17"]), tmp_path / "bad")
 
 
 def test_clip_plan_with_ensemble_still_averages_for_consistency():

@@ -28,13 +28,13 @@ def test_registered_ids_and_entry_points():
     assert world_gym.__version__
 
 
-def test_only_the_default_models_ship_and_the_superseded_one_loads_from_the_repository():
+def test_only_the_shipped_models_ship_and_the_superseded_one_loads_from_the_repository():
     from pathlib import Path
 
     from world_gym.assets import shipped_models
     from world_gym.world_model import WorldModel
 
-    assert shipped_models() == ["pusht-irasim-pose", "pusht-pose-state", "tiny-pusht"]
+    assert shipped_models() == ["pusht-irasim-pose", "pusht-irasim-pose-cd", "pusht-pose-state", "tiny-pusht"]
     mini = WorldModel.from_pretrained(Path(__file__).parents[1] / "experiments/models/pusht-irasim-mini")
     assert mini.config.metadata["trained"] and mini.config.frame_size == (96, 96)
 
@@ -91,6 +91,36 @@ def test_default_pusht_model_is_the_trained_one_and_follows_actions():
                             generator=torch.Generator().manual_seed(0))
         ends[side] = estimate_agent_pos(out.frames[0, -1])
     assert ends["left"][0] < agent[0] - 20 and ends["right"][0] > agent[0] + 20, (agent, ends)
+
+
+def test_the_consistency_student_ships_and_samples_a_chunk_in_one_call_per_pass():
+    """``pusht-irasim-pose-cd``: the teacher's DiT and codec, the consistency sampler (one backbone call
+    per pass, one sample), small enough to ship; in ``IRASim-PushT-v0`` its agent follows the actions."""
+    import numpy as np
+
+    from world_gym.assets import bundled_model_path
+    from world_gym.envs.pusht.pixels import estimate_agent_pos
+    from world_gym.world_model import WorldModel
+
+    path = bundled_model_path("pusht-irasim-pose-cd")
+    model = WorldModel.from_pretrained(path)
+    teacher = WorldModel.from_pretrained(bundled_model_path("pusht-irasim-pose"))
+    assert sum(p.stat().st_size for p in path.iterdir()) < 30 * 2**20
+    sampler = model.config.sampler
+    assert (sampler.name, sampler.num_inference_steps, sampler.ensemble) == ("consistency", 1, 1)
+    assert model.config.metadata["consistency"]["steps"] > 0 and model.config.codec == teacher.config.codec
+    assert model.start_encodings is not None and model.start_encodings.mismatch(model) is None
+    calls = []
+    env = gym.make("IRASim-PushT-v0", model="pusht-irasim-pose-cd", chunk_size=8)
+    backbone = env.unwrapped.model.backbone
+    backbone.register_forward_hook(lambda *_: calls.append(1))
+    obs, _ = env.reset(seed=0, options={"episode": 0})
+    agent = estimate_agent_pos(obs)
+    target = np.clip(agent + np.array([120.0, 0.0]), 20, 492).astype(np.float32)
+    obs, *_ = env.step(np.tile(target, (8, 1)))
+    assert obs.shape == (96, 96, 3) and len(calls) == 2  # two passes of four frames, one call each
+    assert estimate_agent_pos(obs)[0] > agent[0] + 20
+    env.close()
 
 
 def _agent_moves_and_block_stays(env, agent, block, pose, units, last_state) -> None:

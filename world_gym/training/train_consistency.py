@@ -206,7 +206,8 @@ def train_consistency(cfg: DictConfig) -> Path:
 
 def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
     """The teacher's world-model directory with the EMA target's backbone weights and the
-    ``"consistency"`` sampler (``cfg.export``: steps, frames per pass, clip padding) at ``target``."""
+    ``"consistency"`` sampler (``cfg.export``: steps, frames per pass, clip padding, the dtype the
+    backbone's weights are stored in) at ``target``."""
     state = load_checkpoint(Path(cfg.out_dir) / "ckpt.pt")
     if state is None:
         raise FileNotFoundError(f"no checkpoint in {cfg.out_dir}: run `world-gym train consistency` first")
@@ -227,7 +228,10 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
         "consistency": {"teacher": str(cfg.teacher), "steps": int(state["step"]),
                         "train_config": OmegaConf.to_container(source, resolve=True)},
     }
-    return model.save_pretrained(target)
+    dtype = cfg.export.get("backbone_dtype")
+    if dtype and not isinstance(getattr(torch, str(dtype), None), torch.dtype):
+        raise ValueError(f"export.backbone_dtype must name a torch dtype (e.g. bfloat16), got {dtype!r}")
+    return model.save_pretrained(target, backbone_dtype=getattr(torch, str(dtype)) if dtype else None)
 
 
 def main(overrides: list[str] | None = None) -> int:
