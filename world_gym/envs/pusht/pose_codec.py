@@ -102,6 +102,17 @@ def check_block_reader(reader: str, render_refine_steps: int) -> str:
     return reader
 
 
+def check_render_refine(steps: int, lr: float, method: str) -> tuple[int, float, str]:
+    """``(render_refine_steps, render_refine_lr, render_refine_method)``, checked: steps ``>= 0``, a
+    positive rate and one of :data:`RENDER_REFINE_METHODS`."""
+    steps, lr, method = int(steps), float(lr), str(method)
+    if steps < 0 or not lr > 0:
+        raise ValueError(f"render_refine_steps must be >= 0 and render_refine_lr > 0, got {steps} and {lr}")
+    if method not in RENDER_REFINE_METHODS:
+        raise ValueError(f"render_refine_method must be one of {RENDER_REFINE_METHODS}, got {method!r}")
+    return steps, lr, method
+
+
 def gate_distance(name: str, value: Any) -> float:
     """``value`` of the gate option ``name`` as a float, checked to be a distance (pixels of 512, ``>= 0``)."""
     value = float(value)
@@ -162,15 +173,9 @@ class PoseCodec(LatentCodec):
         self.block_gate = bool(fields.pop("block_gate", BLOCK_GATE_DEFAULT))
         self.block_gate_margin = gate_distance("block_gate_margin", fields.pop("block_gate_margin", BLOCK_GATE_MARGIN))
         self.block_gate_deadband = gate_distance("block_gate_deadband", fields.pop("block_gate_deadband", 0.0))
-        self.render_refine_steps = int(fields.pop("render_refine_steps", 0))
-        self.render_refine_lr = float(fields.pop("render_refine_lr", 0.005))
-        if self.render_refine_steps < 0 or not self.render_refine_lr > 0:
-            raise ValueError(f"render_refine_steps must be >= 0 and render_refine_lr > 0, got "
-                             f"{self.render_refine_steps} and {self.render_refine_lr}")
-        self.render_refine_method = str(fields.pop("render_refine_method", "adam"))
-        if self.render_refine_method not in RENDER_REFINE_METHODS:
-            raise ValueError(f"render_refine_method must be one of {RENDER_REFINE_METHODS}, "
-                             f"got {self.render_refine_method!r}")
+        self.render_refine_steps, self.render_refine_lr, self.render_refine_method = check_render_refine(
+            fields.pop("render_refine_steps", 0), fields.pop("render_refine_lr", 0.005),
+            fields.pop("render_refine_method", "adam"))
         self.block_reader = check_block_reader(str(fields.pop("block_reader", "encoder")), self.render_refine_steps)
         self._rigid_reader: PushTFrameState | None = None
         # the renderer's trace for render_refine_steps (autograd runs through it: unoptimized, bit for bit)
@@ -255,11 +260,11 @@ class PoseCodec(LatentCodec):
         ``block_gate_deadband`` (:func:`~world_gym.envs.pusht.contact.freeze_untouched_block`). Outside
         autograd it runs as a TorchScript trace of itself (the same tokens bit for bit, a quarter of the
         time at batch 1 on one CPU thread)."""
-        gate = _BlockGate(self.token_scale, self.block_gate_margin, self.block_gate_deadband)
+        options = (self.token_scale, self.block_gate_margin, self.block_gate_deadband)
         if torch.is_grad_enabled():
-            return gate(previous, new)
-        if self._gate is None or self._gate.options != gate.options:
-            self._gate = gate  # a new gate's trace is made again (the trace is keyed to the module)
+            return freeze_untouched_block(previous, new, *options)
+        if self._gate is None or self._gate.options != options:
+            self._gate = _BlockGate(*options)  # a new gate's trace is made again (the trace is keyed to the module)
         return self._gate_trace(self._gate, (previous, new))(previous, new)
 
     def encode_vae(self, x: torch.Tensor) -> torch.Tensor:
@@ -339,7 +344,7 @@ class _BlockGate(torch.nn.Module):
 
     def __init__(self, token_scale: float, margin: float, deadband: float) -> None:
         super().__init__()
-        self.options = (float(token_scale), float(margin), float(deadband))
+        self.options = (token_scale, margin, deadband)
 
     def forward(self, previous: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
         return freeze_untouched_block(previous, new, *self.options)

@@ -37,9 +37,9 @@ from torch import nn
 from world_gym.envs.pusht import metrics
 from world_gym.envs.pusht.pose_codec import (
     POSE_CODEC_FILE,
-    RENDER_REFINE_METHODS,
     RIGID_READERS,
     check_block_reader,
+    check_render_refine,
     gate_distance,
 )
 from world_gym.envs.pusht.pose_state import (
@@ -483,12 +483,8 @@ def set_render_refine(model: WorldModel, steps: int, lr: float | None = None, me
     ``world-gym start-encodings``."""
     if not hasattr(model.codec, "render_refine_steps") or model.codec.renderer is None:
         raise ValueError("render_refine_steps needs a model on pose tokens whose codec has a renderer")
-    lr = model.codec.render_refine_lr if lr is None else float(lr)
-    method = model.codec.render_refine_method if method is None else str(method)
-    if steps < 0 or not lr > 0:
-        raise ValueError(f"render_refine_steps must be >= 0 and render_refine_lr > 0, got {steps} and {lr}")
-    if method not in RENDER_REFINE_METHODS:
-        raise ValueError(f"render_refine_method must be one of {RENDER_REFINE_METHODS}, got {method!r}")
+    steps, lr, method = check_render_refine(steps, model.codec.render_refine_lr if lr is None else lr,
+                                            model.codec.render_refine_method if method is None else method)
     check_block_reader(model.codec.block_reader, steps)
     model.codec.render_refine_steps, model.codec.render_refine_lr = steps, lr
     model.codec.render_refine_method = method
