@@ -58,8 +58,8 @@ CATALOG: tuple[CatalogEntry, ...] = (
         module="world_gym.envs.pusht.family",
         model="pusht-pose-state",
         summary="deterministic pose-state step on the same pose codec; drop-in for gym_pusht/PushT-v0",
-        fidelity="block IoU 0.958 (15 steps), 0.905 (150 steps); unseen behaviours 0.914 / 0.709",
-        speed="260.4 frames/s (1 env, 1 CPU thread; 310.3 with compile=True)",
+        fidelity="block IoU 0.957 (15 steps), 0.883 (150 steps); unseen behaviours 0.917 / 0.713",
+        speed="275.8 frames/s (1 env, 1 CPU thread; 310.3 with compile=True)",
         card="docs/models/pusht-pose-state.md",
     ),
     CatalogEntry(
