@@ -236,6 +236,29 @@ class MethodTimer:
         delattr(self._obj, self._name)
 
 
+class StepperTimer(MethodTimer):
+    """Wall time and calls of the step callables a state-space backbone's ``stepper`` returns (a
+    rollout's steps; making them is not counted)."""
+
+    def __init__(self, obj: object) -> None:
+        self.seconds, self.calls, self._obj, self._name = 0.0, 0, obj, "stepper"
+        make = obj.stepper
+
+        def stepper(*a: object, **kw: object) -> object:
+            step = make(*a, **kw)
+
+            def timed(*b: object) -> object:
+                start = time.perf_counter()
+                try:
+                    return step(*b)
+                finally:
+                    self.seconds += time.perf_counter() - start
+                    self.calls += 1
+            return timed
+
+        obj.stepper = stepper
+
+
 def profile_main(args: argparse.Namespace) -> None:
     """Print where one env's step spends its time, and the JSON line."""
     import cProfile
@@ -258,11 +281,11 @@ def profile_main(args: argparse.Namespace) -> None:
             env.reset()
 
     step()  # warm-up
-    # a backbone that rolls itself out (the pose-state step) calls its step (a trace of its step
-    # network, which forward hooks do not see), not its own forward
+    # a backbone that rolls itself out (the pose-state step) calls the steps its stepper() makes (a
+    # trace of its step network, which forward hooks do not see), not its own forward
     rolls_out = isinstance(inner.model.backbone, StateSpaceBackbone)
     backbone = ForwardTimer(inner.model.backbone)
-    backbone_parts = [MethodTimer(inner.model.backbone, "step")] if rolls_out else [
+    backbone_parts = [StepperTimer(inner.model.backbone)] if rolls_out else [
         ForwardTimer(m) for m in inner.model.backbone.children()]
     head_nets = {name: ForwardTimer(m) for name, m in vars(inner.reward_head).items() if isinstance(m, torch.nn.Module)}
     parts = {"model_s": 0.0, "decode_s": 0.0, "reward_s": 0.0}

@@ -31,6 +31,10 @@ class InferenceTrace:
     Use it only where the module's parameters need no gradient and its forward does not branch on
     values. Where tracing fails (a later torch may not trace), the module itself is returned.
 
+    A float32 trace's Python-number constants become one-element float32 tensors
+    (:func:`float32_constants`): the same values, without a conversion of the number on every
+    operation that uses it (the Push-T pose step: 2.6 instead of 2.9 ms).
+
     Not pickled: a copy starts without a trace and makes one on its first call.
     """
 
@@ -58,6 +62,7 @@ class InferenceTrace:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 try:
                     traced = torch.jit.trace(module, args, check_trace=False)
+                    float32_constants(traced.graph)
                     traced = traced if self.optimize else _Unoptimized(traced)
                 except Exception:  # noqa: BLE001
                     traced = module
@@ -75,3 +80,68 @@ class _Unoptimized(nn.Module):
     def forward(self, *args: torch.Tensor) -> Any:
         with torch.jit.optimized_execution(False):
             return self.script(*args)
+
+
+#: Elementwise operations whose number operand may be a one-element tensor instead (same values).
+_ELEMENTWISE = frozenset({"aten::mul", "aten::div", "aten::add", "aten::sub", "aten::rsub", "aten::remainder",
+                          "aten::gt", "aten::lt", "aten::ge", "aten::le", "aten::maximum", "aten::minimum"})
+
+
+def float32_constants(graph: torch.Graph) -> int:
+    """Rewrites a traced graph (inlined first) so that the number each elementwise operation on a
+    float32 tensor of one or more dimensions reads beside it (a Python number, or the 0-dim float64 or
+    int64 constant the tracer records for one, which the TorchScript executor turns back into a number)
+    is a one-element float32 tensor constant instead. The operation converted the number to float32
+    before computing, so its results are the same bit for bit; the number's conversion on every call
+    (about 1.5 us of the 2.8 an operation on a few elements costs at batch 1) is gone. Returns how many
+    it rewrote.
+
+    >>> import torch
+    >>> f = torch.jit.trace(lambda x: (x * 16.0 + 1) / 3 - 0.1 > 0, (torch.ones(2),))
+    >>> float32_constants(f.graph), torch.equal(f(torch.ones(2)), (torch.ones(2) * 16.0 + 1) / 3 - 0.1 > 0)
+    (5, True)
+    """
+    torch._C._jit_pass_inline(graph)
+    done = 0
+    for node in list(graph.nodes()):
+        inputs = list(node.inputs())
+        if node.kind() not in _ELEMENTWISE or len(inputs) < 2:
+            continue
+        this, other = inputs[0].type(), inputs[1]
+        if (not isinstance(this, torch.TensorType) or inputs[0].node().kind() == "prim::Constant"
+                or this.scalarType() != "Float" or not this.dim()):
+            continue  # a dimension needed: a 0-dim operand would broadcast to one element
+        number = _number(other)
+        if number is None:
+            continue
+        replacement = graph.insertConstant(torch.tensor([number], dtype=torch.float32))
+        replacement.node().moveBefore(node)
+        if isinstance(other.type(), torch.TensorType):  # the same overload, another constant
+            node.replaceInput(1, replacement)
+        else:  # the Scalar overload becomes the Tensor one
+            new = graph.create(node.kind(), [inputs[0], replacement, *inputs[2:]], 1)
+            new.output().setType(node.output().type())
+            new.insertBefore(node)
+            node.output().replaceAllUsesWith(new.output())
+            node.destroy()
+        done += 1
+    if done:
+        torch._C._jit_pass_dce(graph)
+    return done
+
+
+def _number(value: torch.Value) -> float | int | None:
+    """The number a graph value holds: a constant Python float or int, or a 0-dim float64 or int64
+    tensor constant (None for anything else)."""
+    const = value.node()
+    if const.kind() != "prim::Constant" or not const.hasAttribute("value"):
+        return None
+    kind = const.kindOf("value")
+    if kind == "t":
+        tensor = const.t("value")
+        return tensor.item() if tensor.dim() == 0 and tensor.dtype in (torch.float64, torch.int64) else None
+    if kind == "f":
+        return const.f("value")
+    if kind == "i" and str(value.type()) == "int":
+        return const.i("value")
+    return None

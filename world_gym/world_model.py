@@ -282,10 +282,11 @@ class WorldModel(nn.Module):
 
         A codec may constrain what the sampler imagines: when its ``rollout_constraint`` attribute is
         a callable ``(previous, new) -> new`` (previous: the ``(B, h, ...)`` latents before ``new``), the
-        rollout runs one diffusion pass at a time (one frame at a time for a backbone's own sampler),
-        each pass's latents go through it, and the next pass is conditioned on what it returned (the
-        Push-T pose codec holds a block that the agent does not touch still). Without one, or with
-        it None, the sampler runs all actions in one call.
+        rollout runs one diffusion pass at a time, each pass's latents go through it, and the next pass
+        is conditioned on what it returned (the Push-T pose codec holds a block that the agent does not
+        touch still); a backbone whose ``constrained_rollout`` is True (the state-space backbones) takes
+        it in its own rollout and applies it frame by frame. Without one, or with it None, the
+        sampler runs all actions in one call.
 
         Args:
             context: ``(B, h, C, h_l, w_l)`` conditioning latents, ``h = config.history``.
@@ -311,6 +312,9 @@ class WorldModel(nn.Module):
                         max_new_frames=self.max_new_frames, clip_padding=self.config.clip_padding,
                         ensemble=self.config.sampler.ensemble)
         constraint = getattr(self.codec, "rollout_constraint", None)
+        if constraint is not None and own is not None and getattr(self.backbone, "constrained_rollout", False):
+            return check_finite_latents(self.backbone.rollout(context, context_actions, context_mask, actions,
+                                                              constraint=constraint))
         if constraint is None:
             latents = sampler_.rollout(self.backbone, context, context_actions, context_mask, actions, plan, steps,
                                        generator)

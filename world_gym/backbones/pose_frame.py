@@ -21,8 +21,10 @@ def wrap_angle(x: torch.Tensor) -> torch.Tensor:
 
 
 def rotate(v: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """``(..., 2)`` vectors rotated by the angle whose cosine and sine are ``cos``, ``sin`` ``(...)``."""
-    return torch.stack([cos * v[..., 0] - sin * v[..., 1], sin * v[..., 0] + cos * v[..., 1]], -1)
+    """``(..., 2)`` vectors rotated by the angle whose cosine and sine are ``cos``, ``sin`` ``(...)``:
+    ``(cos x - sin y, sin x + cos y)``, computed as ``(x, y) * (cos, cos) + (y, x) * (-sin, sin)``, the
+    same numbers bit for bit in four tensor operations instead of nine."""
+    return v * torch.stack([cos, cos], -1) + v.flip(-1) * torch.stack([-sin, sin], -1)
 
 
 def block_frame(tokens: torch.Tensor, actions: torch.Tensor, reference: int,

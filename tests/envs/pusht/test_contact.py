@@ -269,6 +269,55 @@ def test_a_pose_state_rollout_is_gated_step_by_step():
     torch.testing.assert_close(gated[:, :, :2], plain[:, :, :2], rtol=0, atol=1e-5)
 
 
+def test_a_constrained_backbone_rollout_equals_one_rollout_a_frame():
+    """The state-space backbone applying the gate frame by frame in its own rollout gives the latents,
+    and leaves the drawn states, of one backbone rollout a frame with the gate between them (the
+    world model's generic path), bit for bit, over several chunks with some rows gated and some not."""
+    cfg = PoseStateConfig(latent_channels=6, latent_size=(1, 1), token_scale=SCALE, dynamics_hidden=16,
+                          num_frames=6)
+    codec = PoseCodec.from_config(tiny_vae_config(), pose=POSE)
+    config = WorldModelConfig(
+        backbone="PoseState", backbone_config=cfg.to_dict(), codec=codec.config_dict(), frame_size=(32, 32),
+        history=2, action=ActionSpec(dim=2, low=[0, 0], high=[512, 512], scale=1 / 256, offset=256.0))
+    torch.manual_seed(0)
+    model = WorldModel(config).eval()
+    with torch.no_grad():
+        last = model.backbone.step_net.block_net[-1]
+        last.weight.normal_(0, 0.1), last.bias.normal_(0, 0.1)
+    backbone, gate = model.backbone, model.codec.rollout_constraint
+    # row 0: the agent far from the block (gated); row 1: pushing through it (not gated)
+    context = torch.cat([_tokens(np.array([[60.0, 60.0]] * 2), np.array([[330.0, 330.0, 0.5]] * 2))[None],
+                         _tokens(np.array([[250.0, 330.0]] * 2), np.array([[330.0, 330.0, 0.5]] * 2))[None]])
+    rng = np.random.default_rng(0)
+    chunks = [model.normalize_actions(np.stack([np.full((5, 2), 70.0), np.linspace(260, 420, 10).reshape(5, 2)])
+                                      + rng.normal(0, 3, (2, 5, 2))) for _ in range(3)]
+
+    def run(fused: bool) -> tuple[list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        backbone._drawn = None
+        ctx, ctx_actions = context.clone(), torch.zeros(2, 2, 2)
+        mask, outs = torch.zeros(2, 2, dtype=torch.bool), []
+        for acts in chunks:
+            if fused:
+                new = backbone.rollout(ctx, ctx_actions, mask, acts, constraint=gate)
+            else:  # one rollout a frame, the gate between, as WorldModel.rollout_latents runs other backbones
+                frames, c, ca, m = [], ctx, ctx_actions, mask
+                for k in range(acts.shape[1]):
+                    frames.append(gate(c, backbone.rollout(c, ca, m, acts[:, k:k + 1])))
+                    c, ca, m = model.advance_context(c, ca, m, frames[-1], acts[:, k:k + 1])
+                new = torch.cat(frames, 1)
+            outs.append(new)
+            ctx, ctx_actions, mask = model.advance_context(ctx, ctx_actions, mask, new, acts)
+        # the next chunk's start states: what the backbone keeps, read for the context it will get
+        return outs, (ctx, backbone.context_states(ctx))
+
+    fused, reference = run(True), run(False)
+    for a, b in zip(fused[0], reference[0]):
+        assert torch.equal(a, b)
+    assert torch.equal(fused[1][1], reference[1][1])
+    moved = fused[0][-1][:, -1, 2:] != context[:, -1, 2:]
+    assert not moved[0].any() and moved[1].any()  # the far agent's block held, the pushed one moved
+
+
 def test_block_gate_is_a_make_argument_of_the_pusht_envs():
     import gymnasium as gym
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -494,10 +494,18 @@ class PoseStateDynamics(StateSpaceBackbone):
         """The next state, in ``state``'s dtype; the network runs in its weights' dtype (a model loaded
         in bfloat16 steps float32 states through a bfloat16 network). Outside training and autograd the
         step network runs as a TorchScript trace of itself (:meth:`_inference_step`)."""
+        return self.stepper(prev, state, prev_action, action)(prev, state, prev_action, action)
+
+    def stepper(self, prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,
+                action: torch.Tensor) -> Callable[..., torch.Tensor]:
+        """:meth:`step` with the network (or its trace) found once, for a rollout's steps."""
         dtype = self.step_net.agent_linear.weight.dtype
-        args = tuple(t.to(dtype) for t in (prev, state, prev_action, action))
-        out = self._inference_step(args)(*args)
-        return out.to(state.dtype)
+        net = self._inference_step(tuple(t.to(dtype) for t in (prev, state, prev_action, action)))
+
+        def step(prev: torch.Tensor, state: torch.Tensor, prev_action: torch.Tensor,
+                 action: torch.Tensor) -> torch.Tensor:
+            return net(prev.to(dtype), state.to(dtype), prev_action.to(dtype), action.to(dtype)).to(state.dtype)
+        return step
 
     def _inference_step(self, args: tuple[torch.Tensor, ...]) -> nn.Module:
         """The step network, or where it only infers (eval mode, no autograd, not compiled) its
