@@ -84,8 +84,8 @@ class WorldModelEnv(gym.Env[np.ndarray, np.ndarray]):
       (:class:`~world_gym.world_model.WorldModelConfig`): frames kept from each diffusion pass, and
       ``"repeat_last"``, ``"zeros"`` or ``"none"`` for how a pass is padded to a whole clip.
     - ``compile``: ``True`` (or a dict of ``torch.compile`` arguments) compiles the backbone's per-frame
-      work (:meth:`~world_gym.world_model.WorldModel.compile`): ``PoseState-PushT-v0`` runs at 0.71x
-      gym-pusht's frame rate in one env on one CPU thread instead of 0.45x, after about a minute of
+      work (:meth:`~world_gym.world_model.WorldModel.compile`): ``PoseState-PushT-v0`` runs at 0.81x
+      gym-pusht's frame rate in one env on one CPU thread instead of 0.55x, after about a minute of
       compiling in its first step.
     - ``report_timing``: add ``info["timing"]`` (off by default: wall times differ between runs,
       and Gymnasium's env checker requires identical infos for identical seeds). The last step's
