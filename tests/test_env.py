@@ -181,12 +181,12 @@ def test_pusht_world_model_envs_score_their_frames_with_the_network_not_the_re_r
         for head in (gym.make(env_id, model=tiny, device="cpu").unwrapped.reward_head,
                      gym.make(env_id, model=tiny, reward_model="resnet_iou", device="cpu").unwrapped.reward_head):
             assert isinstance(head, ResNetIoUReward) and head.render_fit is False
-    # on pose tokens, PoseState-PushT-v0 reads the reward off the imagined poses; named, resnet_iou keeps
-    # the family's settings
-    assert gym.make("PoseState-PushT-v0", device="cpu").unwrapped.reward_head.name == "pusht_pose_coverage"
-    head = gym.make("PoseState-PushT-v0", reward_model="resnet_iou", device="cpu").unwrapped.reward_head
-    assert isinstance(head, ResNetIoUReward) and head.render_fit is False
-    assert gym.make("IRASim-PushT-v0", device="cpu").unwrapped.reward_head.name == "resnet_iou"
+    # on pose tokens (the shipped models) both read the reward off the imagined poses; named, resnet_iou
+    # keeps the family's settings
+    for env_id in ("IRASim-PushT-v0", "PoseState-PushT-v0"):
+        assert gym.make(env_id, device="cpu").unwrapped.reward_head.name == "pusht_pose_coverage"
+        head = gym.make(env_id, reward_model="resnet_iou", device="cpu").unwrapped.reward_head
+        assert isinstance(head, ResNetIoUReward) and head.render_fit is False
     head = gym.make("IRASim-PushT-v0", model=tiny, reward_model="resnet_iou",
                     reward_model_kwargs={"render_fit": True}, device="cpu").unwrapped.reward_head
     assert head.render_fit is True

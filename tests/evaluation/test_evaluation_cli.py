@@ -16,7 +16,7 @@ def test_evaluate_command_runs_both_sides_and_resumes(tmp_path, capsys):
             "--videos", "1", "--out", str(out), "--quiet"]
     assert main(argv) == 0
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert first["reward_head"] == "resnet_iou"  # the Push-T default head
+    assert first["reward_head"] == "pusht_pose_coverage"  # the Push-T default head on pose tokens
     assert first["policies"]["random"]["world_model"]["success_rate"] == 0.0
     assert first["policies"]["random"]["ground_truth"]["mean_max_coverage"] is not None  # gym-pusht's coverage
     result = json.loads((out / "results" / "world_model" / "slow.json").read_text())
@@ -33,7 +33,7 @@ def test_example_script_runs(tmp_path, monkeypatch, capsys):
     script = Path(__file__).parents[2] / "examples" / "policy_evaluation.py"
     monkeypatch.setattr(sys, "argv", [str(script), *ARGS, "--videos", "0", "--out", str(tmp_path / "ex")])
     runpy.run_path(str(script), run_name="__main__")
-    assert "reward head in the world model: resnet_iou" in capsys.readouterr().out
+    assert "reward head in the world model: pusht_pose_coverage" in capsys.readouterr().out
     assert (tmp_path / "ex" / "summary.json").is_file()
 
 

@@ -212,3 +212,34 @@ def test_block_gate_flag_switches_a_pose_codecs_gate_and_needs_one(fidelity, set
     assert fidelity.parse_args(base).block_gate is None  # the model's own setting
     with pytest.raises(SystemExit, match="--block-gate needs a pose codec"):
         fidelity.ModelRollout(str(model_dir), args)
+
+
+def test_simulator_from_a_models_reading_scores_the_long_protocol_only(fidelity, tmp_path: Path, capsys) -> None:
+    """--simulator-reading: gym-pusht from the poses the first model's pose codec reads off each start
+    frame, a row of the long protocol (a reset start, the agent at rest), none of the short one; close
+    to the truth over a few steps. A model without a pose codec cannot read poses."""
+    pytest.importorskip("lerobot")
+    import world_gym.data.collect as col
+    from world_gym.assets import bundled_model_path
+
+    root = tmp_path / "stress"
+    col.collect(root, 2, "stress", "sweep,wall_push", workers=1, progress=False, max_steps=12)
+    name = "gym-pusht from pusht-pose-state's reading"
+    report = fidelity.main(["--data", str(root), "--model", str(bundled_model_path("pusht-pose-state")),
+                            "--simulator-reading", "--windows", "2", "--horizon", "4", "--long-min-steps", "10",
+                            "--long-horizon", "10", "--device", "cpu", "--no-delta", "--no-latent",
+                            "--no-reconstruction"])
+    assert name not in report["short"]["methods"] and name in report["long"]["methods"]
+    reading = report["long"]["methods"][name]
+    assert reading["sequences"] == 2 and reading["block_iou"] > 0.9 and reading["agent_error"] < 2
+    assert "latent_l2" not in reading
+    assert f"| {name} |" in capsys.readouterr().out
+    by_family = fidelity.main(["--data", str(root), "--model", str(bundled_model_path("pusht-pose-state")),
+                               "--simulator-reading", "--by-family", "--windows", "2", "--horizon", "4",
+                               "--long-horizon", "10", "--drift-family", "", "--device", "cpu", "--no-delta",
+                               "--no-latent", "--no-reconstruction"])
+    assert f"| sweep | 1 | {name} | - / " in capsys.readouterr().out  # its long column in each family's row
+    assert name in by_family["by_family"]["families"]["wall_push"]["long"]
+    with pytest.raises(SystemExit, match="needs a pose codec"):
+        fidelity.main(["--data", str(root), "--model", str(bundled_model_path("tiny-pusht")), "--simulator-reading",
+                       "--protocols", "long", "--long-min-steps", "10", "--device", "cpu", "--steps", "1"])
