@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "zoo (repeatable)")
     p.add_argument("--env", default="IRASim-PushT-v0", help="registered world-model env id")
     p.add_argument("--model", default=None, help="world-model directory (default: the env's)")
-    p.add_argument("--reward-model", default=None, help="reward head name (default: the env's; Push-T: resnet_iou)")
+    p.add_argument("--reward-model", default=None, help="reward head name (default: the env's; Push-T: pusht_pose_coverage on pose tokens, resnet_iou otherwise)")
     p.add_argument("--reward-model-kwargs", default="{}", help="JSON arguments of the reward head")
     p.add_argument("--episodes", type=int, default=50, help="episodes per policy and side")
     p.add_argument("--seed-start", type=int, default=0, help="first start seed (gym-pusht reset seed)")

@@ -179,11 +179,19 @@ def make_model(
     return model
 
 
+def _pose_reward_model(model: WorldModel) -> str | None:
+    """``pusht_pose_coverage`` for a model on pose tokens (its frames are drawn from them, so the
+    coverage of the token's block pose is the frame's, exactly, in 0.1 ms instead of the ResNet's 6)."""
+    return "pusht_pose_coverage" if isinstance(model.codec, PoseCodec) else None
+
+
 FAMILY = EnvFamily(
     name="pusht",
     env_id=ENV_ID,
     make_model=make_model,
+    # on pose tokens (the shipped models) the exact pusht_pose_coverage; resnet_iou reads the pixels of any other
     reward_model="resnet_iou",
+    choose_reward_model=_pose_reward_model,
     # the head's re-render fit is for gym-pusht's own frames: the sprite renderer's pass its palette
     # test, but no gym-pusht pose reproduces them exactly, so near the threshold it spent 6.6 s a
     # frame and fitted none of 16 (docs/models/resnet_iou.md)
@@ -210,15 +218,8 @@ def make_pose_model(device: str | torch.device = "cpu", dtype: torch.dtype | Non
     return make_model(device=device, dtype=dtype, model_name=model_name, block_gate=block_gate, **kwargs)
 
 
-def _pose_reward_model(model: WorldModel) -> str | None:
-    """``pusht_pose_coverage`` for a model on pose tokens (its frames are drawn from them, so the
-    coverage of the token's block pose is the frame's, exactly, in 0.1 ms instead of the ResNet's 6)."""
-    return "pusht_pose_coverage" if isinstance(model.codec, PoseCodec) else None
-
-
 POSE_FAMILY = dataclasses.replace(
     FAMILY, name="pusht_pose", env_id=POSE_ENV_ID, make_model=make_pose_model,
     description="Push-T pose-state world model; drop-in for gym_pusht/PushT-v0 (pixels).",
-    choose_reward_model=_pose_reward_model,
 )
 register_family(POSE_FAMILY)
