@@ -48,8 +48,8 @@ CATALOG: tuple[CatalogEntry, ...] = (
         module="world_gym.envs.pusht.family",
         model="pusht-irasim-pose",
         summary="IRASim Frame-Ada DiT on pose tokens; drop-in for gym_pusht/PushT-v0 (96x96 pixels)",
-        fidelity="block IoU 0.927 (15 steps), 0.748 (150 steps); zoo coverage Pearson 0.998",
-        speed="32.6 frames/s (1 env, 1 CPU thread, untouched-block gate off)",
+        fidelity="block IoU 0.927 (15 steps), 0.748 (150 steps); unseen-policy coverage Pearson 0.993",
+        speed="68.5 frames/s (1 env, 1 CPU thread); 572.5 with model=\"pusht-irasim-pose-cd\"",
         card="docs/models/pusht-irasim-pose.md",
     ),
     CatalogEntry(
