@@ -241,9 +241,8 @@ def test_engine_applies_a_codec_constraint_pass_by_pass_and_only_when_there_is_o
     assert torch.equal(run(), plain) and not calls
 
 
-def test_a_pose_state_rollout_is_gated_step_by_step():
-    """The deterministic pose-state backbone steps one frame at a time under a constraint; a no-op
-    constraint changes nothing, and with the gate the block of a far-off agent never moves."""
+def _drifting_pose_model() -> WorldModel:
+    """A tiny pose-state model on pose tokens whose random step moves the block on its own."""
     cfg = PoseStateConfig(latent_channels=6, latent_size=(1, 1), token_scale=SCALE, dynamics_hidden=16,
                           num_frames=6)
     codec = PoseCodec.from_config(tiny_vae_config(), pose=POSE)
@@ -252,10 +251,17 @@ def test_a_pose_state_rollout_is_gated_step_by_step():
         history=2, action=ActionSpec(dim=2, low=[0, 0], high=[512, 512], scale=1 / 256, offset=256.0))
     torch.manual_seed(0)
     model = WorldModel(config).eval()
-    model.codec.block_gate = False
     with torch.no_grad():
         last = model.backbone.step_net.block_net[-1]
-        last.weight.normal_(0, 0.1), last.bias.normal_(0, 0.1)  # the block drifts on its own
+        last.weight.normal_(0, 0.1), last.bias.normal_(0, 0.1)
+    return model
+
+
+def test_a_pose_state_rollout_is_gated_step_by_step():
+    """The deterministic pose-state backbone steps one frame at a time under a constraint; a no-op
+    constraint changes nothing, and with the gate the block of a far-off agent never moves."""
+    model = _drifting_pose_model()
+    model.codec.block_gate = False
     context = _tokens(np.array([[60.0, 60.0]] * 2), np.array([[330.0, 330.0, 0.5]] * 2))[None]
     actions = np.full((1, 20, 2), 70.0)
     plain = model.rollout(context, actions, decode=False).latents
@@ -273,17 +279,7 @@ def test_a_constrained_backbone_rollout_equals_one_rollout_a_frame():
     """The state-space backbone applying the gate frame by frame in its own rollout gives the latents,
     and leaves the drawn states, of one backbone rollout a frame with the gate between them (the
     world model's generic path), bit for bit, over several chunks with some rows gated and some not."""
-    cfg = PoseStateConfig(latent_channels=6, latent_size=(1, 1), token_scale=SCALE, dynamics_hidden=16,
-                          num_frames=6)
-    codec = PoseCodec.from_config(tiny_vae_config(), pose=POSE)
-    config = WorldModelConfig(
-        backbone="PoseState", backbone_config=cfg.to_dict(), codec=codec.config_dict(), frame_size=(32, 32),
-        history=2, action=ActionSpec(dim=2, low=[0, 0], high=[512, 512], scale=1 / 256, offset=256.0))
-    torch.manual_seed(0)
-    model = WorldModel(config).eval()
-    with torch.no_grad():
-        last = model.backbone.step_net.block_net[-1]
-        last.weight.normal_(0, 0.1), last.bias.normal_(0, 0.1)
+    model = _drifting_pose_model()
     backbone, gate = model.backbone, model.codec.rollout_constraint
     # row 0: the agent far from the block (gated); row 1: pushing through it (not gated)
     context = torch.cat([_tokens(np.array([[60.0, 60.0]] * 2), np.array([[330.0, 330.0, 0.5]] * 2))[None],
