@@ -97,6 +97,7 @@ def test_the_consistency_student_ships_and_samples_a_chunk_in_one_call_per_pass(
     """``pusht-irasim-pose-cd``: the teacher's DiT and codec, the consistency sampler (one backbone call
     per pass, one sample), small enough to ship; in ``IRASim-PushT-v0`` its agent follows the actions."""
     import numpy as np
+    import torch
 
     from world_gym.assets import bundled_model_path
     from world_gym.envs.pusht.pixels import estimate_agent_pos
@@ -108,7 +109,16 @@ def test_the_consistency_student_ships_and_samples_a_chunk_in_one_call_per_pass(
     assert sum(p.stat().st_size for p in path.iterdir()) < 30 * 2**20
     sampler = model.config.sampler
     assert (sampler.name, sampler.num_inference_steps, sampler.ensemble) == ("consistency", 1, 1)
-    assert model.config.metadata["consistency"]["steps"] > 0 and model.config.codec == teacher.config.codec
+    assert model.config.metadata["consistency"]["steps"] > 0
+    # the teacher's codec (the same weights), reading a start frame by the pose-state model's rigid fit
+    reading = {"block_reader": "rigid_search", "render_refine_steps": 6, "render_refine_method": "gauss_newton"}
+    pose, teacher_pose = model.config.codec["pose"], teacher.config.codec["pose"]
+    assert {k: pose[k] for k in reading} == reading
+    assert {k: v for k, v in pose.items() if k not in reading} == {k: v for k, v in teacher_pose.items() if k not in reading}
+    assert {k: v for k, v in model.config.codec.items() if k != "pose"} == {
+        k: v for k, v in teacher.config.codec.items() if k != "pose"}
+    weights, teacher_weights = model.codec.state_dict(), teacher.codec.state_dict()
+    assert weights.keys() == teacher_weights.keys() and all(torch.equal(weights[k], teacher_weights[k]) for k in weights)
     assert model.start_encodings is not None and model.start_encodings.mismatch(model) is None
     calls = []
     env = gym.make("IRASim-PushT-v0", model="pusht-irasim-pose-cd", chunk_size=8)
