@@ -27,6 +27,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -220,17 +221,18 @@ class MethodTimer:
 
     def __init__(self, obj: object, name: str) -> None:
         self.seconds, self.calls, self._obj, self._name = 0.0, 0, obj, name
-        method = getattr(obj, name)
+        setattr(obj, name, self.timed(getattr(obj, name)))
 
-        def timed(*a: object, **kw: object) -> object:
+    def timed(self, fn: Callable[..., object]) -> Callable[..., object]:
+        """``fn``, its calls' wall time and count added to this timer's."""
+        def call(*a: object, **kw: object) -> object:
             start = time.perf_counter()
             try:
-                return method(*a, **kw)
+                return fn(*a, **kw)
             finally:
                 self.seconds += time.perf_counter() - start
                 self.calls += 1
-
-        setattr(obj, name, timed)
+        return call
 
     def remove(self) -> None:
         delattr(self._obj, self._name)
@@ -243,20 +245,7 @@ class StepperTimer(MethodTimer):
     def __init__(self, obj: object) -> None:
         self.seconds, self.calls, self._obj, self._name = 0.0, 0, obj, "stepper"
         make = obj.stepper
-
-        def stepper(*a: object, **kw: object) -> object:
-            step = make(*a, **kw)
-
-            def timed(*b: object) -> object:
-                start = time.perf_counter()
-                try:
-                    return step(*b)
-                finally:
-                    self.seconds += time.perf_counter() - start
-                    self.calls += 1
-            return timed
-
-        obj.stepper = stepper
+        obj.stepper = lambda *a, **kw: self.timed(make(*a, **kw))
 
 
 def profile_main(args: argparse.Namespace) -> None:
