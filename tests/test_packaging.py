@@ -94,8 +94,9 @@ def test_default_pusht_model_is_the_trained_one_and_follows_actions():
 
 
 def test_the_consistency_student_ships_and_samples_a_chunk_in_one_call_per_pass():
-    """``pusht-irasim-pose-cd``: the teacher's DiT and codec, the consistency sampler (one backbone call
-    per pass, one sample), small enough to ship; in ``IRASim-PushT-v0`` its agent follows the actions."""
+    """``pusht-irasim-pose-cd``: the teacher's DiT and codec (its untouched-block gate too), the
+    consistency sampler (one backbone call per pass, one sample), small enough to ship; in
+    ``IRASim-PushT-v0`` its agent follows the actions."""
     import numpy as np
     import torch
 
@@ -180,6 +181,8 @@ def test_irasim_env_ships_the_pose_token_model_which_leaves_an_untouched_block_i
     assert model.codec.decoder == "render" and model.config.metadata["renderer"]["heldout"]["psnr"] > 40
     # passes of 4 frames, each a whole padded clip (long block IoU 0.669 -> 0.740)
     assert model.frames_per_pass == 4 and model.config.clip_padding == "repeat_last"
+    # the untouched-block gate lets the block move only where the imagined agent reaches it
+    assert model.codec.block_gate and model.codec.block_gate_margin == 0.0
     start, _ = env.reset(seed=0)
     agent = estimate_agent_pos(start)
     block = metrics.mask_centroid(metrics.block_mask(start))

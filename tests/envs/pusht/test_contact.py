@@ -159,6 +159,21 @@ def test_deadband_holds_small_nudges_where_the_agent_passes_close_without_touchi
         PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "block_gate_deadband": -1.0})
 
 
+def test_a_zero_margin_gate_moves_the_block_only_where_the_agent_touches_it():
+    """``margin=0``: the block's channels change only in steps whose swept disc reaches the T; a pass
+    0.2 px from the bar's top holds any motion the step makes, a pass that touches it lets it through."""
+    block = np.array([256.0, 256.0, 0.0])  # the bar's top edge at y = 256
+    moved = block + np.array([4.0, 3.0, 0.05])
+    for gap, held in ((0.2, True), (2.0, True), (-0.2, False)):
+        agent = np.array([[200.0, 256.0 - AGENT_RADIUS - gap], [300.0, 256.0 - AGENT_RADIUS - gap]])
+        tokens = _tokens(agent, np.stack([block, moved]))[None]
+        gated = freeze_untouched_block(tokens[:, :1], tokens[:, 1:], SCALE, margin=0.0)
+        assert torch.equal(gated[0, 0, 2:], tokens[0, 0, 2:]) == held, gap
+        assert torch.equal(gated[0, 0, :2], tokens[0, 1, :2])
+        # the default margin lets the step decide in each of these passes
+        assert torch.equal(freeze_untouched_block(tokens[:, :1], tokens[:, 1:], SCALE), tokens[:, 1:]) == (gap < BLOCK_GATE_MARGIN)
+
+
 def test_the_codecs_gate_runs_traced_and_gives_the_gates_tokens_bit_for_bit():
     """``PoseCodec.constrain_rollout`` outside autograd runs a trace of the gate: on a mix of frozen,
     pushed, deadband-held and walled blocks its tokens are :func:`freeze_untouched_block`'s bit for
