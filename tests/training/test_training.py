@@ -126,6 +126,18 @@ def test_dynamics_trains_resumes_and_exports(pipeline):
                                             "trainer.history_noise=0.3"])
     card = WorldModel.from_pretrained(export_world_model(export_cfg, pipeline / "wm2")).config.metadata
     assert card["train_config"]["trainer"]["history_noise"] == 0.0
+    assert model.config.frames_per_pass is None and model.config.clip_padding is None
+    # the export sets the rollout's passes and the dtype the backbone is stored in
+    options = ["export.frames_per_pass=2", "export.clip_padding=repeat_last",
+               "export.backbone_dtype=bfloat16"]
+    passes = compose("train_dynamics", [*training_overrides(pipeline), "trainer.steps=4", *options])
+    padded = WorldModel.from_pretrained(export_world_model(passes, pipeline / "wm3"))
+    assert padded.frames_per_pass == 2 and padded.config.clip_padding == "repeat_last"
+    size = {name: (pipeline / name / "model.safetensors").stat().st_size for name in ("wm", "wm3")}
+    assert size["wm3"] < size["wm"]
+    wrong = compose("train_dynamics", [*training_overrides(pipeline), "export.backbone_dtype=half16"])
+    with pytest.raises(ValueError, match="backbone_dtype"):
+        export_world_model(wrong, pipeline / "wm4")
     out = model.rollout(np.full((1, 32, 32, 3), 255, np.uint8), np.full((1, 4, 2), 256.0),
                         generator=torch.Generator().manual_seed(0))
     assert out.frames.shape == (1, 4, 32, 32, 3)

@@ -135,6 +135,17 @@ def save_config(cfg: DictConfig, path: str | Path) -> None:
     Path(path).write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
 
+def export_dtype(name: Any) -> torch.dtype | None:
+    """The torch dtype an ``export.backbone_dtype`` option names (``bfloat16``), None for none; a
+    ``ValueError`` for a name that is not a torch dtype."""
+    if not name:
+        return None
+    dtype = getattr(torch, str(name), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"export.backbone_dtype must name a torch dtype (e.g. bfloat16), got {name!r}")
+    return dtype
+
+
 def export_main(config_name: str, export: Callable[[DictConfig, Path | str], Path], overrides: list[str],
                 compose_config: Callable[[str, list[str]], DictConfig] = compose) -> int:
     """``world-gym train *-export [export_to=DIR] [overrides]``: ``export`` to DIR (default ``out_dir/world_model``).

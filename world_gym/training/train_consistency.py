@@ -37,7 +37,8 @@ from world_gym.samplers.consistency import (
     clean_regression_loss,
     consistency_distillation_loss,
 )
-from world_gym.training.common import EMA, CsvLog, compose, learning_rate, load_checkpoint, save_checkpoint, save_config, export_main
+from world_gym.training.common import EMA, CsvLog, compose, export_dtype, export_main, learning_rate
+from world_gym.training.common import load_checkpoint, save_checkpoint, save_config
 from world_gym.training.common import training_device
 from world_gym.training.train_dynamics import ClipSampler as ClipBatches
 from world_gym.training.train_dynamics import motion_weight
@@ -228,10 +229,7 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
         "consistency": {"teacher": str(cfg.teacher), "steps": int(state["step"]),
                         "train_config": OmegaConf.to_container(source, resolve=True)},
     }
-    dtype = cfg.export.get("backbone_dtype")
-    if dtype and not isinstance(getattr(torch, str(dtype), None), torch.dtype):
-        raise ValueError(f"export.backbone_dtype must name a torch dtype (e.g. bfloat16), got {dtype!r}")
-    return model.save_pretrained(target, backbone_dtype=getattr(torch, str(dtype)) if dtype else None)
+    return model.save_pretrained(target, backbone_dtype=export_dtype(cfg.export.get("backbone_dtype")))
 
 
 def main(overrides: list[str] | None = None) -> int:
