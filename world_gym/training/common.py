@@ -146,6 +146,13 @@ def export_dtype(name: Any) -> torch.dtype | None:
     return dtype
 
 
+def set_export_passes(model: Any, export: Any) -> None:
+    """Set a world model's passes from an ``export`` config group: ``frames_per_pass`` (null leaves
+    the model's) and ``clip_padding`` (null: no padding)."""
+    model.set_passes(int(export["frames_per_pass"]) if export.get("frames_per_pass") else None,
+                     str(export["clip_padding"]) if export.get("clip_padding") else "none")
+
+
 def export_main(config_name: str, export: Callable[[DictConfig, Path | str], Path], overrides: list[str],
                 compose_config: Callable[[str, list[str]], DictConfig] = compose) -> int:
     """``world-gym train *-export [export_to=DIR] [overrides]``: ``export`` to DIR (default ``out_dir/world_model``).

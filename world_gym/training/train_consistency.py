@@ -38,7 +38,7 @@ from world_gym.samplers.consistency import (
     consistency_distillation_loss,
 )
 from world_gym.training.common import EMA, CsvLog, compose, export_dtype, export_main, learning_rate
-from world_gym.training.common import load_checkpoint, save_checkpoint, save_config
+from world_gym.training.common import load_checkpoint, save_checkpoint, save_config, set_export_passes
 from world_gym.training.common import training_device
 from world_gym.training.train_dynamics import ClipSampler as ClipBatches
 from world_gym.training.train_dynamics import motion_weight
@@ -209,6 +209,7 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
     """The teacher's world-model directory with the EMA target's backbone weights and the
     ``"consistency"`` sampler (``cfg.export``: steps, frames per pass, clip padding, the dtype the
     backbone's weights are stored in) at ``target``."""
+    dtype = export_dtype(cfg.export.get("backbone_dtype"))
     state = load_checkpoint(Path(cfg.out_dir) / "ckpt.pt")
     if state is None:
         raise FileNotFoundError(f"no checkpoint in {cfg.out_dir}: run `world-gym train consistency` first")
@@ -219,8 +220,7 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
         options["timesteps"] = [int(t) for t in cfg.export.timesteps]
     model.config.sampler = SamplerConfig(name="consistency", num_inference_steps=int(cfg.export.steps),
                                          options=options, ensemble=1)
-    model.set_passes(int(cfg.export.frames_per_pass) if cfg.export.get("frames_per_pass") else None,
-                     str(cfg.export.clip_padding) if cfg.export.get("clip_padding") else "none")
+    set_export_passes(model, cfg.export)
     saved = Path(cfg.out_dir) / "config.yaml"
     source = OmegaConf.load(saved) if saved.is_file() else cfg
     model.config.metadata = {
@@ -229,7 +229,7 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
         "consistency": {"teacher": str(cfg.teacher), "steps": int(state["step"]),
                         "train_config": OmegaConf.to_container(source, resolve=True)},
     }
-    return model.save_pretrained(target, backbone_dtype=export_dtype(cfg.export.get("backbone_dtype")))
+    return model.save_pretrained(target, backbone_dtype=dtype)
 
 
 def main(overrides: list[str] | None = None) -> int:

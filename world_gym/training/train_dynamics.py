@@ -33,7 +33,7 @@ from world_gym.samplers.diffusion import NoiseSchedule, SamplerConfig, diffusion
 from world_gym.backbones.irasim import IRASim, IRASimConfig
 from world_gym.envs.pusht.pose_codec import POSE_CODEC_FILE
 from world_gym.training.common import EMA, CsvLog, compose, export_dtype, export_main, load_checkpoint
-from world_gym.training.common import save_checkpoint, save_config
+from world_gym.training.common import save_checkpoint, save_config, set_export_passes
 from world_gym.training.common import learning_rate, training_device  # noqa: F401  (re-exported)
 from world_gym.training.train_codec import load_codec
 from world_gym.world_model import WorldModel, WorldModelConfig
@@ -291,6 +291,8 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
     (from ``out_dir/ckpt.pt``, or from ``trainer.init_from``'s shards when there is none; their bf16
     backbone weights are then stored in bf16). ``cfg.export`` sets the exported model's passes
     (``frames_per_pass``, ``clip_padding``) and the dtype its backbone's weights are stored in."""
+    export = cfg.get("export") or {}
+    dtype = export_dtype(export.get("backbone_dtype"))
     state = load_checkpoint(Path(cfg.out_dir) / "ckpt.pt")
     from_shards = state is None and bool(cfg.trainer.get("init_from"))
     if from_shards:
@@ -318,10 +320,7 @@ def export_world_model(cfg: DictConfig, target: str | Path) -> Path:
                   "latents": _latents_record(Path(cfg.codec_dir)), **_pose_codec_record(Path(cfg.codec_dir))},
     )
     model = WorldModel(config, backbone=backbone, codec=codec)
-    export = cfg.get("export") or {}
-    model.set_passes(int(export["frames_per_pass"]) if export.get("frames_per_pass") else None,
-                     str(export["clip_padding"]) if export.get("clip_padding") else None)
-    dtype = export_dtype(export.get("backbone_dtype"))
+    set_export_passes(model, export)
     # shards hold bf16 weights: stored as they are, the backbone takes half the space, losslessly
     return model.save_pretrained(target, backbone_dtype=dtype or (torch.bfloat16 if from_shards else None))
 
