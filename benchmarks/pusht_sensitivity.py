@@ -19,6 +19,18 @@ Scored as the fidelity benchmark's long protocol scores a model: block IoU of ea
 recorded one (``world_gym.envs.pusht.metrics.block_iou``), averaged over the first 15 and the first
 ``--horizon`` steps of each episode, then over the episodes of a family; each family weighs the same
 in the mean. Prints a markdown table and, last, one JSON line.
+
+    python benchmarks/pusht_sensitivity.py --data data/pusht/stress168 --one-step 300 --model pusht-pose-state
+
+``--one-step N`` asks instead how well one step can be predicted from what frames show: for ``N``
+frames a family in which the block moves, gym-pusht is restarted from the recorded poses, the agent's
+velocity recovered exactly from its last two positions and target
+(:func:`~world_gym.envs.pusht.behaviours.agent_velocity`), the block at rest (pymunk's carried contact
+impulses and the block's speed at the frame's last physics substep are in no frame), and stepped
+once with the recorded action; the block's position error (px of 512) and turn error (degrees)
+against the recorded next frame are what gym-pusht's own physics makes of a frame's poses. ``--model`` scores a
+pose-state world model's step (``pusht-pose-state``) on the same frames from the same true poses.
+Needs no frames (``world-gym collect --no-images`` data serves).
 """
 
 from __future__ import annotations
@@ -82,7 +94,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--horizon", type=int, default=150, help="steps scored (episodes shorter are skipped)")
     parser.add_argument("--starts", default=DEFAULT_STARTS, help="'exact' or PX:DEG entries, comma-separated")
     parser.add_argument("--seed", type=int, default=0, help="seed of the offsets' directions and signs")
+    parser.add_argument("--one-step", type=int, default=0, metavar="N",
+                        help="instead: single steps from N recorded frames a family where the block moves")
+    parser.add_argument("--model", default=None, help="with --one-step: a pose-state world model to score beside")
     args = parser.parse_args(argv)
+    if args.model and not args.one_step:
+        raise SystemExit("--model scores single steps: give --one-step N")
+    if args.one_step < 0:
+        raise SystemExit(f"--one-step must be >= 0, got {args.one_step}")
+    if args.one_step:
+        return one_step(args)
     starts = parse_starts(args.starts)
 
     from world_gym.envs.pusht.behaviours import family_name
@@ -138,6 +159,94 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print("\n".join(lines))
     report = {"benchmark": "pusht_sensitivity", "data": str(args.data), "horizon": args.horizon,
               "seed": args.seed, "episodes": {n: len(e) for n, e in groups.items()}, "scores": scores}
+    print(json.dumps(report))
+    return report
+
+
+POSE_COLUMNS = ("observation.state", "observation.block_pose")
+
+
+def one_step(args: argparse.Namespace) -> dict[str, Any]:
+    """``--one-step``: gym-pusht (and ``--model``) one step from recorded poses, per family."""
+    import torch
+
+    from world_gym.envs.pusht.behaviours import agent_velocity, family_name
+    from world_gym.envs.pusht.simulator_model import PushTSimulator
+    from world_gym.planning.imagination import Start
+
+    by_family = args.families != ""
+    data = load_episodes(args.data, (*POSE_COLUMNS, *(("behavior",) if by_family else ())), progress=False,
+                         images=False)
+    agent = np.asarray(data.extras[POSE_COLUMNS[0]], np.float64)[:, :2]
+    block = np.asarray(data.extras[POSE_COLUMNS[1]], np.float64)
+    actions = np.asarray(data.actions, np.float64)
+    episode = np.asarray(data.episode_index)
+    names = (np.array([family_name(c) for c in np.asarray(data.extras["behavior"]).reshape(-1)]) if by_family
+             else np.full(len(episode), "all"))
+    # frame t with t - 1 and t + 1 in its episode, the block moving from t to t + 1 (by 0.1 px or more)
+    t = np.arange(1, len(episode) - 1)
+    moves = np.linalg.norm(block[t + 1, :2] - block[t, :2], axis=1)
+    t = t[(episode[t - 1] == episode[t]) & (episode[t + 1] == episode[t]) & (moves >= 0.1)]
+    wanted = [n for n in (args.families or "").split(",") if n] or list(dict.fromkeys(names[t]))
+    rng = np.random.default_rng(args.seed)
+    picked = {}
+    for name in wanted:
+        rows = t[names[t] == name]
+        if len(rows) == 0:
+            raise SystemExit(f"no frame of {name!r} in {args.data} has the block moving")
+        picked[name] = np.sort(rng.choice(rows, min(args.one_step, len(rows)), replace=False))
+
+    def errors(pred: np.ndarray, rows: np.ndarray) -> dict[str, float]:
+        position = np.linalg.norm(pred[:, 2:4] - block[rows + 1, :2], axis=1)
+        turn = np.degrees(np.abs((pred[:, 4] - block[rows + 1, 2] + np.pi) % (2 * np.pi) - np.pi))
+        return {"position": float(position.mean()), "position_p90": float(np.percentile(position, 90)),
+                "turn": float(turn.mean()), "agent": float(np.linalg.norm(pred[:, :2] - agent[rows + 1], axis=1).mean())}
+
+    sim = PushTSimulator()
+    model = None
+    if args.model:
+        from world_gym.world_model import WorldModel
+
+        model = WorldModel.from_pretrained(args.model)
+        if model.config.backbone != "PoseState":  # its state: agent x, y, block x, y in [-1, 1], angle
+            raise SystemExit(f"--model {args.model}: a {model.config.backbone!r} backbone, not a pose-state step")
+    methods = ["gym-pusht restarted", *([str(args.model)] if model is not None else [])]
+    scores: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    for name, rows in picked.items():
+        restarted = []
+        for r in rows:
+            velocity = agent_velocity(agent[r - 1], agent[r], actions[r - 1])
+            start = Start(frame=np.zeros((96, 96, 3), np.uint8), payload=(agent[r], velocity, block[r]))
+            token = sim.imagine(start, actions[r][None, None].astype(np.float32)).latents[0, 0, :, 0, 0].double()
+            token = token.numpy() / sim.token_scale
+            restarted.append([*(token[:4] + 1) * 256.0, np.arctan2(token[5], token[4])])
+        scores[methods[0]][name] = {**errors(np.array(restarted), rows), "frames": len(rows),
+                                    "block_motion": float(np.linalg.norm(block[rows + 1, :2] - block[rows, :2], axis=1).mean())}
+        if model is not None:
+            state = lambda r: torch.from_numpy(np.concatenate([(agent[r] - 256) / 256, (block[r, :2] - 256) / 256,  # noqa: E731
+                                                                block[r, 2:3]], 1)).float()
+            act = lambda r: torch.from_numpy(model.action_spec.normalize(actions[r].astype(np.float32)))  # noqa: E731
+            with torch.no_grad():
+                pred = model.backbone.step(state(rows - 1), state(rows), act(rows - 1), act(rows)).double().numpy()
+            pred = np.concatenate([(pred[:, :4] + 1) * 256.0, pred[:, 4:5]], 1)
+            scores[methods[1]][name] = {**errors(pred, rows), "frames": len(rows)}
+        print(f"{name}: {len(rows)} frames", flush=True)
+
+    lines = [f"one step from recorded poses ({args.data}): block position error (px of 512) / turn error (degrees)", "",
+             "| family | frames | block motion | " + " | ".join(methods) + " |",
+             "| --- | ---: | ---: |" + " ---: |" * len(methods)]
+    for name in picked:
+        first = scores[methods[0]][name]
+        cells = [f"{scores[m][name]['position']:.2f} / {scores[m][name]['turn']:.2f}" for m in methods]
+        lines.append(f"| {name} | {first['frames']} | {first['block_motion']:.2f} | " + " | ".join(cells) + " |")
+    if len(picked) > 1:
+        for m in methods:
+            scores[m]["mean"] = {k: float(np.mean([scores[m][n][k] for n in picked])) for k in ("position", "turn")}
+        lines.append("| mean | | | " + " | ".join(f"{scores[m]['mean']['position']:.2f} / {scores[m]['mean']['turn']:.2f}"
+                                                 for m in methods) + " |")
+    print("\n".join(lines))
+    report = {"benchmark": "pusht_sensitivity", "protocol": "one_step", "data": str(args.data), "seed": args.seed,
+              "frames": {n: len(r) for n, r in picked.items()}, "scores": scores}
     print(json.dumps(report))
     return report
 

@@ -59,6 +59,16 @@ def test_agent_path_is_gym_pusht_s_controller() -> None:
         np.testing.assert_allclose(predicted, info["pos_agent"], atol=1e-6)
 
 
+def test_agent_velocity_is_read_exactly_from_two_positions_and_the_target() -> None:
+    env = PushTEnv(obs_type="state")
+    _, info = env.reset(seed=4)
+    for target in ([100.0, 400.0], [512.0, 0.0], [250.0, 260.0], [250.0, 260.0]):
+        before = np.array(info["pos_agent"])
+        _, _, _, _, info = env.step(np.array(target))
+        np.testing.assert_allclose(bh.agent_velocity(before, info["pos_agent"], np.array(target)), info["vel_agent"],
+                                   atol=1e-6)
+
+
 def test_family_seeds_are_disjoint_blocks_and_near_miss_skips_contact_starts() -> None:
     blocks = {}
     for name, code in bh.STRESS_FAMILIES.items():

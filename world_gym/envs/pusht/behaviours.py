@@ -100,6 +100,23 @@ def agent_path(pos: np.ndarray, vel: np.ndarray, target: np.ndarray, steps: int 
     return np.array(out)
 
 
+def agent_velocity(prev_pos: np.ndarray, pos: np.ndarray, prev_target: np.ndarray) -> np.ndarray:
+    """gym-pusht's agent velocity (px/s) at ``pos`` after one 10 Hz step from ``prev_pos`` towards
+    ``prev_target``: exact, as its PD control is linear (what a frame and the one before it tell of the
+    agent's speed). Arrays of shape ``(..., 2)``.
+
+    >>> path = agent_path(np.array([100.0, 100.0]), np.array([30.0, -20.0]), np.array([400.0, 50.0]), steps=2)
+    >>> v = agent_velocity(path[9], path[19], np.array([400.0, 50.0]))  # frames 1 and 2 of the same target
+    >>> np.allclose(v, (path[19] - path[18]) / 0.01)
+    True
+    """
+    ends = [agent_path(np.array([p, 0.0]), np.array([v, 0.0]), np.array([a, 0.0]))[-2:, 0] for p, v, a in np.eye(3)]
+    (cp, dp), (cv, dv), (ca, da) = ((end[1], (end[1] - end[0]) / _DT) for end in ends)
+    prev_pos, pos, prev_target = (np.asarray(x, np.float64) for x in (prev_pos, pos, prev_target))
+    speed_before = (pos - cp * prev_pos - ca * prev_target) / cv
+    return dp * prev_pos + dv * speed_before + da * prev_target
+
+
 def clearance(points: np.ndarray, pose: np.ndarray) -> float:
     """Smallest gap (pixels) between the agent's disc at any of ``points`` and the block at ``pose``."""
     from shapely.geometry import MultiPoint
