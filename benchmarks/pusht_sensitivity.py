@@ -163,15 +163,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return report
 
 
-POSE_COLUMNS = ("observation.state", "observation.block_pose")
-
-
 def one_step(args: argparse.Namespace) -> dict[str, Any]:
     """``--one-step``: gym-pusht (and ``--model``) one step from recorded poses, per family."""
     import torch
 
     from world_gym.envs.pusht.behaviours import agent_velocity, family_name
+    from world_gym.envs.pusht.pose_state import pose_to_state, tokens_to_states
     from world_gym.envs.pusht.simulator_model import PushTSimulator
+    from world_gym.envs.pusht.train_pose import POSE_COLUMNS, pose_rows
     from world_gym.planning.imagination import Start
 
     by_family = args.families != ""
@@ -212,24 +211,27 @@ def one_step(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"--model {args.model}: a {model.config.backbone!r} backbone, not a pose-state step")
     methods = ["gym-pusht restarted", *([str(args.model)] if model is not None else [])]
     scores: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    def to_pixels(states: torch.Tensor) -> np.ndarray:
+        """States ``(N, 5)`` in pose units (positions in ``[-1, 1]``) -> pixels of 512 and radians."""
+        out = states.double().numpy()
+        return np.concatenate([(out[:, :4] + 1) * 256.0, out[:, 4:5]], 1)
+
+    if model is not None:
+        states = pose_to_state(torch.from_numpy(pose_rows(data.extras)))  # what the model's step reads
+        normalized = torch.from_numpy(model.action_spec.normalize(actions.astype(np.float32)))
     for name, rows in picked.items():
-        restarted = []
+        tokens = []
         for r in rows:
             velocity = agent_velocity(agent[r - 1], agent[r], actions[r - 1])
             start = Start(frame=np.zeros((96, 96, 3), np.uint8), payload=(agent[r], velocity, block[r]))
-            token = sim.imagine(start, actions[r][None, None].astype(np.float32)).latents[0, 0, :, 0, 0].double()
-            token = token.numpy() / sim.token_scale
-            restarted.append([*(token[:4] + 1) * 256.0, np.arctan2(token[5], token[4])])
-        scores[methods[0]][name] = {**errors(np.array(restarted), rows), "frames": len(rows),
+            tokens.append(sim.imagine(start, actions[r][None, None].astype(np.float32)).latents[0, 0])
+        restarted = to_pixels(tokens_to_states(torch.stack(tokens), sim.token_scale))
+        scores[methods[0]][name] = {**errors(restarted, rows), "frames": len(rows),
                                     "block_motion": float(np.linalg.norm(block[rows + 1, :2] - block[rows, :2], axis=1).mean())}
         if model is not None:
-            state = lambda r: torch.from_numpy(np.concatenate([(agent[r] - 256) / 256, (block[r, :2] - 256) / 256,  # noqa: E731
-                                                                block[r, 2:3]], 1)).float()
-            act = lambda r: torch.from_numpy(model.action_spec.normalize(actions[r].astype(np.float32)))  # noqa: E731
             with torch.no_grad():
-                pred = model.backbone.step(state(rows - 1), state(rows), act(rows - 1), act(rows)).double().numpy()
-            pred = np.concatenate([(pred[:, :4] + 1) * 256.0, pred[:, 4:5]], 1)
-            scores[methods[1]][name] = {**errors(pred, rows), "frames": len(rows)}
+                pred = model.backbone.step(states[rows - 1], states[rows], normalized[rows - 1], normalized[rows])
+            scores[methods[1]][name] = {**errors(to_pixels(pred), rows), "frames": len(rows)}
         print(f"{name}: {len(rows)} frames", flush=True)
 
     lines = [f"one step from recorded poses ({args.data}): block position error (px of 512) / turn error (degrees)", "",
