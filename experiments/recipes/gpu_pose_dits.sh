@@ -14,6 +14,11 @@
 #   bash experiments/recipes/gpu_pose_dits.sh finish   # wait for them, then return their EMA shards and logs under $OUT
 #   bash experiments/recipes/gpu_pose_dits.sh resume   # runs that trainer.max_minutes stopped early: on to their steps, then return
 # Here: cat runs.tar.* | tar -x -C runs/pusht/gpu15, then world-gym train export ... trainer.init_from=DIR.
+# The shipped DiT's recipe on the broad training data instead (one run, the whole GPU; 48 MB of tokens):
+#   world-gym train consistency-tokens codec_dir=.device/tokens "token_roots=[data/pusht/train,data/pusht/train,
+#       data/pusht/train,data/pusht/train,data/pusht/broad,data/pusht/fast_play200,data/pusht/fast_play200,
+#       data/pusht/fast_play200,data/pusht/fast_play200]"   # collected as docs/training.md and the pusht-pose-state card say
+#   NAMES=small_board TRAIN_S=420 bash experiments/recipes/gpu_pose_dits.sh start   (then finish / resume)
 set -u
 PHASE=$1
 T0=$(date +%s)
@@ -23,7 +28,7 @@ TRAIN_S=${TRAIN_S:-1000}
 COMMON="codec_dir=$PWD/.device/tokens trainer=dynamics_gpu trainer.bf16=false trainer.batch_size=512 trainer.lr=0.001
  trainer.lr_schedule=cosine trainer.lr_min=0.00001 trainer.history_noise=0.03 trainer.ema_decay=0.9995
  trainer.warmup_steps=500 trainer.threads=2 trainer.log_every=250 trainer.ckpt_every=1000"
-NAMES="mini mini_board small small_board video_board"
+NAMES=${NAMES:-mini mini_board small small_board video_board}
 args() {
   case $1 in
     mini) echo "dynamics=pusht_pose_block_frame_ada dynamics.size=mini" ;;
