@@ -168,7 +168,8 @@ def one_step(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from world_gym.envs.pusht.behaviours import agent_velocity, family_name
-    from world_gym.envs.pusht.pose_state import pose_to_state, tokens_to_states
+    from world_gym.envs.pusht.contact import tokens_to_pixels
+    from world_gym.envs.pusht.pose_state import pose_to_state, states_to_tokens
     from world_gym.envs.pusht.simulator_model import PushTSimulator
     from world_gym.envs.pusht.train_pose import POSE_COLUMNS, pose_rows
     from world_gym.planning.imagination import Start
@@ -198,8 +199,9 @@ def one_step(args: argparse.Namespace) -> dict[str, Any]:
     def errors(pred: np.ndarray, rows: np.ndarray) -> dict[str, float]:
         position = np.linalg.norm(pred[:, 2:4] - block[rows + 1, :2], axis=1)
         turn = np.degrees(np.abs((pred[:, 4] - block[rows + 1, 2] + np.pi) % (2 * np.pi) - np.pi))
+        agent_miss = np.linalg.norm(pred[:, :2] - agent[rows + 1], axis=1)
         return {"position": float(position.mean()), "position_p90": float(np.percentile(position, 90)),
-                "turn": float(turn.mean()), "agent": float(np.linalg.norm(pred[:, :2] - agent[rows + 1], axis=1).mean())}
+                "turn": float(turn.mean()), "agent": float(agent_miss.mean())}
 
     sim = PushTSimulator()
     model = None
@@ -211,10 +213,11 @@ def one_step(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"--model {args.model}: a {model.config.backbone!r} backbone, not a pose-state step")
     methods = ["gym-pusht restarted", *([str(args.model)] if model is not None else [])]
     scores: dict[str, dict[str, Any]] = {m: {} for m in methods}
-    def to_pixels(states: torch.Tensor) -> np.ndarray:
-        """States ``(N, 5)`` in pose units (positions in ``[-1, 1]``) -> pixels of 512 and radians."""
-        out = states.double().numpy()
-        return np.concatenate([(out[:, :4] + 1) * 256.0, out[:, 4:5]], 1)
+
+    def to_pixels(tokens: torch.Tensor, scale: float) -> np.ndarray:
+        """Pose tokens ``(N, 6, 1, 1)`` -> ``(N, 5)``: the agent's position and the block's pose
+        (pixels of 512, radians)."""
+        return torch.cat(tokens_to_pixels(tokens, scale), -1).double().numpy()
 
     if model is not None:
         states = pose_to_state(torch.from_numpy(pose_rows(data.extras)))  # what the model's step reads
@@ -225,13 +228,14 @@ def one_step(args: argparse.Namespace) -> dict[str, Any]:
             velocity = agent_velocity(agent[r - 1], agent[r], actions[r - 1])
             start = Start(frame=np.zeros((96, 96, 3), np.uint8), payload=(agent[r], velocity, block[r]))
             tokens.append(sim.imagine(start, actions[r][None, None].astype(np.float32)).latents[0, 0])
-        restarted = to_pixels(tokens_to_states(torch.stack(tokens), sim.token_scale))
-        scores[methods[0]][name] = {**errors(restarted, rows), "frames": len(rows),
-                                    "block_motion": float(np.linalg.norm(block[rows + 1, :2] - block[rows, :2], axis=1).mean())}
+        restarted = to_pixels(torch.stack(tokens), sim.token_scale)
+        motion = np.linalg.norm(block[rows + 1, :2] - block[rows, :2], axis=1)
+        scores[methods[0]][name] = {**errors(restarted, rows), "frames": len(rows), "block_motion": float(motion.mean())}
         if model is not None:
             with torch.no_grad():
                 pred = model.backbone.step(states[rows - 1], states[rows], normalized[rows - 1], normalized[rows])
-            scores[methods[1]][name] = {**errors(to_pixels(pred), rows), "frames": len(rows)}
+            predicted = to_pixels(states_to_tokens(pred, 1.0), 1.0)
+            scores[methods[1]][name] = {**errors(predicted, rows), "frames": len(rows)}
         print(f"{name}: {len(rows)} frames", flush=True)
 
     lines = [f"one step from recorded poses ({args.data}): block position error (px of 512) / turn error (degrees)", "",
