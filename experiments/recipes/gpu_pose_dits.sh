@@ -15,9 +15,7 @@
 #   bash experiments/recipes/gpu_pose_dits.sh resume   # runs that trainer.max_minutes stopped early: on to their steps, then return
 # Here: cat runs.tar.* | tar -x -C runs/pusht/gpu15, then world-gym train export ... trainer.init_from=DIR.
 # The shipped DiT's recipe on the broad training data instead (one run, the whole GPU; 48 MB of tokens):
-#   world-gym train consistency-tokens codec_dir=.device/tokens "token_roots=[data/pusht/train,data/pusht/train,
-#       data/pusht/train,data/pusht/train,data/pusht/broad,data/pusht/fast_play200,data/pusht/fast_play200,
-#       data/pusht/fast_play200,data/pusht/fast_play200]"   # collected as docs/training.md and the pusht-pose-state card say
+#   the tokens experiments/recipes/cpu_pose_dit_broad.sh collects and writes (its data and token_roots), in .device/tokens
 #   NAMES=small_board TRAIN_S=420 bash experiments/recipes/gpu_pose_dits.sh start   (then finish / resume)
 set -u
 PHASE=$1
