@@ -17,6 +17,8 @@
 # The shipped DiT's recipe on the broad training data instead (one run, the whole GPU; 48 MB of tokens):
 #   the tokens experiments/recipes/cpu_pose_dit_broad.sh collects and writes (its data and token_roots), in .device/tokens
 #   NAMES=small_board TRAIN_S=420 bash experiments/recipes/gpu_pose_dits.sh start   (then finish / resume)
+# The same schedule at IRASim's S size (12 blocks of width 384: 33M parameters, the shipped DiT 5.65M) on those tokens:
+#   NAMES=S_board TRAIN_S=420 bash experiments/recipes/gpu_pose_dits.sh start     (then finish / resume)
 set -u
 PHASE=$1
 T0=$(date +%s)
@@ -34,6 +36,7 @@ args() {
     small_board) echo "dynamics=pusht_pose_block_frame_ada dynamics.size=small-cpu dynamics.board_pose=true" ;;
     mini_board) echo "dynamics=pusht_pose_block_frame_ada dynamics.size=mini dynamics.board_pose=true" ;;
     video_board) echo "dynamics=pusht_pose_block_video_ada dynamics.size=small-cpu dynamics.board_pose=true" ;;
+    S_board) echo "dynamics=pusht_pose_block_frame_ada dynamics.size=S dynamics.board_pose=true" ;;
   esac
 }
 
