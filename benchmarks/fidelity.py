@@ -132,6 +132,10 @@ class ModelRollout:
             if not hasattr(self.model.codec, "block_gate"):
                 raise SystemExit(f"--block-gate needs a pose codec; {path} has a {type(self.model.codec).__name__}")
             self.model.codec.block_gate = args.block_gate == "on"
+        if args.block_gate_walls is not None:
+            if not hasattr(self.model.codec, "block_gate_walls"):
+                raise SystemExit(f"--block-gate-walls needs a pose codec; {path} has a {type(self.model.codec).__name__}")
+            self.model.codec.block_gate_walls = args.block_gate_walls == "on"
         self.name = Path(path).name or str(path)
         self.history = self.model.history
         self.batch_size, self.steps, self.sampler = args.batch_size, args.steps, args.sampler
@@ -609,6 +613,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "decoder if there is one, else the VAE)")
     parser.add_argument("--block-gate", choices=["on", "off"], default=None,
                         help="a pose codec's untouched-block gate (default: the model's setting)")
+    parser.add_argument("--block-gate-walls", choices=["on", "off"], default=None,
+                        help="the gate also holds imagined blocks out of the walls (default: the model's setting)")
     parser.add_argument("--simulator-reading", action="store_true",
                         help="also gym-pusht itself from the first model's reading of each start frame "
                              "(long and random protocols)")
@@ -654,6 +660,8 @@ def main(argv: list[str] | None = None) -> dict:
                                             "clip_padding": m.model.config.clip_padding} for m in models}}
     if args.block_gate is not None:
         report["block_gate"] = args.block_gate
+    if args.block_gate_walls is not None:
+        report["block_gate_walls"] = args.block_gate_walls
     if args.by_family:
         report["by_family"] = run_families(data, methods, args, episodes)
         print()

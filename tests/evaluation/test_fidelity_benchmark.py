@@ -212,6 +212,11 @@ def test_block_gate_flag_switches_a_pose_codecs_gate_and_needs_one(fidelity, set
     assert fidelity.parse_args(base).block_gate is None  # the model's own setting
     with pytest.raises(SystemExit, match="--block-gate needs a pose codec"):
         fidelity.ModelRollout(str(model_dir), args)
+    walls = fidelity.parse_args([*base, "--block-gate-walls", "on"])
+    assert fidelity.ModelRollout(str(bundled_model_path("pusht-pose-state")), walls).model.codec.block_gate_walls is True
+    assert rollout.model.codec.block_gate_walls is False and fidelity.parse_args(base).block_gate_walls is None
+    with pytest.raises(SystemExit, match="--block-gate-walls needs a pose codec"):
+        fidelity.ModelRollout(str(model_dir), walls)
 
 
 def test_simulator_from_a_models_reading_scores_the_long_protocol_only(fidelity, tmp_path: Path, capsys) -> None:

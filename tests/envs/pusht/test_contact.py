@@ -13,7 +13,10 @@ from world_gym.envs.pusht.contact import (
     AGENT_RADIUS,
     BLOCK_GATE_MARGIN,
     WALL_FEATURES,
+    WALL_SLOP,
+    WALL_STEP_SLOP,
     freeze_untouched_block,
+    hold_in_walls,
     swept_clearance,
     tokens_to_pixels,
     wall_features,
@@ -140,6 +143,37 @@ def test_gate_lets_a_block_in_a_wall_move():
         assert torch.equal(gated, tokens[:, 1:]) == moves
 
 
+def test_wall_hold_stops_a_pushed_block_at_the_wall_and_leaves_a_wedged_one():
+    """The agent pushes the bar's left end into the left wall (x = 7): with ``walls`` the gate stops
+    the block at :data:`WALL_SLOP` + :data:`WALL_STEP_SLOP` px in it and moves only its position
+    channels; a block already wedged 10 px deep may stay there or go 1 px deeper, no more; without
+    ``walls`` the step's block passes."""
+    def step(x_before: float, x_after: float, walls: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        block = np.array([[x_before, 256.0, 0.0], [x_after, 256.0, 0.0]])
+        agent = np.array([[x_before + 75.0, 271.0], [x_after + 75.0, 271.0]])  # touching the bar's right end
+        tokens = _tokens(agent, block)[None]
+        return freeze_untouched_block(tokens[:, :1], tokens[:, 1:], SCALE, walls=walls), tokens[:, 1:]
+
+    def depth(tokens: torch.Tensor) -> float:
+        return float(wall_penetration(tokens_to_pixels(tokens, SCALE)[1]).reshape(-1)[0])
+
+    gated, new = step(80.0, 40.0, walls=True)
+    assert depth(new) > 20 and depth(gated) == pytest.approx(WALL_SLOP + WALL_STEP_SLOP, abs=1e-3)
+    assert torch.equal(gated[..., :2, :, :], new[..., :2, :, :]) and torch.equal(gated[..., 4:, :, :], new[..., 4:, :, :])
+    assert torch.equal(step(80.0, 40.0, walls=False)[0], new)
+    assert torch.equal(*step(80.0, 75.0, walls=True))  # clear of the wall: the step's own block
+    wedged = 67.0 - 10.0  # the bar's left end 10 px into the wall
+    before = depth(_tokens(np.array([0.0, 0.0]), np.array([wedged, 256.0, 0.0])))
+    assert before == pytest.approx(10.0, abs=1e-3)
+    for after, held in ((wedged, False), (wedged - 0.5, False), (wedged - 5.0, True)):
+        gated, new = step(wedged, after, walls=True)
+        assert torch.equal(gated, new) != held, after
+        assert depth(gated) <= before + WALL_STEP_SLOP + 1e-3
+    moved = hold_in_walls(torch.tensor([256.0, 256.0, 0.0]), torch.tensor([[256.0, 505.0, 3.1], [256.0, 256.0, 1.0]]))
+    assert wall_penetration(moved)[0] == pytest.approx(WALL_SLOP + WALL_STEP_SLOP, abs=1e-3)
+    assert torch.equal(moved[1], torch.tensor([256.0, 256.0, 1.0]))
+
+
 def test_deadband_holds_small_nudges_where_the_agent_passes_close_without_touching():
     """The agent passes 2 px from the bar's top (inside the margin, not touching): with a deadband,
     steps that move the T's far end by less than it are held, a larger one and a push pass."""
@@ -177,7 +211,7 @@ def test_a_zero_margin_gate_moves_the_block_only_where_the_agent_touches_it():
 def test_the_codecs_gate_runs_traced_and_gives_the_gates_tokens_bit_for_bit():
     """``PoseCodec.constrain_rollout`` outside autograd runs a trace of the gate: on a mix of frozen,
     pushed, deadband-held and walled blocks its tokens are :func:`freeze_untouched_block`'s bit for
-    bit, at each shape, and a changed deadband or margin is traced again."""
+    bit, at each shape, and a changed deadband, margin or wall hold is traced again."""
     rng = np.random.default_rng(0)
     codec = PoseCodec.from_config(tiny_vae_config(), pose={**POSE, "block_gate_deadband": 1.0})
     for batch, length in ((1, 1), (32, 1), (8, 5), (32, 1)):
@@ -187,12 +221,13 @@ def test_the_codecs_gate_runs_traced_and_gives_the_gates_tokens_bit_for_bit():
         steps = np.cumsum(rng.normal(0, 6, (batch, length, 2)), 1)
         moves = np.cumsum(rng.normal(0, [1.0, 1.0, 0.01], (batch, length, 3)) * (rng.random((batch, length, 1)) < 0.7), 1)
         new = _tokens(agent[:, None] + steps, block[:, None] + moves)
-        for margin, deadband in ((codec.block_gate_margin, 1.0), (codec.block_gate_margin, 0.0), (6.0, 0.0)):
-            codec.block_gate_margin, codec.block_gate_deadband = margin, deadband
+        for margin, deadband, walls in ((codec.block_gate_margin, 1.0, False), (codec.block_gate_margin, 0.0, False),
+                                        (6.0, 0.0, False), (codec.block_gate_margin, 1.0, True)):
+            codec.block_gate_margin, codec.block_gate_deadband, codec.block_gate_walls = margin, deadband, walls
             with torch.no_grad():
                 gated = codec.constrain_rollout(previous, new)
-            expected = freeze_untouched_block(previous, new, SCALE, margin, deadband)
-            assert torch.equal(gated, expected), (batch, length, margin, deadband)
+            expected = freeze_untouched_block(previous, new, SCALE, margin, deadband, walls)
+            assert torch.equal(gated, expected), (batch, length, margin, deadband, walls)
     held = (expected[:, :, 2:] == previous[:, -1:, 2:]).flatten(2).all(-1)
     assert held.any() and not held.all()  # both kinds of step were there
     assert codec._gate_trace.traced is not None and codec._gate_trace.traced is not codec._gate
@@ -343,3 +378,10 @@ def test_block_gate_is_a_make_argument_of_the_pusht_envs():
     assert make_model(model_name="pusht-irasim-pose").codec.block_gate is True  # the shipped models' default
     with pytest.raises(TypeError, match="block_gate needs a model on pose tokens"):
         make_model(model_name="tiny-pusht", block_gate=True)
+    walled = make_model(model_name="pusht-pose-state", block_gate_walls=True)
+    assert walled.codec.block_gate_walls is True and walled.codec.config_dict()["pose"]["block_gate_walls"] is True
+    assert make_model(model_name="pusht-irasim-pose").codec.block_gate_walls is True  # the DiT's default
+    assert make_model(model_name="pusht-pose-state").codec.block_gate_walls is False
+    assert make_model(model_name="pusht-irasim-pose", block_gate_walls=False).codec.block_gate_walls is False
+    with pytest.raises(TypeError, match="block_gate_walls needs a model on pose tokens"):
+        make_model(model_name="tiny-pusht", block_gate_walls=True)

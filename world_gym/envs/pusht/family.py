@@ -157,25 +157,28 @@ def make_tiny_model(seed: int = 0) -> WorldModel:
 
 def make_model(
     device: str | torch.device = "cpu", dtype: torch.dtype | None = None, model_name: str = DEFAULT_MODEL,
-    block_gate: bool | None = None, **kwargs: Any
+    block_gate: bool | None = None, block_gate_walls: bool | None = None, **kwargs: Any
 ) -> WorldModel:
     """Load a shipped Push-T world model by name (``pusht-irasim-pose``, the default, ``pusht-pose-state``
     or ``tiny-pusht``).
 
     ``block_gate`` (``gym.make(..., block_gate=True)``) switches a pose model's untouched-block gate on
-    or off (:class:`~world_gym.envs.pusht.pose_codec.PoseCodec`); None keeps the model's setting.
+    or off (:class:`~world_gym.envs.pusht.pose_codec.PoseCodec`), ``block_gate_walls`` whether that gate
+    also holds imagined blocks out of the walls; None keeps the model's setting.
 
     Raises:
-        TypeError: an unknown argument, or ``block_gate`` for a model without a pose codec.
+        TypeError: an unknown argument, or ``block_gate``/``block_gate_walls`` for a model without a pose codec.
     """
     if kwargs:
         raise TypeError(f"unexpected arguments for {ENV_ID}: {sorted(kwargs)}")
     model = WorldModel.from_pretrained(bundled_model_path(model_name), device=device, dtype=dtype)
-    if block_gate is not None:
-        if not hasattr(model.codec, "block_gate"):
-            raise TypeError(f"block_gate needs a model on pose tokens; {model_name!r} has a "
+    for name, value in (("block_gate", block_gate), ("block_gate_walls", block_gate_walls)):
+        if value is None:
+            continue
+        if not hasattr(model.codec, name):
+            raise TypeError(f"{name} needs a model on pose tokens; {model_name!r} has a "
                             f"{type(model.codec).__name__}")
-        model.codec.block_gate = bool(block_gate)
+        setattr(model.codec, name, bool(value))
     return model
 
 

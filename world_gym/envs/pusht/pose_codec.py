@@ -131,8 +131,10 @@ class PoseCodec(LatentCodec):
             ``agent_from_pixels`` (read the agent from its colour; default False), ``block_gate``
             (hold a block that the agent does not touch still in rollouts; default
             ``BLOCK_GATE_DEFAULT``), ``block_gate_margin`` (pixels of 512; default
-            :data:`~world_gym.envs.pusht.contact.BLOCK_GATE_MARGIN`) and ``block_gate_deadband``
-            (pixels of 512; default 0: off). ``block_gate`` can be switched on a loaded codec too.
+            :data:`~world_gym.envs.pusht.contact.BLOCK_GATE_MARGIN`), ``block_gate_deadband``
+            (pixels of 512; default 0: off) and ``block_gate_walls`` (the gate also holds each imagined
+            block out of the walls, :func:`~world_gym.envs.pusht.contact.hold_in_walls`; default False).
+            ``block_gate`` and ``block_gate_walls`` can be switched on a loaded codec too.
             ``render_refine_steps``/``render_refine_lr`` (default 0 / 0.005): with a renderer, the read
             pose is then fitted to the frame itself through the renderer by that many Adam steps, the
             rate decaying along a half cosine (what the model draws from its start then matches the
@@ -173,6 +175,7 @@ class PoseCodec(LatentCodec):
         self.block_gate = bool(fields.pop("block_gate", BLOCK_GATE_DEFAULT))
         self.block_gate_margin = gate_distance("block_gate_margin", fields.pop("block_gate_margin", BLOCK_GATE_MARGIN))
         self.block_gate_deadband = gate_distance("block_gate_deadband", fields.pop("block_gate_deadband", 0.0))
+        self.block_gate_walls = bool(fields.pop("block_gate_walls", False))
         self.render_refine_steps, self.render_refine_lr, self.render_refine_method = check_render_refine(
             fields.pop("render_refine_steps", 0), fields.pop("render_refine_lr", 0.005),
             fields.pop("render_refine_method", "adam"))
@@ -237,6 +240,7 @@ class PoseCodec(LatentCodec):
                                                  "block_gate": self.block_gate,
                                                  "block_gate_margin": self.block_gate_margin,
                                                  "block_gate_deadband": self.block_gate_deadband,
+                                                 **({"block_gate_walls": True} if self.block_gate_walls else {}),
                                                  "render_refine_steps": self.render_refine_steps,
                                                  "render_refine_lr": self.render_refine_lr,
                                                  **({"render_refine_method": self.render_refine_method}
@@ -257,10 +261,11 @@ class PoseCodec(LatentCodec):
         """Imagined pose tokens ``new`` ``(B, L, 6, 1, 1)`` after ``previous`` ``(B, h, 6, 1, 1)``, with the
         block held still at every step in which the agent's swept disc stays farther than
         ``block_gate_margin`` from it, or does not reach it and the step moves it by less than
-        ``block_gate_deadband`` (:func:`~world_gym.envs.pusht.contact.freeze_untouched_block`). Outside
+        ``block_gate_deadband`` (:func:`~world_gym.envs.pusht.contact.freeze_untouched_block`), and with
+        ``block_gate_walls`` each block held out of the walls it would go deeper into. Outside
         autograd it runs as a TorchScript trace of itself (the same tokens bit for bit, a quarter of the
         time at batch 1 on one CPU thread)."""
-        options = (self.token_scale, self.block_gate_margin, self.block_gate_deadband)
+        options = (self.token_scale, self.block_gate_margin, self.block_gate_deadband, self.block_gate_walls)
         if torch.is_grad_enabled():
             return freeze_untouched_block(previous, new, *options)
         if self._gate is None or self._gate.options != options:
@@ -342,9 +347,9 @@ class PoseCodec(LatentCodec):
 class _BlockGate(torch.nn.Module):
     """:func:`~world_gym.envs.pusht.contact.freeze_untouched_block` with its options, as a module to trace."""
 
-    def __init__(self, token_scale: float, margin: float, deadband: float) -> None:
+    def __init__(self, token_scale: float, margin: float, deadband: float, walls: bool) -> None:
         super().__init__()
-        self.options = (token_scale, margin, deadband)
+        self.options = (token_scale, margin, deadband, walls)
 
     def forward(self, previous: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
         return freeze_untouched_block(previous, new, *self.options)
