@@ -146,8 +146,8 @@ def test_gate_lets_a_block_in_a_wall_move():
 def test_wall_hold_stops_a_pushed_block_at_the_wall_and_leaves_a_wedged_one():
     """The agent pushes the bar's left end into the left wall (x = 7): with ``walls`` the gate stops
     the block at :data:`WALL_SLOP` + :data:`WALL_STEP_SLOP` px in it and moves only its position
-    channels; a block already wedged 10 px deep may stay there or go 1 px deeper, no more; without
-    ``walls`` the step's block passes."""
+    channels; a block already wedged 10 px deep may stay there or go up to :data:`WALL_STEP_SLOP` px
+    deeper, no more; without ``walls`` the step's block passes."""
     def step(x_before: float, x_after: float, walls: bool) -> tuple[torch.Tensor, torch.Tensor]:
         block = np.array([[x_before, 256.0, 0.0], [x_after, 256.0, 0.0]])
         agent = np.array([[x_before + 75.0, 271.0], [x_after + 75.0, 271.0]])  # touching the bar's right end
@@ -217,9 +217,12 @@ def test_the_codecs_gate_runs_traced_and_gives_the_gates_tokens_bit_for_bit():
     for batch, length in ((1, 1), (32, 1), (8, 5), (32, 1)):
         block = np.concatenate([rng.uniform(60, 452, (batch, 2)), rng.uniform(-3, 3, (batch, 1))], -1)
         agent = block[:, :2] + rng.normal(0, 60, (batch, 2))  # near the block, some inside it
+        block[: batch // 4 + 1, 0] = rng.uniform(70, 80, batch // 4 + 1)  # a quarter by the left wall, pushed
+        agent[: batch // 4 + 1] = block[: batch // 4 + 1, :2] + np.array([0.0, 40.0])  # inside the stem
         previous = _tokens(np.stack([agent, agent], 1), np.stack([block, block], 1))
         steps = np.cumsum(rng.normal(0, 6, (batch, length, 2)), 1)
         moves = np.cumsum(rng.normal(0, [1.0, 1.0, 0.01], (batch, length, 3)) * (rng.random((batch, length, 1)) < 0.7), 1)
+        moves[: batch // 4 + 1, :, 0] -= 12.0 * np.arange(1, length + 1)  # and slides left, into the wall
         new = _tokens(agent[:, None] + steps, block[:, None] + moves)
         for margin, deadband, walls in ((codec.block_gate_margin, 1.0, False), (codec.block_gate_margin, 0.0, False),
                                         (6.0, 0.0, False), (codec.block_gate_margin, 1.0, True)):
@@ -230,6 +233,7 @@ def test_the_codecs_gate_runs_traced_and_gives_the_gates_tokens_bit_for_bit():
             assert torch.equal(gated, expected), (batch, length, margin, deadband, walls)
     held = (expected[:, :, 2:] == previous[:, -1:, 2:]).flatten(2).all(-1)
     assert held.any() and not held.all()  # both kinds of step were there
+    assert not torch.equal(expected, freeze_untouched_block(previous, new, SCALE, margin, deadband))  # the wall hold acted
     assert codec._gate_trace.traced is not None and codec._gate_trace.traced is not codec._gate
 
 
