@@ -53,6 +53,8 @@ from world_gym.world_model import WorldModel
 
 FRAME_METRICS = ("psnr", "ssim", "block_iou", "agent_error")
 OPTIONAL_METRICS = ("t_shape",)
+# a pose codec's gate switches that --block-gate / --block-gate-walls set (attribute names)
+GATE_OPTIONS = ("block_gate", "block_gate_walls")
 #: an untouched-block episode counts where gym-pusht's block centre moves at most this far (px of 512)
 STILL_PX = 0.5
 
@@ -128,14 +130,13 @@ class ModelRollout:
             self.model.codec.to(dtype)
         if args.decoder is not None:
             self.model.codec.decoder = args.decoder
-        if args.block_gate is not None:
-            if not hasattr(self.model.codec, "block_gate"):
-                raise SystemExit(f"--block-gate needs a pose codec; {path} has a {type(self.model.codec).__name__}")
-            self.model.codec.block_gate = args.block_gate == "on"
-        if args.block_gate_walls is not None:
-            if not hasattr(self.model.codec, "block_gate_walls"):
-                raise SystemExit(f"--block-gate-walls needs a pose codec; {path} has a {type(self.model.codec).__name__}")
-            self.model.codec.block_gate_walls = args.block_gate_walls == "on"
+        for name in GATE_OPTIONS:  # a pose codec's gate switches, "on" / "off" / None (the model's setting)
+            if getattr(args, name) is None:
+                continue
+            if not hasattr(self.model.codec, name):
+                flag = "--" + name.replace("_", "-")
+                raise SystemExit(f"{flag} needs a pose codec; {path} has a {type(self.model.codec).__name__}")
+            setattr(self.model.codec, name, getattr(args, name) == "on")
         self.name = Path(path).name or str(path)
         self.history = self.model.history
         self.batch_size, self.steps, self.sampler = args.batch_size, args.steps, args.sampler
@@ -658,10 +659,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "decoders": {m.name: m.model.codec.decoder for m in models},
                         "passes": {m.name: {"frames_per_pass": m.model.frames_per_pass,
                                             "clip_padding": m.model.config.clip_padding} for m in models}}
-    if args.block_gate is not None:
-        report["block_gate"] = args.block_gate
-    if args.block_gate_walls is not None:
-        report["block_gate_walls"] = args.block_gate_walls
+    report.update({name: getattr(args, name) for name in GATE_OPTIONS if getattr(args, name) is not None})
     if args.by_family:
         report["by_family"] = run_families(data, methods, args, episodes)
         print()
